@@ -1,0 +1,183 @@
+//! Detail queries: the fixed set of osquery queries that fill a host's [`Vitals`].
+//!
+//! They go out in distributed reads as `fleet_detail_query_<name>` when a host's details are due
+//! (right after enrollment, then hourly with a per-host jitter) and come back in distributed
+//! writes, where [`ingest`] turns their rows into vitals.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use crate::vitals::Vitals;
+
+/// One result row as osquery sends it: column name to string value.
+pub type Row = HashMap<String, String>;
+
+/// Prefix of every detail query's name in distributed reads and writes.
+pub const DETAIL_PREFIX: &str = "fleet_detail_query_";
+
+/// Which platforms a detail query applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platforms {
+    All,
+    /// Everything but Windows: Linux distributions, macOS, the BSDs.
+    Unix,
+    Windows,
+}
+
+impl Platforms {
+    fn discovery(self) -> &'static str {
+        match self {
+            Platforms::All => "SELECT 1",
+            Platforms::Unix => "SELECT 1 FROM os_version WHERE platform != 'windows'",
+            Platforms::Windows => "SELECT 1 FROM os_version WHERE platform = 'windows'",
+        }
+    }
+
+    fn includes(self, platform: &str) -> bool {
+        match self {
+            Platforms::All => true,
+            // An unknown platform (just enrolled, details not in yet) gets both variants; osquery
+            // reports an error for the table it lacks and the other one fills the vitals.
+            Platforms::Unix => platform != "windows",
+            Platforms::Windows => platform == "windows" || platform.is_empty(),
+        }
+    }
+}
+
+/// A detail query: its wire name (`fleet_detail_query_<suffix>`), its SQL, where it runs.
+#[derive(Debug)]
+pub struct DetailQuery {
+    pub name: Arc<str>,
+    pub sql: Arc<str>,
+    /// Discovery SQL: lets a host whose platform is not known yet skip the variant it lacks.
+    pub discovery: Arc<str>,
+    pub platforms: Platforms,
+}
+
+fn catalog_entries() -> [(&'static str, &'static str, Platforms); 7] {
+    [
+        (
+            "os_version",
+            "SELECT * FROM os_version LIMIT 1;",
+            Platforms::All,
+        ),
+        (
+            "osquery_info",
+            "SELECT * FROM osquery_info LIMIT 1;",
+            Platforms::All,
+        ),
+        (
+            "system_info",
+            "SELECT * FROM system_info LIMIT 1;",
+            Platforms::All,
+        ),
+        (
+            "network_interface_unix",
+            "SELECT ia.address, id.mac, ia.interface FROM interface_addresses ia \
+             JOIN interface_details id ON id.interface = ia.interface \
+             JOIN routes r ON r.interface = ia.interface \
+             WHERE r.type = 'gateway' AND (r.destination = '0.0.0.0' OR r.destination = '::') \
+             AND ia.address NOT LIKE 'fe80:%' \
+             ORDER BY r.metric ASC, (ia.address LIKE '%.%') DESC LIMIT 1;",
+            Platforms::Unix,
+        ),
+        (
+            "network_interface_windows",
+            "SELECT ia.address, id.mac, ia.interface FROM interface_addresses ia \
+             JOIN interface_details id ON id.interface = ia.interface \
+             WHERE ia.address NOT LIKE '127.%' AND ia.address NOT LIKE '169.254.%' \
+             AND ia.address NOT LIKE 'fe80:%' AND ia.address <> '::1' \
+             ORDER BY id.physical_adapter DESC, (ia.address LIKE '%.%') DESC LIMIT 1;",
+            Platforms::Windows,
+        ),
+        (
+            "uptime",
+            "SELECT total_seconds FROM uptime LIMIT 1;",
+            Platforms::All,
+        ),
+        (
+            "osquery_flags",
+            "SELECT name, value FROM osquery_flags WHERE name IN \
+             ('distributed_interval', 'config_tls_refresh', 'config_refresh', 'logger_tls_period');",
+            Platforms::All,
+        ),
+    ]
+}
+
+/// The whole catalog, built once; names and SQL are shared by every host's reply.
+pub fn catalog() -> &'static [DetailQuery] {
+    static CATALOG: OnceLock<Vec<DetailQuery>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        catalog_entries()
+            .into_iter()
+            .map(|(suffix, sql, platforms)| DetailQuery {
+                name: format!("{DETAIL_PREFIX}{suffix}").into(),
+                sql: sql.into(),
+                discovery: platforms.discovery().into(),
+                platforms,
+            })
+            .collect()
+    })
+}
+
+/// The detail queries a host on `platform` should run.
+pub fn for_platform(platform: &str) -> impl Iterator<Item = &'static DetailQuery> {
+    catalog()
+        .iter()
+        .filter(move |q| q.platforms.includes(platform))
+}
+
+/// Folds the rows of detail query `suffix` (the name without [`DETAIL_PREFIX`]) into `vitals`.
+/// Returns false for a name this catalog does not know, which callers ignore.
+pub fn ingest(suffix: &str, rows: &[Row], vitals: &mut Vitals) -> bool {
+    let first = rows.first();
+    match suffix {
+        "os_version" => first.map(|r| vitals.ingest_os_version(r)).is_some(),
+        "osquery_info" => first.map(|r| vitals.ingest_osquery_info(r)).is_some(),
+        "system_info" => first.map(|r| vitals.ingest_system_info(r)).is_some(),
+        "network_interface_unix" | "network_interface_windows" => {
+            first.map(|r| vitals.ingest_network_interface(r)).is_some()
+        }
+        "uptime" => first.map(|r| vitals.ingest_uptime(r)).is_some(),
+        "osquery_flags" => {
+            vitals.ingest_osquery_flags(rows);
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(platform: &str) -> Vec<&'static str> {
+        for_platform(platform).map(|q| &*q.name).collect()
+    }
+
+    #[test]
+    fn platform_filters_pick_the_right_network_query() {
+        assert!(names("ubuntu").contains(&"fleet_detail_query_network_interface_unix"));
+        assert!(!names("ubuntu").contains(&"fleet_detail_query_network_interface_windows"));
+        assert!(names("windows").contains(&"fleet_detail_query_network_interface_windows"));
+        assert!(!names("windows").contains(&"fleet_detail_query_network_interface_unix"));
+        // Unknown platform: both, so whichever table exists answers.
+        assert_eq!(names("").len(), catalog().len());
+    }
+
+    #[test]
+    fn every_name_carries_the_prefix() {
+        assert!(catalog().iter().all(|q| q.name.starts_with(DETAIL_PREFIX)));
+    }
+
+    #[test]
+    fn ingest_fills_vitals_and_ignores_unknown_names() {
+        let mut v = Vitals::default();
+        let row: Row = [("total_seconds".to_string(), "3600".to_string())].into();
+        assert!(ingest("uptime", &[row], &mut v));
+        assert_eq!(v.uptime_seconds, Some(3600));
+        assert!(!ingest("no_such_query", &[], &mut v));
+        // An empty answer to a known query changes nothing.
+        assert!(!ingest("system_info", &[], &mut v));
+    }
+}

@@ -1,0 +1,272 @@
+//! `HostActor`: one enrolled host while it has something to hold.
+//!
+//! - Spawned by [`Hosts`](crate::hosts::Hosts) on demand ("activation") when a check-in finds
+//!   work due or a campaign enqueues a live query; never linked to a supervisor, so one host
+//!   stopping or failing touches no other.
+//! - Owns the host's pending live queries and the cached reply to its distributed reads.
+//!   While it runs it is also the only writer of the host's [`HostRecord`] (through the slot).
+//! - Messages: reads and writes from the osquery endpoints, enqueue/cancel from campaigns; it
+//!   sends vitals to the [`HostWriter`](crate::writer::HostWriter) and live answers to the
+//!   [`ResultSink`](crate::live::ResultSink), both without waiting.
+//! - Timer: an idle check every half idle-timeout. With no live query pending, no detail query
+//!   due and no message for `host_idle_timeout`, it detaches itself from the slot and stops;
+//!   a caller that raced with that gets an error from the dead mailbox and activates a new one.
+//! - A panic stops only this actor; `post_stop` detaches it so the next call activates afresh.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::time::Instant;
+
+use crate::detail::{self, Row};
+use crate::hosts::{HostContext, HostSlot};
+use crate::ids::CampaignId;
+use crate::live::{HostResult, LiveAnswer, LiveQuery};
+use crate::vitals::Vitals;
+
+/// A query in a distributed-read reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingQuery {
+    pub name: Arc<str>,
+    pub sql: Arc<str>,
+    /// SQL osquery runs first; the query runs only if this returns a row.
+    pub discovery: Arc<str>,
+}
+
+/// The reply to a distributed read, built once per change and shared by every read until the
+/// next change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadWork {
+    pub queries: Vec<PendingQuery>,
+    /// Seconds osquery should check in every 5 s instead of its interval.
+    pub accelerate: Option<u32>,
+}
+
+impl ReadWork {
+    pub fn empty() -> Arc<ReadWork> {
+        static EMPTY: std::sync::OnceLock<Arc<ReadWork>> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(Default::default).clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queries.is_empty() && self.accelerate.is_none()
+    }
+}
+
+/// A detail query's answer from a distributed write (only successful ones are passed in).
+#[derive(Clone, Debug)]
+pub struct DetailAnswer {
+    /// The name without `fleet_detail_query_`.
+    pub suffix: String,
+    pub rows: Vec<Row>,
+}
+
+/// What a distributed write carries that the engine cares about.
+#[derive(Clone, Debug, Default)]
+pub struct HostResults {
+    pub details: Vec<DetailAnswer>,
+    pub live: Vec<LiveAnswer>,
+}
+
+impl HostResults {
+    pub fn is_empty(&self) -> bool {
+        self.details.is_empty() && self.live.is_empty()
+    }
+}
+
+/// Seconds a just-enrolled host is asked to check in quickly.
+const NEW_HOST_ACCELERATE_SECS: u32 = 10;
+
+pub enum HostMsg {
+    Read {
+        now: i64,
+        reply: RpcReplyPort<Arc<ReadWork>>,
+    },
+    Write {
+        now: i64,
+        results: Arc<HostResults>,
+        reply: RpcReplyPort<()>,
+    },
+    /// A call, not a cast, so an enqueue racing with deactivation is retried, never lost.
+    Enqueue {
+        query: LiveQuery,
+        reply: RpcReplyPort<()>,
+    },
+    Cancel {
+        campaign: CampaignId,
+    },
+    IdleCheck,
+}
+
+pub struct HostActor;
+
+pub struct HostArgs {
+    pub(crate) slot: Arc<HostSlot>,
+    pub(crate) ctx: Arc<HostContext>,
+}
+
+pub struct HostState {
+    slot: Arc<HostSlot>,
+    ctx: Arc<HostContext>,
+    /// Live queries waiting for this host's answer, by campaign.
+    live: BTreeMap<CampaignId, LiveQuery>,
+    /// The last reply built, and whether details were due when it was built.
+    cached: Option<(bool, Arc<ReadWork>)>,
+    last_message: Instant,
+}
+
+impl HostState {
+    fn work(&mut self, now: i64) -> Arc<ReadWork> {
+        let (detail_due, is_new, platform) = {
+            let state = self.slot.lock();
+            (
+                state.record.detail_due(now, &self.ctx.config),
+                state.record.is_new(),
+                state.record.platform.clone(),
+            )
+        };
+        if let Some((cached_due, work)) = &self.cached
+            && *cached_due == detail_due
+        {
+            return work.clone();
+        }
+        let select_one = self.ctx.select_one.clone();
+        let mut queries = Vec::new();
+        if detail_due {
+            queries.extend(detail::for_platform(&platform).map(|q| PendingQuery {
+                name: q.name.clone(),
+                sql: q.sql.clone(),
+                discovery: q.discovery.clone(),
+            }));
+        }
+        queries.extend(self.live.values().map(|q| PendingQuery {
+            name: q.name.clone(),
+            sql: q.sql.clone(),
+            discovery: select_one.clone(),
+        }));
+        let work = if queries.is_empty() {
+            ReadWork::empty()
+        } else {
+            Arc::new(ReadWork {
+                queries,
+                accelerate: (detail_due && is_new).then_some(NEW_HOST_ACCELERATE_SECS),
+            })
+        };
+        self.cached = Some((detail_due, work.clone()));
+        work
+    }
+
+    fn apply(&mut self, now: i64, results: &HostResults) {
+        if !results.details.is_empty() {
+            let mut vitals = Vitals::default();
+            for answer in &results.details {
+                detail::ingest(&answer.suffix, &answer.rows, &mut vitals);
+            }
+            {
+                let mut state = self.slot.lock();
+                state.record.absorb(&vitals);
+                state.record.detail_updated_at = now;
+                state.record.refetch_requested = false;
+            }
+            self.ctx.writer.vitals(self.slot.id, vitals, now);
+            self.cached = None;
+        }
+        if results.live.is_empty() {
+            return;
+        }
+        let hostname = self.slot.lock().record.hostname.clone();
+        for answer in &results.live {
+            if self.live.remove(&answer.campaign).is_some() {
+                self.cached = None;
+            }
+            self.ctx.counters.live_results.incr();
+            self.ctx.sink.deliver(HostResult {
+                host: self.slot.id,
+                hostname: hostname.clone(),
+                answer: answer.clone(),
+            });
+        }
+    }
+
+    /// True when nothing needs this actor: no live query, no details due, quiet long enough.
+    fn idle(&self, now: i64) -> bool {
+        self.live.is_empty()
+            && self.last_message.elapsed() >= self.ctx.config.host_idle_timeout
+            && !self.slot.lock().record.detail_due(now, &self.ctx.config)
+    }
+}
+
+impl Actor for HostActor {
+    type Msg = HostMsg;
+    type State = HostState;
+    type Arguments = HostArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<HostMsg>,
+        args: HostArgs,
+    ) -> Result<HostState, ActorProcessingErr> {
+        let period =
+            (args.ctx.config.host_idle_timeout / 2).max(std::time::Duration::from_millis(100));
+        myself.send_interval(period, || HostMsg::IdleCheck);
+        Ok(HostState {
+            slot: args.slot,
+            ctx: args.ctx,
+            live: BTreeMap::new(),
+            cached: None,
+            last_message: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<HostMsg>,
+        message: HostMsg,
+        state: &mut HostState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            HostMsg::Read { now, reply } => {
+                state.last_message = Instant::now();
+                let _ = reply.send(state.work(now));
+            }
+            HostMsg::Write {
+                now,
+                results,
+                reply,
+            } => {
+                state.last_message = Instant::now();
+                state.apply(now, &results);
+                let _ = reply.send(());
+            }
+            HostMsg::Enqueue { query, reply } => {
+                state.last_message = Instant::now();
+                state.live.insert(query.campaign, query);
+                state.cached = None;
+                let _ = reply.send(());
+            }
+            HostMsg::Cancel { campaign } => {
+                if state.live.remove(&campaign).is_some() {
+                    state.cached = None;
+                }
+            }
+            HostMsg::IdleCheck => {
+                if state.idle(crate::unix_now()) {
+                    state.slot.detach(&myself);
+                    state.ctx.counters.deactivations.incr();
+                    myself.stop(None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<HostMsg>,
+        state: &mut HostState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.slot.detach(&myself);
+        Ok(())
+    }
+}

@@ -1,0 +1,494 @@
+//! `Hosts`: the registry of enrolled hosts and the entry point for every osquery request.
+//!
+//! Each host has a [`HostSlot`]: its compact [`HostRecord`], its last-seen time, and — while it
+//! has something to hold — the [`HostActor`] that owns its work. Two `dashmap` indexes find a
+//! slot by node key (the check-in path) and by host id (campaigns, the writer).
+//!
+//! The check-in path is: node key → slot (one map lookup) → stamp last-seen → if the host has
+//! no actor and nothing is due, answer "no work" right here; otherwise one call into its actor.
+//! No check-in touches the store: last-seen times and vitals go out in batches through the
+//! [`HostWriter`].
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, MutexGuard};
+use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort, rpc::CallResult};
+
+use crate::config::EngineConfig;
+use crate::counters::HostCounters;
+use crate::detail::Row;
+use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets};
+use crate::host::{HostActor, HostArgs, HostMsg, HostResults, ReadWork};
+use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
+use crate::live::{LiveQuery, ResultSink};
+use crate::record::HostRecord;
+use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
+use crate::vitals::Vitals;
+use crate::writer::{HostWriter, WriterHandle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("invalid node key")]
+    UnknownNodeKey,
+    /// The host's actor did not answer in time or could not be started.
+    #[error("host busy: {0}")]
+    Busy(&'static str),
+}
+
+/// A host's place in the registry. Lives as long as the host is enrolled.
+pub struct HostSlot {
+    pub id: HostId,
+    /// Unix seconds of the latest authenticated request; exact, written by every check-in.
+    last_seen: AtomicI64,
+    /// The last-seen time the store holds; the writer compares the two.
+    persisted_seen: AtomicI64,
+    state: Mutex<SlotState>,
+}
+
+pub(crate) struct SlotState {
+    pub record: HostRecord,
+    /// The host's actor while it is active.
+    actor: Option<ActorRef<HostMsg>>,
+}
+
+impl HostSlot {
+    fn new(record: HostRecord, seen: i64) -> HostSlot {
+        HostSlot {
+            id: record.id,
+            last_seen: AtomicI64::new(seen),
+            persisted_seen: AtomicI64::new(seen),
+            state: Mutex::new(SlotState {
+                record,
+                actor: None,
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock()
+    }
+
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    fn touch(&self, now: i64) {
+        self.last_seen.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A last-seen time the store has not got yet, if it is worth a write: `force` at shutdown,
+    /// otherwise only once it is `granularity` seconds newer than the stored one.
+    pub(crate) fn unpersisted_seen(&self, granularity: i64, force: bool) -> Option<i64> {
+        let seen = self.last_seen();
+        let stored = self.persisted_seen.load(Ordering::Relaxed);
+        (seen > stored && (force || seen - stored >= granularity)).then_some(seen)
+    }
+
+    pub(crate) fn mark_persisted(&self, seen: i64) {
+        self.persisted_seen.fetch_max(seen, Ordering::Relaxed);
+    }
+
+    /// Forgets `actor` if it is still this slot's actor. Called by the actor as it stops.
+    pub(crate) fn detach(&self, actor: &ActorRef<HostMsg>) {
+        let mut state = self.state.lock();
+        if state
+            .actor
+            .as_ref()
+            .is_some_and(|a| a.get_id() == actor.get_id())
+        {
+            state.actor = None;
+        }
+    }
+}
+
+/// What every host actor shares: configuration, the writer, the result sink, counters.
+pub struct HostContext {
+    pub config: EngineConfig,
+    pub(crate) writer: WriterHandle,
+    pub(crate) sink: Arc<dyn ResultSink>,
+    pub counters: Arc<HostCounters>,
+    /// `SELECT 1`, the discovery of every live query, shared.
+    pub(crate) select_one: Arc<str>,
+}
+
+/// Enrollments of one identifier are serialised so the store and the registry agree on which
+/// node key is current; different identifiers proceed in parallel over this many stripes.
+const ENROLL_STRIPES: usize = 64;
+
+struct HostsInner {
+    by_key: DashMap<NodeKey, Arc<HostSlot>>,
+    by_id: Arc<DashMap<HostId, Arc<HostSlot>>>,
+    ctx: Arc<HostContext>,
+    store: Arc<dyn HostStore>,
+    secrets: EnrollSecrets,
+    enroll_stripes: Vec<tokio::sync::Mutex<()>>,
+    writer: HostWriter,
+}
+
+/// Cheap to clone; every clone is the same registry.
+#[derive(Clone)]
+pub struct Hosts {
+    inner: Arc<HostsInner>,
+}
+
+impl Hosts {
+    /// Loads every enrolled host and the enroll secrets from `store` and starts the writer.
+    pub async fn start(
+        store: Arc<dyn HostStore>,
+        config: EngineConfig,
+        sink: Arc<dyn ResultSink>,
+    ) -> Result<Hosts, StoreError> {
+        let stored = store.load_hosts().await?;
+        let secrets = EnrollSecrets::default();
+        secrets.replace(store.enroll_secrets().await?);
+        let by_key = DashMap::with_capacity(stored.len());
+        let by_id = Arc::new(DashMap::with_capacity(stored.len()));
+        for host in &stored {
+            let Some(key) = host.node_key.clone() else {
+                continue;
+            };
+            let slot = Arc::new(HostSlot::new(
+                HostRecord::from_stored(host, key.clone()),
+                host.seen_time,
+            ));
+            by_key.insert(key, slot.clone());
+            by_id.insert(host.id, slot);
+        }
+        let counters = Arc::new(HostCounters::default());
+        let writer = HostWriter::start(store.clone(), by_id.clone(), &config, counters.clone());
+        let ctx = Arc::new(HostContext {
+            config,
+            writer: writer.handle(),
+            sink,
+            counters,
+            select_one: "SELECT 1".into(),
+        });
+        Ok(Hosts {
+            inner: Arc::new(HostsInner {
+                by_key,
+                by_id,
+                ctx,
+                store,
+                secrets,
+                enroll_stripes: (0..ENROLL_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                writer,
+            }),
+        })
+    }
+
+    pub fn counters(&self) -> &HostCounters {
+        &self.inner.ctx.counters
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.ctx.config
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.by_id.is_empty()
+    }
+
+    /// Hosts whose actor is running right now.
+    pub fn active_actors(&self) -> usize {
+        self.inner
+            .by_id
+            .iter()
+            .filter(|slot| slot.lock().actor.is_some())
+            .count()
+    }
+
+    /// Finds the host presenting `key` and stamps its last-seen time. For endpoints that need
+    /// no actor (config, log, carve).
+    pub fn authenticate(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
+        let slot = self.slot_by_key(key)?;
+        slot.touch(now);
+        Ok(slot.lock().record.clone())
+    }
+
+    /// A copy of a host's record and its last-seen time.
+    pub fn record(&self, host: HostId) -> Option<(HostRecord, i64)> {
+        let slot = self.inner.by_id.get(&host)?.clone();
+        let record = slot.lock().record.clone();
+        Some((record, slot.last_seen()))
+    }
+
+    /// Whether `host` counts as online at `now`.
+    pub fn is_online(&self, host: HostId, now: i64) -> bool {
+        self.record(host)
+            .is_some_and(|(r, seen)| r.is_online(seen, now, &self.inner.ctx.config))
+    }
+
+    /// A distributed read: the queries this host should run now.
+    pub async fn read(&self, key: &str, now: i64) -> Result<Arc<ReadWork>, HostError> {
+        let slot = self.slot_by_key(key)?;
+        slot.touch(now);
+        self.inner.ctx.counters.reads.incr();
+        {
+            let state = slot.lock();
+            if state.actor.is_none() && !state.record.detail_due(now, &self.inner.ctx.config) {
+                self.inner.ctx.counters.reads_without_actor.incr();
+                return Ok(ReadWork::empty());
+            }
+        }
+        self.ask(&slot, |reply| HostMsg::Read { now, reply }).await
+    }
+
+    /// A distributed write: detail answers fill vitals, live answers go to their campaigns.
+    pub async fn write(&self, key: &str, now: i64, results: HostResults) -> Result<(), HostError> {
+        let slot = self.slot_by_key(key)?;
+        slot.touch(now);
+        self.inner.ctx.counters.writes.incr();
+        if results.is_empty() {
+            return Ok(());
+        }
+        let results = Arc::new(results);
+        self.ask(&slot, |reply| HostMsg::Write {
+            now,
+            results: results.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Places a live query in a host's mailbox, activating its actor.
+    pub async fn enqueue(&self, host: HostId, query: LiveQuery) -> Result<(), HostError> {
+        let slot = self
+            .inner
+            .by_id
+            .get(&host)
+            .map(|s| s.clone())
+            .ok_or(HostError::UnknownNodeKey)?;
+        self.ask(&slot, |reply| HostMsg::Enqueue {
+            query: query.clone(),
+            reply,
+        })
+        .await
+    }
+
+    /// Drops a campaign's query from a host's mailbox (nothing to do if the host is idle).
+    pub fn cancel(&self, host: HostId, campaign: CampaignId) {
+        let actor = self
+            .inner
+            .by_id
+            .get(&host)
+            .and_then(|slot| slot.lock().actor.clone());
+        if let Some(actor) = actor {
+            let _ = actor.cast(HostMsg::Cancel { campaign });
+        }
+    }
+
+    /// Enrolls a host, or re-enrolls a known one under a new node key.
+    pub async fn enroll(&self, request: EnrollRequest, now: i64) -> Result<NodeKey, EnrollError> {
+        let team = self
+            .inner
+            .secrets
+            .verify(&request.enroll_secret)
+            .ok_or(EnrollError::InvalidSecret)?;
+        let vitals = vitals_from_details(&request);
+        let identifier = identifier_for(&request, &vitals).ok_or(EnrollError::MissingIdentifier)?;
+        let node_key = NodeKey::generate();
+        let _stripe = self.inner.enroll_stripes[stripe_of(&identifier)]
+            .lock()
+            .await;
+        let enrolled = self
+            .inner
+            .store
+            .enroll_host(&Enrollment {
+                identifier,
+                hardware_uuid: vitals.uuid.clone(),
+                node_key: node_key.clone(),
+                team,
+                vitals,
+                now,
+            })
+            .await
+            .map_err(|e| EnrollError::Unavailable(e.to_string()))?;
+        self.install(
+            &enrolled.host,
+            node_key.clone(),
+            enrolled.previous_node_key,
+            now,
+        );
+        if enrolled.created {
+            self.inner.ctx.counters.enrollments.incr();
+        } else {
+            self.inner.ctx.counters.reenrollments.incr();
+        }
+        Ok(node_key)
+    }
+
+    /// Puts an enrolled host under its new key, retiring the old one.
+    fn install(&self, host: &StoredHost, key: NodeKey, previous: Option<NodeKey>, now: i64) {
+        let existing = self.inner.by_id.get(&host.id).map(|s| s.clone());
+        let slot = match existing {
+            Some(slot) => {
+                let old_key = {
+                    let mut state = slot.lock();
+                    let old = std::mem::replace(&mut state.record.node_key, key.clone());
+                    state.record.identifier = host.identifier.as_str().into();
+                    state.record.team = host.team;
+                    if !host.hostname.is_empty() {
+                        state.record.hostname = host.hostname.as_str().into();
+                    }
+                    if !host.platform.is_empty() {
+                        state.record.platform = host.platform.as_str().into();
+                    }
+                    old
+                };
+                self.inner.by_key.remove(&old_key);
+                slot
+            }
+            None => {
+                let slot = Arc::new(HostSlot::new(
+                    HostRecord::from_stored(host, key.clone()),
+                    host.seen_time,
+                ));
+                self.inner.by_id.insert(host.id, slot.clone());
+                slot
+            }
+        };
+        if let Some(previous) = previous {
+            self.inner
+                .by_key
+                .remove_if(&previous, |_, s| s.id == host.id);
+        }
+        slot.touch(now);
+        self.inner.by_key.insert(key, slot);
+    }
+
+    /// Ensures `secret` enrolls hosts into `team`; returns true if it was new.
+    pub async fn ensure_enroll_secret(
+        &self,
+        secret: &str,
+        team: Option<TeamId>,
+    ) -> Result<bool, StoreError> {
+        let created = self.inner.store.ensure_enroll_secret(secret, team).await?;
+        self.inner
+            .secrets
+            .replace(self.inner.store.enroll_secrets().await?);
+        Ok(created)
+    }
+
+    pub fn has_enroll_secrets(&self) -> bool {
+        !self.inner.secrets.is_empty()
+    }
+
+    /// Writes every unwritten last-seen time and vitals now. Called at shutdown.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.writer.flush_all().await
+    }
+
+    fn slot_by_key(&self, key: &str) -> Result<Arc<HostSlot>, HostError> {
+        match self.inner.by_key.get(key) {
+            Some(slot) => Ok(slot.clone()),
+            None => {
+                self.inner.ctx.counters.unknown_node_keys.incr();
+                Err(HostError::UnknownNodeKey)
+            }
+        }
+    }
+
+    /// The slot's actor, spawning one if the host has none.
+    async fn activate(&self, slot: &Arc<HostSlot>) -> Result<ActorRef<HostMsg>, HostError> {
+        {
+            let mut state = slot.lock();
+            match &state.actor {
+                Some(actor)
+                    if matches!(
+                        actor.get_status(),
+                        ActorStatus::Unstarted | ActorStatus::Starting | ActorStatus::Running
+                    ) =>
+                {
+                    return Ok(actor.clone());
+                }
+                Some(_) => state.actor = None,
+                None => {}
+            }
+        }
+        let args = HostArgs {
+            slot: slot.clone(),
+            ctx: self.inner.ctx.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, HostActor, args)
+            .await
+            .map_err(|_| HostError::Busy("host actor failed to start"))?;
+        let mut state = slot.lock();
+        if let Some(existing) = &state.actor {
+            // Another request activated the host meanwhile; use that actor.
+            let existing = existing.clone();
+            drop(state);
+            actor.stop(None);
+            return Ok(existing);
+        }
+        state.actor = Some(actor.clone());
+        self.inner.ctx.counters.activations.incr();
+        Ok(actor)
+    }
+
+    /// One call into the host's actor. A call that meets an actor which stopped in the
+    /// meantime (idle deactivation) is repeated against a fresh activation.
+    async fn ask<R: Send + 'static>(
+        &self,
+        slot: &Arc<HostSlot>,
+        message: impl Fn(RpcReplyPort<R>) -> HostMsg,
+    ) -> Result<R, HostError> {
+        const ATTEMPTS: usize = 3;
+        let timeout = self.inner.ctx.config.actor_call_timeout;
+        for _ in 0..ATTEMPTS {
+            let actor = self.activate(slot).await?;
+            match actor.call(&message, Some(timeout)).await {
+                Ok(CallResult::Success(reply)) => return Ok(reply),
+                Ok(CallResult::Timeout) => return Err(HostError::Busy("host actor timed out")),
+                Ok(CallResult::SenderError) | Err(_) => slot.detach(&actor),
+            }
+        }
+        Err(HostError::Busy("host actor kept stopping"))
+    }
+}
+
+fn stripe_of(identifier: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    identifier.hash(&mut hasher);
+    (hasher.finish() % ENROLL_STRIPES as u64) as usize
+}
+
+fn vitals_from_details(request: &EnrollRequest) -> Vitals {
+    let mut vitals = Vitals::default();
+    if let Some(row) = &request.os_version {
+        vitals.ingest_os_version(row);
+    }
+    if let Some(row) = &request.osquery_info {
+        vitals.ingest_osquery_info(row);
+    }
+    if let Some(row) = &request.system_info {
+        vitals.ingest_system_info(row);
+    }
+    vitals
+}
+
+/// The host's identity: the agent's own `host_identifier`, else osquery's instance UUID, else
+/// the hardware UUID.
+fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
+    let provided = request.host_identifier.trim();
+    if !provided.is_empty() {
+        return Some(provided.to_owned());
+    }
+    let osquery_uuid = request
+        .osquery_info
+        .as_ref()
+        .and_then(|r: &Row| r.get("uuid"))
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty());
+    osquery_uuid
+        .map(str::to_owned)
+        .or_else(|| vitals.uuid.clone())
+}

@@ -1,0 +1,39 @@
+//! Flotilla's engine: the actors behind every osquery check-in and live query.
+//!
+//! - [`hosts::Hosts`] — the registry of enrolled hosts and the entry point for enroll, distributed
+//!   read/write and authentication. Each host is a [`host::HostActor`] while it has work and a
+//!   compact [`record::HostRecord`] while it is idle.
+//! - [`writer`] — batched writes of last-seen times and vitals to the store.
+//! - [`detail`] and [`vitals`] — the detail queries and what their answers mean.
+//! - [`live`] — live-query types and the [`live::ResultSink`] answers are handed to.
+//! - [`store`] — the durability traits `flotilla-storage` implements.
+//!
+//! The engine knows nothing of HTTP, JSON wire formats, sqlx or Redis.
+
+pub mod config;
+pub mod counters;
+pub mod detail;
+pub mod enroll;
+pub mod host;
+pub mod hosts;
+pub mod ids;
+pub mod live;
+pub mod record;
+pub mod store;
+pub mod vitals;
+mod writer;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod memory_store;
+
+pub use config::EngineConfig;
+pub use hosts::{HostError, Hosts};
+pub use ids::{CampaignId, HostId, NodeKey, TeamId};
+
+/// Seconds since the Unix epoch, from the wall clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,120 @@
+//! `MemoryStore`: a [`HostStore`] in a mutex, for unit tests of engine logic and for benches.
+//! The server never uses it; it runs on SQLite or MySQL.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::ids::{HostId, TeamId};
+use crate::store::*;
+use crate::vitals::Vitals;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    pub hosts: Mutex<Vec<(StoredHost, Vitals)>>,
+    pub secrets: Mutex<Vec<EnrollSecret>>,
+    pub flushes: Mutex<Vec<Vec<(HostId, HostUpdate)>>>,
+    /// When set, every call fails as if the database were down.
+    pub down: AtomicBool,
+}
+
+impl MemoryStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("memory store is down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HostStore for MemoryStore {
+    async fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
+        self.check()?;
+        Ok(self.hosts.lock().iter().map(|(h, _)| h.clone()).collect())
+    }
+
+    async fn enroll_host(&self, e: &Enrollment) -> Result<EnrolledHost, StoreError> {
+        self.check()?;
+        let mut hosts = self.hosts.lock();
+        let found = hosts.iter_mut().find(|(h, v)| {
+            h.identifier == e.identifier || (e.hardware_uuid.is_some() && v.uuid == e.hardware_uuid)
+        });
+        if let Some((host, vitals)) = found {
+            let previous = host.node_key.replace(e.node_key.clone());
+            host.identifier = e.identifier.clone();
+            host.team = e.team;
+            vitals.merge(e.vitals.clone());
+            return Ok(EnrolledHost {
+                host: host.clone(),
+                previous_node_key: previous,
+                created: false,
+            });
+        }
+        let host = StoredHost {
+            id: HostId(hosts.len() as u64 + 1),
+            node_key: Some(e.node_key.clone()),
+            identifier: e.identifier.clone(),
+            hostname: e.vitals.hostname.clone().unwrap_or_default(),
+            platform: e.vitals.platform.clone().unwrap_or_default(),
+            team: e.team,
+            intervals: Default::default(),
+            seen_time: e.now,
+            detail_updated_at: 0,
+            refetch_requested: true,
+        };
+        hosts.push((host.clone(), e.vitals.clone()));
+        Ok(EnrolledHost {
+            host,
+            previous_node_key: None,
+            created: true,
+        })
+    }
+
+    async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError> {
+        self.check()?;
+        self.flushes.lock().push(updates.to_vec());
+        Ok(())
+    }
+
+    async fn enroll_secrets(&self) -> Result<Vec<EnrollSecret>, StoreError> {
+        self.check()?;
+        Ok(self.secrets.lock().clone())
+    }
+
+    async fn ensure_enroll_secret(
+        &self,
+        secret: &str,
+        team: Option<TeamId>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut secrets = self.secrets.lock();
+        if secrets.iter().any(|s| s.secret == secret) {
+            return Ok(false);
+        }
+        secrets.push(EnrollSecret {
+            secret: secret.into(),
+            team,
+        });
+        Ok(true)
+    }
+
+    async fn create_carve(&self, _carve: &CarveRecord) -> Result<(), StoreError> {
+        self.check()
+    }
+
+    async fn finish_carve(
+        &self,
+        _session_id: &str,
+        _path: Option<&str>,
+        _error: Option<&str>,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()
+    }
+}

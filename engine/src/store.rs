@@ -1,0 +1,125 @@
+//! The durability traits. The engine says what must survive; `flotilla-storage` implements it
+//! for SQLite and MySQL. Nothing here is called on the check-in path: hosts are loaded once at
+//! start, enrollment writes through, and check-ins reach the store only through the batched
+//! [`HostWriter`](crate::writer::HostWriter).
+
+use async_trait::async_trait;
+
+use crate::ids::{HostId, NodeKey, TeamId};
+use crate::vitals::{Intervals, Vitals};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or failed; the operation may succeed if retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered, but the data broke an invariant.
+    #[error("store data error: {0}")]
+    Data(String),
+}
+
+/// What the registry needs of a stored host to answer its check-ins.
+#[derive(Clone, Debug)]
+pub struct StoredHost {
+    pub id: HostId,
+    pub node_key: Option<NodeKey>,
+    pub identifier: String,
+    pub hostname: String,
+    pub platform: String,
+    pub team: Option<TeamId>,
+    pub intervals: Intervals,
+    /// Unix seconds of the last check-in the store knows of; 0 if never.
+    pub seen_time: i64,
+    /// Unix seconds when detail queries last filled the vitals; 0 if never.
+    pub detail_updated_at: i64,
+    pub refetch_requested: bool,
+}
+
+/// One enrollment, as the store must record it.
+#[derive(Clone, Debug)]
+pub struct Enrollment {
+    /// `hosts.osquery_host_id`: the agent's `host_identifier`.
+    pub identifier: String,
+    /// Hardware UUID from `system_info`, used to recognise a host whose identifier changed.
+    pub hardware_uuid: Option<String>,
+    pub node_key: NodeKey,
+    pub team: Option<TeamId>,
+    pub vitals: Vitals,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// Outcome of [`HostStore::enroll_host`].
+#[derive(Clone, Debug)]
+pub struct EnrolledHost {
+    pub host: StoredHost,
+    /// The key the host held before this enrollment, now invalid.
+    pub previous_node_key: Option<NodeKey>,
+    /// False when an existing host re-enrolled.
+    pub created: bool,
+}
+
+/// An enroll secret and the team it enrolls hosts into (`None`: global).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrollSecret {
+    pub secret: String,
+    pub team: Option<TeamId>,
+}
+
+/// One host's changes since the last flush.
+#[derive(Clone, Debug, Default)]
+pub struct HostUpdate {
+    pub seen_time: Option<i64>,
+    pub vitals: Option<Vitals>,
+    pub detail_updated_at: Option<i64>,
+}
+
+/// A file carve announced by `carve/begin`.
+#[derive(Clone, Debug)]
+pub struct CarveRecord {
+    pub session_id: String,
+    pub host: HostId,
+    pub name: String,
+    pub carve_id: String,
+    pub request_id: String,
+    pub block_count: u64,
+    pub block_size: u64,
+    pub carve_size: u64,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait HostStore: Send + Sync + 'static {
+    /// Every enrolled host, for the registry at start.
+    async fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
+
+    /// Records an enrollment: an existing host (same identifier, else same hardware UUID) gets
+    /// the new node key; otherwise a host is created. Never creates a duplicate.
+    async fn enroll_host(&self, enrollment: &Enrollment) -> Result<EnrolledHost, StoreError>;
+
+    /// Applies a batch of check-in updates in one round trip where the backend allows.
+    async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError>;
+
+    async fn enroll_secrets(&self) -> Result<Vec<EnrollSecret>, StoreError>;
+
+    /// Makes `secret` valid for `team`; returns false if it already was.
+    async fn ensure_enroll_secret(
+        &self,
+        secret: &str,
+        team: Option<TeamId>,
+    ) -> Result<bool, StoreError>;
+
+    async fn create_carve(&self, carve: &CarveRecord) -> Result<(), StoreError>;
+
+    /// Marks a carve complete (`path` set) or failed (`error` set).
+    async fn finish_carve(
+        &self,
+        session_id: &str,
+        path: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

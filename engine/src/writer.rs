@@ -1,0 +1,186 @@
+//! `HostWriter`: the one task that writes check-in side effects to the store, in batches.
+//!
+//! - Spawned by [`Hosts::start`](crate::hosts::Hosts::start); lives until the process ends.
+//! - Receives vitals from host actors over an unbounded channel (one message per detail round,
+//!   about one per host per hour) and keeps only the newest per host.
+//! - Every `flush_interval` it also scans the registry for last-seen times worth writing (at most
+//!   one per host per `seen_write_granularity`) and sends everything in one `flush_hosts` call.
+//! - If the store fails, nothing is dropped: the vitals stay pending and the last-seen times stay
+//!   unmarked, and the next tick tries again.
+//! - `flush_all` (shutdown) writes every pending change, however recent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::EngineConfig;
+use crate::counters::HostCounters;
+use crate::hosts::HostSlot;
+use crate::ids::HostId;
+use crate::store::{HostStore, HostUpdate, StoreError};
+use crate::vitals::Vitals;
+
+enum WriterMsg {
+    Vitals {
+        host: HostId,
+        vitals: Vitals,
+        detail_updated_at: i64,
+    },
+    FlushAll(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Where host actors send vitals; never blocks.
+#[derive(Clone)]
+pub(crate) struct WriterHandle {
+    tx: mpsc::UnboundedSender<WriterMsg>,
+}
+
+impl WriterHandle {
+    pub(crate) fn vitals(&self, host: HostId, vitals: Vitals, detail_updated_at: i64) {
+        // The writer only stops with the process; a failed send means we are shutting down.
+        let _ = self.tx.send(WriterMsg::Vitals {
+            host,
+            vitals,
+            detail_updated_at,
+        });
+    }
+}
+
+pub(crate) struct HostWriter {
+    handle: WriterHandle,
+}
+
+struct WriterTask {
+    store: Arc<dyn HostStore>,
+    slots: Arc<DashMap<HostId, Arc<HostSlot>>>,
+    counters: Arc<HostCounters>,
+    granularity: i64,
+    /// Vitals not yet in the store, newest per host.
+    pending: HashMap<HostId, HostUpdate>,
+}
+
+impl HostWriter {
+    pub(crate) fn start(
+        store: Arc<dyn HostStore>,
+        slots: Arc<DashMap<HostId, Arc<HostSlot>>>,
+        config: &EngineConfig,
+        counters: Arc<HostCounters>,
+    ) -> HostWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut task = WriterTask {
+            store,
+            slots,
+            counters,
+            granularity: config.seen_write_granularity.as_secs() as i64,
+            pending: HashMap::new(),
+        };
+        let period = config.flush_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    message = rx.recv() => match message {
+                        Some(WriterMsg::Vitals { host, vitals, detail_updated_at }) => {
+                            task.remember(host, vitals, detail_updated_at);
+                        }
+                        Some(WriterMsg::FlushAll(reply)) => {
+                            let _ = reply.send(task.flush(true).await);
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if let Err(error) = task.flush(false).await {
+                            tracing::warn!(%error, pending = task.pending.len(), "host flush failed; will retry");
+                        }
+                    }
+                }
+            }
+        });
+        HostWriter {
+            handle: WriterHandle { tx },
+        }
+    }
+
+    pub(crate) fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    pub(crate) async fn flush_all(&self) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.handle
+            .tx
+            .send(WriterMsg::FlushAll(reply))
+            .map_err(|_| StoreError::Unavailable("host writer stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError::Unavailable("host writer stopped".into()))?
+    }
+}
+
+impl WriterTask {
+    fn remember(&mut self, host: HostId, vitals: Vitals, detail_updated_at: i64) {
+        let update = self.pending.entry(host).or_default();
+        match &mut update.vitals {
+            Some(existing) => existing.merge(vitals),
+            None => update.vitals = Some(vitals),
+        }
+        update.detail_updated_at = Some(detail_updated_at);
+    }
+
+    async fn flush(&mut self, force: bool) -> Result<(), StoreError> {
+        let mut batch: Vec<(HostId, HostUpdate)> = self.pending.drain().collect();
+        let mut index: HashMap<HostId, usize> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| (*h, i))
+            .collect();
+        let mut seen_marks = Vec::new();
+        for slot in self.slots.iter() {
+            if let Some(seen) = slot.unpersisted_seen(self.granularity, force) {
+                seen_marks.push((slot.clone(), seen));
+                match index.get(&slot.id) {
+                    Some(&i) => batch[i].1.seen_time = Some(seen),
+                    None => {
+                        index.insert(slot.id, batch.len());
+                        batch.push((
+                            slot.id,
+                            HostUpdate {
+                                seen_time: Some(seen),
+                                ..HostUpdate::default()
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.store.flush_hosts(&batch).await {
+            Ok(()) => {
+                for (slot, seen) in seen_marks {
+                    slot.mark_persisted(seen);
+                }
+                self.counters.flushes.incr();
+                self.counters.rows_flushed.add(batch.len() as u64);
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.flush_failures.incr();
+                // Put the vitals back, under anything newer that arrived meanwhile (none can:
+                // this task is the only reader of the channel and it is busy here).
+                for (host, update) in batch {
+                    if update.vitals.is_some() {
+                        self.pending.entry(host).or_insert(HostUpdate {
+                            seen_time: None,
+                            ..update
+                        });
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+}
