@@ -1,1 +1,18 @@
-//! placeholder
+//! Flotilla's HTTP surface and the `flotilla` binary.
+//!
+//! - [`osquery`] — the osquery TLS remote API (`/api/osquery/*`, `/api/v1/osquery/*`).
+//! - [`health`] — `/healthz` and `/version`.
+//! - [`app`] — every router merged into one, given an [`state::AppState`].
+//! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
+//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on.
+
+pub mod agent_config;
+pub mod app;
+pub mod carves;
+pub mod cli;
+pub mod health;
+pub mod logsink;
+pub mod osquery;
+pub mod server;
+pub mod state;
+pub mod tls;

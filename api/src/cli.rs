@@ -1,0 +1,178 @@
+//! The `flotilla` command line. Every `serve` option can also be set by a `FLOTILLA_*`
+//! environment variable, so containers and systemd units need no flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flotilla",
+    version,
+    about = "A fleet server for osquery: live queries answered from in-memory actors"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server. With no options: HTTPS on 0.0.0.0:8080, SQLite and a generated
+    /// certificate in ./flotilla-data, no other service needed.
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "FLOTILLA_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Where the SQLite database, generated certificates, osquery logs and carves live.
+    #[arg(long, env = "FLOTILLA_DATA_DIR", default_value = "./flotilla-data")]
+    pub data_dir: PathBuf,
+
+    /// PEM certificate chain to serve instead of the generated one (needs --tls-key).
+    #[arg(long, env = "FLOTILLA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "FLOTILLA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Extra DNS name or IP address for the generated certificate (repeatable; the
+    /// environment variable takes a comma-separated list).
+    #[arg(long = "tls-san", env = "FLOTILLA_TLS_SAN", value_delimiter = ',')]
+    pub tls_sans: Vec<String>,
+
+    /// Serve plain HTTP, for running behind a load balancer that terminates TLS.
+    #[arg(long, env = "FLOTILLA_NO_TLS", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub no_tls: bool,
+
+    /// Make sure this is a valid global enroll secret (idempotent). When no secret exists at
+    /// all and none is given, one is generated and printed.
+    #[arg(long, env = "FLOTILLA_ENROLL_SECRET", hide_env_values = true)]
+    pub enroll_secret: Option<String>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// `info,flotilla_engine=debug`.
+    #[arg(long, env = "FLOTILLA_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format on standard error.
+    #[arg(long, env = "FLOTILLA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Body limit for enroll, config, distributed/read and carve/begin (e.g. 1MiB).
+    #[arg(long, env = "FLOTILLA_MAX_BODY_DEFAULT", default_value = "1MiB", value_parser = parse_size)]
+    pub max_body_default: usize,
+
+    /// Body limit for distributed/write, after gzip.
+    #[arg(long, env = "FLOTILLA_MAX_BODY_DISTRIBUTED_WRITE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body_distributed_write: usize,
+
+    /// Body limit for log, after gzip.
+    #[arg(long, env = "FLOTILLA_MAX_BODY_LOG", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body_log: usize,
+
+    /// Body limit for carve/block.
+    #[arg(long, env = "FLOTILLA_MAX_BODY_CARVE_BLOCK", default_value = "16MiB", value_parser = parse_size)]
+    pub max_body_carve_block: usize,
+
+    /// Size at which result.log and status.log are rotated.
+    #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_SIZE", default_value = "100MiB", value_parser = parse_size)]
+    pub osquery_log_rotate_size: usize,
+
+    /// Rotated osquery log files kept.
+    #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_KEEP", default_value_t = 5)]
+    pub osquery_log_rotate_keep: usize,
+
+    /// How often last-seen times and vitals are written to the database (e.g. 5s).
+    #[arg(long, env = "FLOTILLA_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+
+    /// How often a host's detail queries (vitals) run again.
+    #[arg(long, env = "FLOTILLA_DETAIL_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub detail_update_interval: Duration,
+
+    /// How long shutdown waits for requests in flight.
+    #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// `500ms`, `5s`, `10m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 5s, 10m or 1h"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `1GiB` (also KB/MB/GB, read as binary units).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 1048576, 512KiB or 64MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5 fortnights").is_err());
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

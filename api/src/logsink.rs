@@ -1,0 +1,197 @@
+//! `LogSink`: osquery result and status logs as JSON lines in `<data-dir>/logs/result.log` and
+//! `status.log`, rotated by size (`result.log.1` is the newest old file).
+//!
+//! A request's lines are written together and flushed to the operating system before the
+//! request is answered, so a success answer means the lines are in the file. Writes run on the
+//! blocking pool; each file has one writer at a time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    Result,
+    Status,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Rotation {
+    /// A file is rotated before a write would take it past this size.
+    pub max_bytes: u64,
+    /// Rotated files kept (`.1` … `.keep`); older ones are deleted.
+    pub keep: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 100 << 20,
+            keep: 5,
+        }
+    }
+}
+
+struct LogFile {
+    path: PathBuf,
+    rotation: Rotation,
+    writer: Option<BufWriter<File>>,
+    size: u64,
+}
+
+impl LogFile {
+    fn open(path: PathBuf, rotation: Rotation) -> io::Result<LogFile> {
+        let mut file = LogFile {
+            path,
+            rotation,
+            writer: None,
+            size: 0,
+        };
+        file.reopen()?;
+        Ok(file)
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.writer = Some(BufWriter::with_capacity(64 << 10, file));
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            writer.flush()?;
+        }
+        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let _ = fs::remove_file(numbered(self.rotation.keep));
+        for n in (1..self.rotation.keep).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        if self.rotation.keep > 0 {
+            fs::rename(&self.path, numbered(1))?;
+        } else {
+            fs::remove_file(&self.path)?;
+        }
+        self.reopen()
+    }
+
+    fn append(&mut self, buffer: &[u8]) -> io::Result<()> {
+        if self.size > 0 && self.size + buffer.len() as u64 > self.rotation.max_bytes {
+            self.rotate()?;
+        }
+        if self.writer.is_none() {
+            // A previous failure closed the file; try again.
+            self.reopen()?;
+        }
+        let writer = self.writer.as_mut().expect("opened above");
+        let result = writer.write_all(buffer).and_then(|()| writer.flush());
+        match result {
+            Ok(()) => {
+                self.size += buffer.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                // Drop the writer with whatever it buffered; the next write reopens the file.
+                self.writer = None;
+                Err(error)
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LogSink {
+    result: Arc<Mutex<LogFile>>,
+    status: Arc<Mutex<LogFile>>,
+}
+
+impl LogSink {
+    pub fn open(dir: &Path, rotation: Rotation) -> io::Result<LogSink> {
+        fs::create_dir_all(dir)?;
+        Ok(LogSink {
+            result: Arc::new(Mutex::new(LogFile::open(dir.join("result.log"), rotation)?)),
+            status: Arc::new(Mutex::new(LogFile::open(dir.join("status.log"), rotation)?)),
+        })
+    }
+
+    /// Appends `buffer` (complete lines, each ending in `\n`) to the log of `kind`.
+    pub async fn write(&self, kind: LogKind, buffer: Vec<u8>) -> io::Result<()> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let file = match kind {
+            LogKind::Result => self.result.clone(),
+            LogKind::Status => self.status.clone(),
+        };
+        tokio::task::spawn_blocking(move || file.lock().append(&buffer))
+            .await
+            .map_err(io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rotates_by_size_and_keeps_a_bounded_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LogSink::open(
+            dir.path(),
+            Rotation {
+                max_bytes: 120,
+                keep: 2,
+            },
+        )
+        .unwrap();
+        for i in 0..10 {
+            // 57 bytes a line: two fit under the limit, a third would not.
+            let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(40));
+            sink.write(LogKind::Result, line.into_bytes())
+                .await
+                .unwrap();
+        }
+        let current = fs::read_to_string(dir.path().join("result.log")).unwrap();
+        assert!(current.contains("\"n\":9"));
+        assert!(dir.path().join("result.log.1").exists());
+        assert!(dir.path().join("result.log.2").exists());
+        assert!(!dir.path().join("result.log.3").exists());
+        let all: usize = ["result.log", "result.log.1", "result.log.2"]
+            .iter()
+            .map(|f| {
+                fs::read_to_string(dir.path().join(f))
+                    .unwrap()
+                    .lines()
+                    .count()
+            })
+            .sum();
+        assert_eq!(all, 6, "two lines per file, three files");
+    }
+
+    #[tokio::test]
+    async fn reopening_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = Rotation::default();
+        LogSink::open(dir.path(), rotation)
+            .unwrap()
+            .write(LogKind::Status, b"{\"a\":1}\n".to_vec())
+            .await
+            .unwrap();
+        LogSink::open(dir.path(), rotation)
+            .unwrap()
+            .write(LogKind::Status, b"{\"a\":2}\n".to_vec())
+            .await
+            .unwrap();
+        let text = fs::read_to_string(dir.path().join("status.log")).unwrap();
+        assert_eq!(text.lines().count(), 2);
+    }
+}

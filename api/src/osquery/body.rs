@@ -1,0 +1,147 @@
+//! Reading osquery request bodies: size limits (also after gzip), gzip, JSON, and the node key
+//! from the body or the `Authorization: NodeKey` header.
+
+use std::io::Read;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use flate2::read::GzDecoder;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use super::error::OsqueryError;
+
+/// Reads the whole body, refusing more than `limit` bytes, and inflates it if it came with
+/// `Content-Encoding: gzip` (osquery's `--logger_tls_compress`). The inflated size is held to the
+/// same limit, so a small compressed body cannot expand without bound.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, OsqueryError> {
+    let too_large =
+        || OsqueryError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && length > limit
+    {
+        return Err(too_large());
+    }
+    let collected = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                OsqueryError::BadRequest(format!("reading request body: {error}"))
+            }
+        })?
+        .to_bytes();
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(collected),
+        Some("gzip") | Some("x-gzip") => {
+            let mut inflated = Vec::with_capacity(collected.len().saturating_mul(4).min(limit));
+            GzDecoder::new(collected.as_ref())
+                .take(limit as u64 + 1)
+                .read_to_end(&mut inflated)
+                .map_err(|e| OsqueryError::BadRequest(format!("invalid gzip body: {e}")))?;
+            if inflated.len() > limit {
+                return Err(too_large());
+            }
+            Ok(Bytes::from(inflated))
+        }
+        Some(other) => Err(OsqueryError::BadRequest(format!(
+            "unsupported content encoding: {other}"
+        ))),
+    }
+}
+
+/// Parses JSON, turning serde's message into osquery's error form.
+pub fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, OsqueryError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| OsqueryError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The node key: the body's `node_key` if present and non-empty, else the header osquery 5.23+
+/// also sends (`Authorization: NodeKey <key>`).
+pub fn node_key<'a>(
+    body_key: Option<&'a str>,
+    headers: &'a HeaderMap,
+) -> Result<&'a str, OsqueryError> {
+    if let Some(key) = body_key.filter(|k| !k.is_empty()) {
+        return Ok(key);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("NodeKey").then(|| key.trim())
+        })
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| OsqueryError::NodeInvalid("authentication error: missing node key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn gzip_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn gzip_bodies_are_inflated() {
+        let body = read_body(&gzip_headers(), Body::from(gzip(b"{\"a\":1}")), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"{\"a\":1}");
+    }
+
+    #[tokio::test]
+    async fn inflated_size_is_limited_too() {
+        let bomb = gzip(&vec![b' '; 100_000]);
+        assert!(bomb.len() < 1024);
+        let error = read_body(&gzip_headers(), Body::from(bomb), 1024)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OsqueryError::TooLarge(_)));
+    }
+
+    #[tokio::test]
+    async fn raw_size_is_limited() {
+        let error = read_body(&HeaderMap::new(), Body::from(vec![b'x'; 2000]), 1024)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OsqueryError::TooLarge(_)));
+    }
+
+    #[test]
+    fn node_key_from_body_or_header() {
+        let mut headers = HeaderMap::new();
+        assert!(node_key(None, &headers).is_err());
+        assert!(node_key(Some(""), &headers).is_err());
+        headers.insert(header::AUTHORIZATION, "NodeKey abc".parse().unwrap());
+        assert_eq!(node_key(None, &headers).unwrap(), "abc");
+        assert_eq!(node_key(Some("body"), &headers).unwrap(), "body");
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert!(node_key(None, &headers).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! `flotilla serve`: opens the data directory, the store and the engine, then serves the app
+//! over TLS (or plain HTTP) until SIGINT or SIGTERM, and shuts down in order: stop accepting,
+//! let requests in flight finish, flush batched host writes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use base64::Engine as _;
+use flotilla_engine::live::NoCampaigns;
+use flotilla_engine::store::HostStore;
+use flotilla_engine::{EngineConfig, Hosts};
+use flotilla_storage::SqliteStore;
+
+use crate::agent_config::{AgentConfigs, default_agent_options};
+use crate::carves::Carves;
+use crate::cli::ServeArgs;
+use crate::logsink::{LogSink, Rotation};
+use crate::state::{AppState, BodyLimits};
+use crate::tls::{DevPki, default_sans, server_config};
+
+/// How the listener speaks, and what to tell agents about it.
+enum Transport {
+    Tls {
+        config: Arc<rustls::ServerConfig>,
+        /// The CA agents should pin, when the certificate is the generated one.
+        ca: Option<PathBuf>,
+    },
+    Plain,
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let data_dir = absolute(&args.data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+
+    let store: Arc<dyn HostStore> = Arc::new(
+        SqliteStore::open(&data_dir.join("flotilla.db"))
+            .await
+            .context("opening the SQLite database")?,
+    );
+    let engine_config = EngineConfig {
+        flush_interval: args.flush_interval,
+        detail_update_interval: args.detail_update_interval,
+        ..EngineConfig::default()
+    };
+    let hosts = Hosts::start(store.clone(), engine_config, Arc::new(NoCampaigns))
+        .await
+        .context("loading enrolled hosts")?;
+    let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
+
+    let transport = transport(&args, &data_dir)?;
+    let state = Arc::new(AppState {
+        hosts: hosts.clone(),
+        store: store.clone(),
+        agent_configs: AgentConfigs::new(&default_agent_options()),
+        logs: LogSink::open(
+            &data_dir.join("logs"),
+            Rotation {
+                max_bytes: args.osquery_log_rotate_size as u64,
+                keep: args.osquery_log_rotate_keep,
+            },
+        )
+        .context("opening the osquery log files")?,
+        carves: Carves::new(data_dir.join("carves"), store.clone())
+            .context("creating the carves directory")?,
+        limits: BodyLimits {
+            default: args.max_body_default,
+            distributed_write: args.max_body_distributed_write,
+            log: args.max_body_log,
+            carve_block: args.max_body_carve_block,
+        },
+    });
+    let app = crate::app::app(state);
+
+    let handle = Handle::new();
+    let server = {
+        let handle = handle.clone();
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        match &transport {
+            Transport::Tls { config, .. } => {
+                let tls = RustlsConfig::from_config(config.clone());
+                tokio::spawn(
+                    axum_server::bind_rustls(args.listen, tls)
+                        .handle(handle)
+                        .serve(service),
+                )
+            }
+            Transport::Plain => {
+                tokio::spawn(axum_server::bind(args.listen).handle(handle).serve(service))
+            }
+        }
+    };
+    let Some(bound) = handle.listening().await else {
+        // The server task ended before listening: report its error.
+        server.await??;
+        anyhow::bail!(
+            "the server stopped before it was listening on {}",
+            args.listen
+        );
+    };
+    print_banner(
+        &args,
+        &data_dir,
+        bound,
+        &transport,
+        &hosts,
+        generated_secret.as_deref(),
+    );
+    tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    handle.graceful_shutdown(Some(args.shutdown_timeout));
+    server.await?.context("serving")?;
+    hosts
+        .flush()
+        .await
+        .context("flushing host writes at shutdown")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Makes the given secret valid; with none given and none stored, generates one. Returns the
+/// generated secret so it can be printed once.
+async fn ensure_enroll_secret(hosts: &Hosts, given: Option<&str>) -> Result<Option<String>> {
+    if let Some(secret) = given.map(str::trim).filter(|s| !s.is_empty()) {
+        if hosts.ensure_enroll_secret(secret, None).await? {
+            tracing::info!("added the enroll secret given on the command line");
+        }
+        return Ok(None);
+    }
+    if hosts.has_enroll_secrets() {
+        return Ok(None);
+    }
+    let bytes: [u8; 24] = rand::random();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    hosts.ensure_enroll_secret(&secret, None).await?;
+    Ok(Some(secret))
+}
+
+fn transport(args: &ServeArgs, data_dir: &Path) -> Result<Transport> {
+    if args.no_tls {
+        return Ok(Transport::Plain);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Transport::Tls {
+            config: server_config(cert, key)?,
+            ca: None,
+        });
+    }
+    let pki = DevPki::in_dir(data_dir);
+    if pki.ensure(&default_sans(&args.tls_sans))? {
+        tracing::info!(ca = %pki.ca_cert.display(), "generated a development certificate");
+    }
+    Ok(Transport::Tls {
+        config: server_config(&pki.server_cert, &pki.server_key)?,
+        ca: Some(pki.ca_cert),
+    })
+}
+
+fn print_banner(
+    args: &ServeArgs,
+    data_dir: &Path,
+    bound: SocketAddr,
+    transport: &Transport,
+    hosts: &Hosts,
+    generated_secret: Option<&str>,
+) {
+    let scheme = match transport {
+        Transport::Tls { .. } => "https",
+        Transport::Plain => "http",
+    };
+    let agent_host = if bound.ip().is_unspecified() || bound.ip().is_loopback() {
+        format!("localhost:{}", bound.port())
+    } else {
+        bound.to_string()
+    };
+    println!(
+        "Flotilla {} is listening on {scheme}://{bound}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  data directory: {}", data_dir.display());
+    println!("  enrolled hosts: {}", hosts.len());
+    if let Some(secret) = generated_secret {
+        println!("  enroll secret (generated, shown once): {secret}");
+    } else if args.enroll_secret.is_some() {
+        println!("  enroll secret: the one given with --enroll-secret");
+    } else {
+        println!("  enroll secret: unchanged (set one with --enroll-secret)");
+    }
+    println!();
+    println!("osquery flagfile (put the enroll secret in the file named by --enroll_secret_path):");
+    println!("--tls_hostname={agent_host}");
+    match transport {
+        Transport::Tls { ca: Some(ca), .. } => println!("--tls_server_certs={}", ca.display()),
+        Transport::Tls { ca: None, .. } => {
+            println!(
+                "--tls_server_certs=<the CA bundle that signed {}>",
+                args.tls_cert
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        }
+        Transport::Plain => {
+            println!("# plain HTTP: osquery needs TLS, so put a TLS-terminating proxy in front")
+        }
+    }
+    for flag in [
+        "--enroll_secret_path=/etc/osquery/enroll_secret",
+        "--enroll_tls_endpoint=/api/osquery/enroll",
+        "--config_plugin=tls",
+        "--config_tls_endpoint=/api/osquery/config",
+        "--config_refresh=60",
+        "--logger_plugin=tls",
+        "--logger_tls_endpoint=/api/osquery/log",
+        "--logger_tls_period=10",
+        "--disable_distributed=false",
+        "--distributed_plugin=tls",
+        "--distributed_interval=10",
+        "--distributed_tls_max_attempts=3",
+        "--distributed_tls_read_endpoint=/api/osquery/distributed/read",
+        "--distributed_tls_write_endpoint=/api/osquery/distributed/write",
+        "--disable_carver=false",
+        "--carver_start_endpoint=/api/osquery/carve/begin",
+        "--carver_continue_endpoint=/api/osquery/carve/block",
+    ] {
+        println!("{flag}");
+    }
+    println!();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,42 @@
+//! `AppState`: what every handler shares, built once by the server.
+
+use std::sync::Arc;
+
+use flotilla_engine::Hosts;
+use flotilla_engine::store::HostStore;
+
+use crate::agent_config::AgentConfigs;
+use crate::carves::Carves;
+use crate::logsink::LogSink;
+
+/// Request-body limits per osquery endpoint, in bytes (after gzip inflation).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// enroll, config, distributed/read, carve/begin: small bodies.
+    pub default: usize,
+    pub distributed_write: usize,
+    pub log: usize,
+    pub carve_block: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            default: 1 << 20,
+            distributed_write: 64 << 20,
+            log: 64 << 20,
+            carve_block: 16 << 20,
+        }
+    }
+}
+
+pub struct AppState {
+    pub hosts: Hosts,
+    pub store: Arc<dyn HostStore>,
+    pub agent_configs: AgentConfigs,
+    pub logs: LogSink,
+    pub carves: Carves,
+    pub limits: BodyLimits,
+}
+
+pub type SharedState = Arc<AppState>;
