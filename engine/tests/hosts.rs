@@ -1,0 +1,348 @@
+//! The host registry and host actors, driven as the osquery endpoints drive them, on a paused
+//! clock with the in-memory store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use flotilla_engine::detail::Row;
+use flotilla_engine::enroll::{EnrollError, EnrollRequest};
+use flotilla_engine::host::{DetailAnswer, HostResults};
+use flotilla_engine::live::{HostResult, LiveAnswer, LiveQuery, ResultSink};
+use flotilla_engine::memory_store::MemoryStore;
+use flotilla_engine::{CampaignId, EngineConfig, HostError, Hosts, NodeKey, unix_now};
+use parking_lot::Mutex;
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<HostResult>>);
+
+impl ResultSink for Collect {
+    fn deliver(&self, result: HostResult) {
+        self.0.lock().push(result);
+    }
+}
+
+fn row(pairs: &[(&str, &str)]) -> Row {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn enroll_request(identifier: &str) -> EnrollRequest {
+    EnrollRequest {
+        enroll_secret: "secret".into(),
+        host_identifier: identifier.into(),
+        os_version: Some(row(&[("platform", "ubuntu"), ("name", "Ubuntu")])),
+        system_info: Some(row(&[
+            ("hostname", identifier),
+            ("uuid", &format!("UUID-{identifier}")),
+        ])),
+        osquery_info: Some(row(&[("version", "5.23.1")])),
+    }
+}
+
+fn all_details() -> HostResults {
+    HostResults {
+        details: vec![
+            DetailAnswer {
+                suffix: "osquery_flags".into(),
+                rows: vec![
+                    row(&[("name", "distributed_interval"), ("value", "10")]),
+                    row(&[("name", "config_refresh"), ("value", "60")]),
+                ],
+            },
+            DetailAnswer {
+                suffix: "system_info".into(),
+                rows: vec![row(&[("hostname", "renamed"), ("cpu_brand", "Xeon")])],
+            },
+        ],
+        live: vec![],
+    }
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        host_idle_timeout: Duration::from_secs(30),
+        flush_interval: Duration::from_secs(5),
+        ..EngineConfig::default()
+    }
+}
+
+async fn start(store: Arc<MemoryStore>, sink: Arc<Collect>) -> Hosts {
+    store.ensure_secret_for_tests("secret");
+    Hosts::start(store, config(), sink).await.unwrap()
+}
+
+trait SecretForTests {
+    fn ensure_secret_for_tests(&self, secret: &str);
+}
+
+impl SecretForTests for MemoryStore {
+    fn ensure_secret_for_tests(&self, secret: &str) {
+        self.secrets
+            .lock()
+            .push(flotilla_engine::store::EnrollSecret {
+                secret: secret.into(),
+                team: None,
+            });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_host_gets_details_then_nothing_without_an_actor() {
+    let hosts = start(Arc::default(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+
+    let first = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    assert!(
+        first
+            .queries
+            .iter()
+            .any(|q| &*q.name == "fleet_detail_query_system_info")
+    );
+    assert_eq!(hosts.active_actors(), 1);
+
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    let (record, _) = hosts.record(flotilla_engine::HostId(1)).unwrap();
+    assert_eq!(&*record.hostname, "renamed");
+    assert_eq!(record.intervals.distributed, 10);
+
+    let second = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    assert!(second.is_empty(), "details are fresh, nothing else pending");
+
+    // Quiet past the idle timeout: the actor goes, the host stays answerable.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(hosts.active_actors(), 0);
+    let before = hosts.counters().reads_without_actor.get();
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(hosts.counters().reads_without_actor.get(), before + 1);
+    assert_eq!(hosts.active_actors(), 0, "an empty check-in wakes no actor");
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_query_is_handed_out_until_answered_and_the_answer_reaches_the_sink() {
+    let sink = Arc::new(Collect::default());
+    let hosts = start(Arc::default(), sink.clone()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(hosts.active_actors(), 0);
+
+    let query = LiveQuery::new(CampaignId(42), "SELECT * FROM users".into());
+    hosts
+        .enqueue(flotilla_engine::HostId(1), query)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let work = hosts.read(key.as_str(), unix_now()).await.unwrap();
+        let names: Vec<&str> = work.queries.iter().map(|q| &*q.name).collect();
+        assert_eq!(
+            names,
+            vec!["fleet_distributed_query_42"],
+            "resent until answered"
+        );
+        assert_eq!(&*work.queries[0].discovery, "SELECT 1");
+    }
+    // A pending live query keeps the actor alive however long the host takes.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(hosts.active_actors(), 1);
+
+    let answer = LiveAnswer {
+        campaign: CampaignId(42),
+        rows: r#"[{"username":"root"}]"#.into(),
+        row_count: 1,
+        error: None,
+        stats: None,
+    };
+    hosts
+        .write(
+            key.as_str(),
+            unix_now(),
+            HostResults {
+                details: vec![],
+                live: vec![answer],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let delivered = sink.0.lock();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(&*delivered[0].hostname, "renamed");
+    assert_eq!(&*delivered[0].answer.rows, r#"[{"username":"root"}]"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_query_is_no_longer_handed_out() {
+    let hosts = start(Arc::default(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    hosts
+        .enqueue(
+            flotilla_engine::HostId(1),
+            LiveQuery::new(CampaignId(7), "SELECT 1".into()),
+        )
+        .await
+        .unwrap();
+    hosts.cancel(flotilla_engine::HostId(1), CampaignId(7));
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reenrollment_retires_the_old_key_and_keeps_one_host() {
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let first = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    let second = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    assert!(matches!(
+        hosts.read(first.as_str(), unix_now()).await,
+        Err(HostError::UnknownNodeKey)
+    ));
+    assert!(hosts.read(second.as_str(), unix_now()).await.is_ok());
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(store.hosts.lock().len(), 1);
+    assert_eq!(hosts.counters().reenrollments.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn enrollment_is_refused_with_a_bad_secret_or_a_down_store() {
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let mut bad = enroll_request("h1");
+    bad.enroll_secret = "wrong".into();
+    assert!(matches!(
+        hosts.enroll(bad, unix_now()).await,
+        Err(EnrollError::InvalidSecret)
+    ));
+    store.down.store(true, Ordering::Relaxed);
+    assert!(matches!(
+        hosts.enroll(enroll_request("h1"), unix_now()).await,
+        Err(EnrollError::Unavailable(_))
+    ));
+    assert!(hosts.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_keys_are_refused_everywhere() {
+    let hosts = start(Arc::default(), Arc::default()).await;
+    let stranger = NodeKey::generate();
+    assert!(hosts.authenticate(stranger.as_str(), 1).is_err());
+    assert!(hosts.read(stranger.as_str(), 1).await.is_err());
+    assert!(
+        hosts
+            .write(stranger.as_str(), 1, all_details())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn writer_batches_seen_times_and_retries_after_a_store_outage() {
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let key = hosts.enroll(enroll_request("h1"), 1_000).await.unwrap();
+    hosts
+        .write(key.as_str(), 1_000, all_details())
+        .await
+        .unwrap();
+
+    // Many check-ins within the granularity cost no seen-time write.
+    for t in 1_001..1_030 {
+        hosts.read(key.as_str(), t).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let seen_writes = |store: &MemoryStore| {
+        store
+            .flushes
+            .lock()
+            .iter()
+            .flatten()
+            .filter(|(_, u)| u.seen_time.is_some())
+            .count()
+    };
+    let vitals_writes = store
+        .flushes
+        .lock()
+        .iter()
+        .flatten()
+        .filter(|(_, u)| u.vitals.is_some())
+        .count();
+    assert_eq!(vitals_writes, 1, "the detail answers were written once");
+    assert_eq!(
+        seen_writes(&store),
+        0,
+        "29 s of check-ins: below the 60 s granularity"
+    );
+
+    // The store goes down: the writer keeps what it has and writes it when the store returns.
+    store.down.store(true, Ordering::Relaxed);
+    hosts.read(key.as_str(), 1_100).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(hosts.counters().flush_failures.get() >= 1);
+    store.down.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let last = store
+        .flushes
+        .lock()
+        .iter()
+        .flatten()
+        .filter_map(|(_, u)| u.seen_time)
+        .max();
+    assert_eq!(last, Some(1_100));
+
+    // Shutdown writes even a recent last-seen time.
+    hosts.read(key.as_str(), 1_110).await.unwrap();
+    hosts.flush().await.unwrap();
+    let last = store
+        .flushes
+        .lock()
+        .iter()
+        .flatten()
+        .filter_map(|(_, u)| u.seen_time)
+        .max();
+    assert_eq!(last, Some(1_110));
+}
