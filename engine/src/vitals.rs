@@ -164,11 +164,11 @@ impl Vitals {
             };
             match name.as_str() {
                 "distributed_interval" => self.distributed_interval = Some(value),
-                "config_refresh" | "config_tls_refresh" => {
-                    // Both names are reported; a non-zero one wins.
-                    if value > 0 || self.config_tls_refresh.is_none() {
-                        self.config_tls_refresh = Some(value);
-                    }
+                // Both names are reported; a non-zero one wins.
+                "config_refresh" | "config_tls_refresh"
+                    if value > 0 || self.config_tls_refresh.is_none() =>
+                {
+                    self.config_tls_refresh = Some(value);
                 }
                 "logger_tls_period" => self.logger_tls_period = Some(value),
                 _ => {}

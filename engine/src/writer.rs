@@ -25,7 +25,7 @@ use crate::vitals::Vitals;
 enum WriterMsg {
     Vitals {
         host: HostId,
-        vitals: Vitals,
+        vitals: Box<Vitals>,
         detail_updated_at: i64,
     },
     FlushAll(oneshot::Sender<Result<(), StoreError>>),
@@ -42,7 +42,7 @@ impl WriterHandle {
         // The writer only stops with the process; a failed send means we are shutting down.
         let _ = self.tx.send(WriterMsg::Vitals {
             host,
-            vitals,
+            vitals: Box::new(vitals),
             detail_updated_at,
         });
     }
@@ -84,7 +84,7 @@ impl HostWriter {
                 tokio::select! {
                     message = rx.recv() => match message {
                         Some(WriterMsg::Vitals { host, vitals, detail_updated_at }) => {
-                            task.remember(host, vitals, detail_updated_at);
+                            task.remember(host, *vitals, detail_updated_at);
                         }
                         Some(WriterMsg::FlushAll(reply)) => {
                             let _ = reply.send(task.flush(true).await);

@@ -1,1 +1,195 @@
-//! placeholder
+//! Test harness: the real `flotilla` binary on a free port, with its own data directory, and
+//! simulated osquery agents (from `flotilla-loadtest`) that trust the CA it generated.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use flotilla_loadtest::{AgentConfig, OsTemplate, RetryPolicies, SimAgent};
+
+/// The enroll secret every test server is started with.
+pub const SECRET: &str = "test-enroll-secret";
+
+/// Path of the `flotilla` binary, built once per test process with the same profile as the
+/// tests, so the tests never run a stale server.
+pub fn flotilla_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> → target/<profile>
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>");
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args([
+                "build",
+                "--quiet",
+                "-p",
+                "flotilla-api",
+                "--bin",
+                "flotilla",
+            ]);
+            if release {
+                build.arg("--release");
+            }
+            let status = build
+                .status()
+                .expect("running cargo build for the flotilla binary");
+            assert!(status.success(), "building the flotilla binary failed");
+            profile_dir.join("flotilla")
+        })
+        .clone()
+}
+
+/// A running `flotilla serve`. Stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Everything the server printed on stdout before it was ready.
+    pub banner: String,
+}
+
+impl Server {
+    /// Starts a server on `127.0.0.1:0` over `data_dir` with the test secret and a short flush
+    /// interval (unless `extra` sets one), plus `extra` arguments.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut command = Command::new(flotilla_binary());
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--enroll-secret",
+                SECRET,
+            ])
+            .args(["--log-level", "info,flotilla_api=debug"]);
+        if !extra.contains(&"--flush-interval") {
+            command.args(["--flush-interval", "200ms"]);
+        }
+        let mut child = command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting flotilla");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    // Nobody listens any more; keep draining so the server never blocks.
+                    continue;
+                }
+            }
+        });
+        let mut banner = String::new();
+        let addr = loop {
+            let line = lines_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("flotilla did not report its address within 60 s");
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(url) = line.split(" is listening on ").nth(1) {
+                let authority = url.split("://").nth(1).expect("url with scheme");
+                break authority.parse().expect("socket address");
+            }
+        };
+        // Collect the rest of the banner (it ends with an empty line).
+        while let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(5)) {
+            if line.is_empty() && banner.contains("--carver_continue_endpoint") {
+                break;
+            }
+            banner.push_str(&line);
+            banner.push('\n');
+        }
+        Server {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            banner,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `https://localhost:<port>`: the name the generated certificate is checked against.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port())
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.data_dir.join("tls/ca.pem")).expect("generated CA")
+    }
+
+    /// A reqwest client that trusts only the generated CA, for raw requests.
+    pub fn client(&self) -> reqwest::Client {
+        flotilla_loadtest::install_crypto_provider();
+        let ca = reqwest::Certificate::from_pem(&self.ca_pem()).expect("CA PEM");
+        reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .resolve("localhost", self.addr)
+            .build()
+            .expect("client")
+    }
+
+    /// A simulated osqueryd for this server, with retry pauses scaled down to milliseconds.
+    pub fn agent(&self, identifier: &str, template: OsTemplate) -> SimAgent {
+        let mut config = AgentConfig::new(self.url(), SECRET, identifier, template);
+        config.ca_pem = Some(self.ca_pem());
+        config.resolve = Some(("localhost".into(), self.addr));
+        config.retries = RetryPolicies::scaled(Duration::from_millis(10));
+        SimAgent::new(config).expect("agent")
+    }
+
+    /// SIGTERM and wait: the graceful path an operator takes.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("flotilla did not stop within 30 s of SIGTERM");
+    }
+
+    /// Opens the server's SQLite database, to check what reached disk.
+    pub async fn database(&self) -> sqlx::SqlitePool {
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            self.data_dir.join("flotilla.db").display()
+        );
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("opening the server's database")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

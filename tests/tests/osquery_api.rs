@@ -1,0 +1,635 @@
+//! The osquery TLS remote API, end to end: the real `flotilla serve` and simulated osqueryd
+//! agents that verify the generated CA.
+
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use flotilla_loadtest::{
+    AgentError, EndpointPaths, LiveQueryProfile, LogType, OsTemplate, TemplateAnswerer,
+};
+use flotilla_tests::{SECRET, Server};
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::io::Write;
+
+fn answerer(agent: &flotilla_loadtest::SimAgent) -> TemplateAnswerer {
+    TemplateAnswerer::new(agent.profile().clone(), LiveQueryProfile::default())
+}
+
+async fn host_count(server: &Server) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM hosts")
+        .fetch_one(&server.database().await)
+        .await
+        .unwrap()
+        .get("n")
+}
+
+/// Polls until `check` holds: for effects that land with the next batched flush (200 ms here).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[tokio::test]
+async fn enroll_on_both_path_families_and_refuse_a_bad_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+
+    let v1 = server.agent("host-v1", OsTemplate::Ubuntu);
+    let key_v1 = v1.enroll().await.unwrap();
+    assert!(
+        key_v1.len() >= 32,
+        "node keys carry at least 24 random bytes"
+    );
+
+    let mut config = v1.agent_config().clone();
+    config.host_identifier = "host-plain".into();
+    config.endpoints = EndpointPaths::with_prefix("/api/osquery");
+    let plain = flotilla_loadtest::SimAgent::new(config).unwrap();
+    let key_plain = plain.enroll().await.unwrap();
+    assert_ne!(key_v1, key_plain);
+    assert_eq!(host_count(&server).await, 2);
+
+    // A wrong secret: 401 with node_invalid, in osquery's error form.
+    let response = server
+        .client()
+        .post(format!("{}/api/v1/osquery/enroll", server.url()))
+        .json(&json!({"enroll_secret": "wrong", "host_identifier": "intruder", "host_details": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["node_invalid"], true);
+    assert!(body["error"].as_str().unwrap().contains("enroll secret"));
+    assert_eq!(
+        host_count(&server).await,
+        2,
+        "a refused enrollment creates nothing"
+    );
+}
+
+#[tokio::test]
+async fn config_carries_the_agent_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-config", OsTemplate::MacOs);
+    let config = agent.config().await.unwrap();
+    let options = &config["options"];
+    for option in [
+        "distributed_interval",
+        "distributed_tls_max_attempts",
+        "logger_tls_period",
+        "config_refresh",
+    ] {
+        assert!(
+            options[option].is_u64(),
+            "option {option} missing from {config}"
+        );
+    }
+    assert!(config["schedule"].is_object() && config["packs"].is_object());
+    assert!(config["decorators"]["load"].is_array());
+    assert_eq!(
+        agent.stats().enrolls,
+        1,
+        "the config request enrolled the agent first"
+    );
+}
+
+#[tokio::test]
+async fn detail_queries_fill_vitals_then_stop_until_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut agent = server.agent("host-details", OsTemplate::Ubuntu);
+    let answers = answerer(&agent);
+
+    let first = agent.run_distributed_cycle(&answers).await;
+    assert!(first.read_ok, "{first:?}");
+    assert!(
+        first
+            .answered
+            .iter()
+            .any(|n| n == "fleet_detail_query_system_info")
+    );
+    assert!(
+        first
+            .answered
+            .iter()
+            .any(|n| n == "fleet_detail_query_osquery_flags")
+    );
+    assert!(
+        first
+            .skipped
+            .iter()
+            .any(|n| n == "fleet_detail_query_network_interface_windows")
+            || !first
+                .received
+                .iter()
+                .any(|n| n == "fleet_detail_query_network_interface_windows"),
+        "an Ubuntu host never runs the Windows variant"
+    );
+    assert!(first.write_error.is_none(), "{first:?}");
+
+    let second = agent.run_distributed_cycle(&answers).await;
+    assert!(second.read_ok);
+    assert!(second.received.is_empty(), "details are fresh: {second:?}");
+
+    let profile = agent.profile().clone();
+    let db = server.database().await;
+    eventually("vitals in the database", || async {
+        let row = sqlx::query("SELECT hostname, platform, os_version, osquery_version, uuid, hardware_serial, primary_ip, primary_mac, distributed_interval, uptime, memory FROM hosts WHERE osquery_host_id = ?")
+            .bind("host-details")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        let interval: i64 = row.get("distributed_interval");
+        let ip: String = row.get("primary_ip");
+        interval > 0 && !ip.is_empty()
+    })
+    .await;
+    let row = sqlx::query("SELECT hostname, platform, os_version, osquery_version, uuid FROM hosts WHERE osquery_host_id = ?")
+        .bind("host-details")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("platform"), "ubuntu");
+    assert!(row.get::<String, _>("os_version").starts_with("Ubuntu"));
+    assert_eq!(
+        row.get::<String, _>("osquery_version"),
+        agent.agent_config().osquery_version
+    );
+    assert!(!row.get::<String, _>("hostname").is_empty());
+    assert!(!row.get::<String, _>("uuid").is_empty());
+    drop(profile);
+}
+
+#[tokio::test]
+async fn reenrollment_gives_a_new_key_for_the_same_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-again", OsTemplate::Windows);
+    let first = agent.enroll().await.unwrap();
+    // A burst: several threads of one agent re-enrolling at once.
+    let (a, b, c) = tokio::join!(agent.enroll(), agent.enroll(), agent.enroll());
+    let newest = agent.enroll().await.unwrap();
+    for key in [a.unwrap(), b.unwrap(), c.unwrap()] {
+        assert_ne!(key, first);
+    }
+    assert_eq!(
+        host_count(&server).await,
+        1,
+        "one host, however often it enrolls"
+    );
+
+    // The old key is refused with node_invalid; the newest works.
+    let stale = server
+        .client()
+        .post(format!("{}/api/v1/osquery/distributed/read", server.url()))
+        .json(&json!({ "node_key": first }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    assert_eq!(stale.json::<Value>().await.unwrap()["node_invalid"], true);
+    agent.set_node_key(Some(newest));
+    agent.distributed_read().await.unwrap();
+}
+
+#[tokio::test]
+async fn node_invalid_makes_the_agent_reenroll_and_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut agent = server.agent("host-forgotten", OsTemplate::Ubuntu);
+    agent.set_node_key(Some("a-key-this-server-never-issued".into()));
+    let report = agent.run_distributed_cycle(&answerer(&agent)).await;
+    assert!(
+        report.read_ok,
+        "the retry after re-enrolling succeeds: {report:?}"
+    );
+    let stats = agent.stats();
+    assert_eq!(stats.node_invalid, 1);
+    assert_eq!(stats.enrolls, 1);
+}
+
+#[tokio::test]
+async fn every_keyed_endpoint_refuses_unknown_and_missing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let bodies = [
+        ("config", json!({})),
+        ("distributed/read", json!({})),
+        ("distributed/write", json!({"queries": {}, "statuses": {}})),
+        ("log", json!({"log_type": "status", "data": []})),
+        (
+            "carve/begin",
+            json!({"block_count": 1, "block_size": 10, "carve_size": 5, "carve_id": "c", "request_id": "r"}),
+        ),
+    ];
+    for prefix in ["/api/osquery", "/api/v1/osquery"] {
+        for (endpoint, body) in &bodies {
+            for key in [Some("unknown-key"), Some(""), None] {
+                let mut body = body.clone();
+                if let Some(key) = key {
+                    body["node_key"] = json!(key);
+                }
+                let response = client
+                    .post(format!("{}{prefix}/{endpoint}", server.url()))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 401, "{prefix}/{endpoint} with {key:?}");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(
+                    body["node_invalid"],
+                    json!(true),
+                    "{prefix}/{endpoint}: {body}"
+                );
+                assert!(body["error"].is_string());
+            }
+        }
+    }
+    // The header form (osquery 5.23+) authenticates on its own.
+    let agent = server.agent("host-header", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    let response = client
+        .post(format!("{}/api/osquery/distributed/read", server.url()))
+        .header("Authorization", format!("NodeKey {key}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["queries"].is_object());
+}
+
+fn read_log(server: &Server, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(server.data_dir.join("logs").join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is one JSON object"))
+        .collect()
+}
+
+#[tokio::test]
+async fn result_and_status_logs_in_every_shape_land_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-logs", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let common = json!({"hostIdentifier": "host-logs", "calendarTime": "Tue Aug  4 10:00:00 2026 UTC", "epoch": 0, "counter": 1, "numerics": false});
+    let with = |extra: Value| {
+        let mut line = common.clone();
+        line.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        line
+    };
+    let results = vec![
+        with(
+            json!({"name": "pack/Global/event", "unixTime": 1785837600, "action": "added", "columns": {"pid": "1"}}),
+        ),
+        with(
+            json!({"name": "pack/Global/batch", "unixTime": "1785837600", "diffResults": {"added": [{"pid": "2"}], "removed": []}}),
+        ),
+        with(
+            json!({"name": "pack/Global/snap", "unixTime": 1785837600, "action": "snapshot", "snapshot": [{"pid": "3"}]}),
+        ),
+    ];
+    agent.log(LogType::Result, results, false).await.unwrap();
+    let statuses = vec![
+        json!({"hostIdentifier": "host-logs", "unixTime": 1785837600, "severity": 0, "line": 12, "filename": "a.cpp", "message": "numbers"}),
+        json!({"hostIdentifier": "host-logs", "unixTime": "1785837600", "severity": "1", "line": "13", "filename": "b.cpp", "message": "strings"}),
+    ];
+    agent.log(LogType::Status, statuses, true).await.unwrap();
+    agent
+        .log(
+            LogType::Result,
+            vec![with(
+                json!({"name": "gzipped", "unixTime": 1, "action": "added", "columns": {}}),
+            )],
+            true,
+        )
+        .await
+        .unwrap();
+
+    let results = read_log(&server, "result.log");
+    let names: Vec<&str> = results
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "pack/Global/event",
+            "pack/Global/batch",
+            "pack/Global/snap",
+            "gzipped"
+        ]
+    );
+    assert_eq!(results[1]["diffResults"]["added"][0]["pid"], "2");
+    let statuses = read_log(&server, "status.log");
+    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses[1]["message"], "strings");
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-body-log", "64KiB"]);
+    let agent = server.agent("host-bad-input", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    agent
+        .log(
+            LogType::Status,
+            vec![json!({"message": "accepted before the bad input"})],
+            false,
+        )
+        .await
+        .unwrap();
+    let client = server.client();
+    let url = |path: &str| format!("{}/api/v1/osquery/{path}", server.url());
+
+    let big =
+        json!({"node_key": key, "log_type": "result", "data": [{"blob": "x".repeat(100_000)}]});
+    let response = client.post(url("log")).json(&big).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(
+        response.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("limit")
+    );
+
+    // The same body gzipped is small on the wire but is held to the limit once inflated.
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(big.to_string().as_bytes()).unwrap();
+    let response = client
+        .post(url("log"))
+        .header("Content-Encoding", "gzip")
+        .header("Content-Type", "application/json")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    for (path, body) in [
+        ("log", "{\"node_key\": "),
+        ("distributed/write", "[1,2"),
+        ("enroll", "not json"),
+        ("config", ""),
+    ] {
+        let response = client
+            .post(url(path))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path} with {body:?}");
+        let error: Value = response.json().await.expect("the error is JSON");
+        assert!(error["error"].as_str().unwrap().contains("JSON"), "{error}");
+    }
+
+    // Unknown log type: an error, never an empty success.
+    let response = client
+        .post(url("log"))
+        .json(&json!({"node_key": key, "log_type": "bogus", "data": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // Everything accepted before is still there and the host still works.
+    let statuses = read_log(&server, "status.log");
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0]["message"], "accepted before the bad input");
+    assert!(read_log(&server, "result.log").is_empty());
+    agent.distributed_read().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_log_destination_answers_413_and_osquery_keeps_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--osquery-log-rotate-size",
+            "200",
+            "--osquery-log-rotate-keep",
+            "1",
+        ],
+    );
+    let agent = server.agent("host-sink", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let line = |n: usize| json!({"name": "q", "n": n, "pad": "x".repeat(150)});
+    agent
+        .log(LogType::Result, vec![line(1)], false)
+        .await
+        .unwrap();
+
+    // Block rotation: result.log.1 is a non-empty directory, so the next write cannot rotate.
+    let blocker = server.data_dir.join("logs/result.log.1");
+    std::fs::create_dir_all(blocker.join("x")).unwrap();
+    let error = agent
+        .log(LogType::Result, vec![line(2)], false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AgentError::Server(ref m) if m.contains("error writing result logs")),
+        "{error:?}"
+    );
+
+    std::fs::remove_dir_all(&blocker).unwrap();
+    agent
+        .log(LogType::Result, vec![line(2)], false)
+        .await
+        .unwrap();
+    let old = std::fs::read_to_string(server.data_dir.join("logs/result.log.1")).unwrap();
+    let new = read_log(&server, "result.log");
+    assert!(old.contains("\"n\":1"));
+    assert_eq!(new.len(), 1);
+    assert_eq!(
+        new[0]["n"], 2,
+        "the retried line arrives once the destination recovers"
+    );
+}
+
+#[tokio::test]
+async fn carves_are_assembled_from_their_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-carve", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let report = agent.carve(&data, 8192).await.unwrap();
+    assert_eq!(report.block_count, 3);
+
+    let carves: Vec<_> = std::fs::read_dir(server.data_dir.join("carves"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(carves.len(), 1, "{carves:?}");
+    assert!(carves[0].to_string_lossy().ends_with(".tar"));
+    assert_eq!(std::fs::read(&carves[0]).unwrap(), data);
+    let db = server.database().await;
+    let row = sqlx::query("SELECT completed_at, path FROM carves WHERE session_id = ?")
+        .bind(&report.session_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(row.get::<Option<i64>, _>("completed_at").is_some());
+}
+
+#[tokio::test]
+async fn repeated_blocks_are_tolerated_and_completion_needs_every_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-carve-raw", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    let client = server.client();
+    let url = |path: &str| format!("{}/api/v1/osquery/{path}", server.url());
+    let begin: Value = client
+        .post(url("carve/begin"))
+        .json(&json!({"node_key": key, "block_count": 2, "block_size": 4, "carve_size": 6, "carve_id": "c1", "request_id": "r1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = begin["session_id"].as_str().unwrap().to_owned();
+    let block = |id: u64, data: &str| json!({"block_id": id, "session_id": session, "request_id": "r1", "data": data});
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    for body in [block(1, &b64(b"ef")), block(1, &b64(b"ef"))] {
+        let response = client
+            .post(url("carve/block"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let carves = server.data_dir.join("carves");
+    let done = || {
+        std::fs::read_dir(&carves)
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "tar"))
+    };
+    assert!(!done(), "a repeated block does not count twice");
+    let wrong = client
+        .post(url("carve/block"))
+        .json(&json!({"block_id": 0, "session_id": session, "request_id": "other", "data": b64(b"abcd")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400, "the request id authenticates a block");
+    client
+        .post(url("carve/block"))
+        .json(&block(0, &b64(b"abcd")))
+        .send()
+        .await
+        .unwrap();
+    assert!(done());
+}
+
+#[tokio::test]
+async fn tls_verifies_for_localhost_and_127_0_0_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let ca = reqwest::Certificate::from_pem(&server.ca_pem()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve("localhost", server.addr)
+        .build()
+        .unwrap();
+    for url in [
+        format!("https://localhost:{}/version", server.port()),
+        format!("https://127.0.0.1:{}/version", server.port()),
+    ] {
+        let version: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        assert!(
+            version["version"].is_string() && version["revision"].is_string(),
+            "{version}"
+        );
+        assert!(version["build_date"].is_string() && version["rustc"].is_string());
+    }
+    let health = client
+        .get(format!("https://localhost:{}/healthz", server.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        server.banner.contains("--tls_server_certs="),
+        "{}",
+        server.banner
+    );
+    assert!(
+        server
+            .banner
+            .contains(&format!("--tls_hostname=localhost:{}", server.port()))
+    );
+    let _ = SECRET;
+}
+
+#[tokio::test]
+async fn restart_keeps_hosts_keys_and_the_last_check_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--flush-interval", "1h"]);
+    let ca_before = server.ca_pem();
+    let mut agent = server.agent("host-restart", OsTemplate::MacOs);
+    let answers = answerer(&agent);
+    assert!(agent.run_distributed_cycle(&answers).await.read_ok);
+    let key = agent.node_key().unwrap();
+
+    // Nothing was flushed yet (1 h interval): the graceful stop must write it.
+    assert!(server.stop().success());
+    let mut server = Server::start(dir.path(), &[]);
+    assert_eq!(server.ca_pem(), ca_before, "the generated CA is reused");
+    assert!(
+        server.banner.contains("enrolled hosts: 1"),
+        "{}",
+        server.banner
+    );
+
+    let db = server.database().await;
+    let row = sqlx::query(
+        "SELECT seen_time, detail_updated_at, platform FROM hosts WHERE osquery_host_id = ?",
+    )
+    .bind("host-restart")
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(row.get::<i64, _>("seen_time") > 0);
+    assert!(
+        row.get::<i64, _>("detail_updated_at") > 0,
+        "vitals were flushed at shutdown"
+    );
+    assert_eq!(row.get::<String, _>("platform"), "darwin");
+
+    let mut agent = server.agent("host-restart", OsTemplate::MacOs);
+    agent.set_node_key(Some(key.clone()));
+    let report = agent.run_distributed_cycle(&answers).await;
+    assert!(report.read_ok);
+    assert!(
+        report.received.is_empty(),
+        "details survived the restart: {report:?}"
+    );
+    assert_eq!(agent.stats().enrolls, 0, "the old key still works");
+    assert_eq!(agent.node_key(), Some(key));
+    assert!(server.stop().success());
+}
