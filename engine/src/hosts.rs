@@ -365,6 +365,43 @@ impl Hosts {
         self.inner.by_key.insert(key, slot);
     }
 
+    /// Forgets a deleted host: its node key stops working at once (the agent gets
+    /// `node_invalid` and enrolls as a new host). The store row is the caller's to delete.
+    pub fn remove(&self, host: HostId) -> bool {
+        let Some((_, slot)) = self.inner.by_id.remove(&host) else {
+            return false;
+        };
+        let (key, actor) = {
+            let mut state = slot.lock();
+            (state.record.node_key.clone(), state.actor.take())
+        };
+        self.inner.by_key.remove_if(&key, |_, s| s.id == host);
+        if let Some(actor) = actor {
+            actor.stop(None);
+        }
+        true
+    }
+
+    /// Moves a host to another team (or to none) in memory; the store is the caller's.
+    pub fn set_team(&self, host: HostId, team: Option<TeamId>) {
+        if let Some(slot) = self.inner.by_id.get(&host) {
+            slot.lock().record.team = team;
+        }
+    }
+
+    /// Ids of every registered host.
+    pub fn ids(&self) -> Vec<HostId> {
+        self.inner.by_id.iter().map(|slot| slot.id).collect()
+    }
+
+    /// Reloads the enroll secrets after the store's set changed (team secrets edited, say).
+    pub async fn reload_enroll_secrets(&self) -> Result<(), StoreError> {
+        self.inner
+            .secrets
+            .replace(self.inner.store.enroll_secrets().await?);
+        Ok(())
+    }
+
     /// Ensures `secret` enrolls hosts into `team`; returns true if it was new.
     pub async fn ensure_enroll_secret(
         &self,

@@ -346,3 +346,21 @@ async fn writer_batches_seen_times_and_retries_after_a_store_outage() {
         .max();
     assert_eq!(last, Some(1_110));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_host_is_refused_and_its_actor_stopped() {
+    let hosts = start(Arc::default(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    hosts.read(key.as_str(), unix_now()).await.unwrap();
+    assert_eq!(hosts.active_actors(), 1);
+    assert!(hosts.remove(flotilla_engine::HostId(1)));
+    assert!(matches!(
+        hosts.read(key.as_str(), unix_now()).await,
+        Err(HostError::UnknownNodeKey)
+    ));
+    assert!(hosts.is_empty());
+    assert!(!hosts.remove(flotilla_engine::HostId(1)));
+}
