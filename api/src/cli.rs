@@ -104,6 +104,22 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_DETAIL_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub detail_update_interval: Duration,
 
+    /// Live queries running at once; one more is refused with 429.
+    #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ACTIVE", default_value_t = 1_000)]
+    pub live_query_max_active: usize,
+
+    /// How long a live query runs at most before it is finished.
+    #[arg(long, env = "FLOTILLA_LIVE_QUERY_DEADLINE", default_value = "10m", value_parser = parse_duration)]
+    pub live_query_deadline: Duration,
+
+    /// Rows shown per live query; answers beyond are counted, and subscribers are told.
+    #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ROWS", default_value_t = 250_000)]
+    pub live_query_max_rows: usize,
+
+    /// How long the synchronous live-query endpoints wait for answers.
+    #[arg(long, env = "FLOTILLA_LIVE_QUERY_SYNC_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub live_query_sync_timeout: Duration,
+
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

@@ -10,9 +10,8 @@ use anyhow::{Context, Result};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use base64::Engine as _;
-use flotilla_engine::live::NoCampaigns;
-use flotilla_engine::store::HostStore;
-use flotilla_engine::{EngineConfig, Hosts};
+use flotilla_engine::store::{CampaignStore, HostStore};
+use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
 use flotilla_storage::SqliteStore;
 
 use crate::agent_config::{AgentConfigs, default_agent_options};
@@ -37,24 +36,45 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
 
-    let store: Arc<dyn HostStore> = Arc::new(
+    let sqlite = Arc::new(
         SqliteStore::open(&data_dir.join("flotilla.db"))
             .await
             .context("opening the SQLite database")?,
     );
+    let store: Arc<dyn HostStore> = sqlite.clone();
+    let campaign_store: Arc<dyn CampaignStore> = sqlite.clone();
+    // Campaigns do not outlive the process that ran them: close what a previous run left open.
+    let abandoned = campaign_store
+        .finish_abandoned_campaigns(flotilla_engine::unix_now())
+        .await
+        .context("closing campaigns left by a previous run")?;
+    if abandoned > 0 {
+        tracing::info!(
+            campaigns = abandoned,
+            "closed live queries left running by the previous process"
+        );
+    }
     let engine_config = EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
         ..EngineConfig::default()
     };
-    let hosts = Hosts::start(store.clone(), engine_config, Arc::new(NoCampaigns))
+    let router = CampaignRouter::new();
+    let hosts = Hosts::start(store.clone(), engine_config, Arc::new(router.clone()))
         .await
         .context("loading enrolled hosts")?;
+    let campaigns = Campaigns::new(
+        router,
+        hosts.clone(),
+        campaign_store,
+        campaign_config(&args),
+    );
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
     let transport = transport(&args, &data_dir)?;
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
+        campaigns,
         store: store.clone(),
         agent_configs: AgentConfigs::new(&default_agent_options()),
         logs: LogSink::open(
@@ -122,6 +142,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("flushing host writes at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+fn campaign_config(args: &ServeArgs) -> CampaignConfig {
+    CampaignConfig {
+        max_active: args.live_query_max_active,
+        deadline: args.live_query_deadline,
+        max_rows: args.live_query_max_rows,
+        ..CampaignConfig::default()
+    }
 }
 
 /// Makes the given secret valid; with none given and none stored, generates one. Returns the

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use flotilla_engine::Hosts;
 use flotilla_engine::store::HostStore;
+use flotilla_engine::{Campaigns, Hosts};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
@@ -32,6 +32,7 @@ impl Default for BodyLimits {
 
 pub struct AppState {
     pub hosts: Hosts,
+    pub campaigns: Campaigns,
     pub store: Arc<dyn HostStore>,
     pub agent_configs: AgentConfigs,
     pub logs: LogSink,

@@ -77,6 +77,9 @@ impl HostResults {
 
 /// Seconds a just-enrolled host is asked to check in quickly.
 const NEW_HOST_ACCELERATE_SECS: u32 = 10;
+/// Seconds a host handed a live query is asked to check in every 5 s: an admin running one
+/// live query usually runs the next within the minute.
+const LIVE_QUERY_ACCELERATE_SECS: u32 = 60;
 
 pub enum HostMsg {
     Read {
@@ -117,7 +120,18 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Drops live queries whose campaign deadline has passed.
+    fn prune_expired(&mut self) {
+        let now = Instant::now();
+        let before = self.live.len();
+        self.live.retain(|_, query| query.expires > now);
+        if self.live.len() != before {
+            self.cached = None;
+        }
+    }
+
     fn work(&mut self, now: i64) -> Arc<ReadWork> {
+        self.prune_expired();
         let (detail_due, is_new, platform) = {
             let state = self.slot.lock();
             (
@@ -145,12 +159,17 @@ impl HostState {
             sql: q.sql.clone(),
             discovery: select_one.clone(),
         }));
+        let accelerate = if !self.live.is_empty() {
+            Some(LIVE_QUERY_ACCELERATE_SECS)
+        } else {
+            (detail_due && is_new).then_some(NEW_HOST_ACCELERATE_SECS)
+        };
         let work = if queries.is_empty() {
             ReadWork::empty()
         } else {
             Arc::new(ReadWork {
                 queries,
-                accelerate: (detail_due && is_new).then_some(NEW_HOST_ACCELERATE_SECS),
+                accelerate,
             })
         };
         self.cached = Some((detail_due, work.clone()));
@@ -251,6 +270,7 @@ impl Actor for HostActor {
                 }
             }
             HostMsg::IdleCheck => {
+                state.prune_expired();
                 if state.idle(crate::unix_now()) {
                     state.slot.detach(&myself);
                     state.ctx.counters.deactivations.incr();

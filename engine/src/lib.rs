@@ -5,11 +5,17 @@
 //!   compact [`record::HostRecord`] while it is idle.
 //! - [`writer`] — batched writes of last-seen times and vitals to the store.
 //! - [`detail`] and [`vitals`] — the detail queries and what their answers mean.
-//! - [`live`] — live-query types and the [`live::ResultSink`] answers are handed to.
+//! - [`campaigns`] — starting and watching live queries; each is a [`campaign::CampaignActor`]
+//!   whose bookkeeping is the plain [`campaign_state::CampaignState`]. The
+//!   [`campaigns::CampaignRouter`] is the [`live::ResultSink`] host actors hand answers to.
+//! - [`live`] — live-query types shared by hosts and campaigns.
 //! - [`store`] — the durability traits `flotilla-storage` implements.
 //!
 //! The engine knows nothing of HTTP, JSON wire formats, sqlx or Redis.
 
+pub mod campaign;
+pub mod campaign_state;
+pub mod campaigns;
 pub mod config;
 pub mod counters;
 pub mod detail;
@@ -26,6 +32,7 @@ mod writer;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory_store;
 
+pub use campaigns::{CampaignConfig, CampaignError, CampaignRouter, Campaigns};
 pub use config::EngineConfig;
 pub use hosts::{HostError, Hosts};
 pub use ids::{CampaignId, HostId, NodeKey, TeamId};

@@ -15,14 +15,32 @@ pub struct LiveQuery {
     /// `fleet_distributed_query_<campaign>`, built once per campaign.
     pub name: Arc<str>,
     pub sql: Arc<str>,
+    /// The campaign's deadline. A host drops the query after it even if no cancel reached it,
+    /// so a campaign that died abnormally leaves nothing behind in host mailboxes.
+    pub expires: tokio::time::Instant,
 }
 
 impl LiveQuery {
+    /// A query that expires a day from now; campaigns set their own deadline with
+    /// [`LiveQuery::expiring`].
     pub fn new(campaign: CampaignId, sql: Arc<str>) -> LiveQuery {
+        LiveQuery::expiring(
+            campaign,
+            sql,
+            tokio::time::Instant::now() + std::time::Duration::from_secs(24 * 3600),
+        )
+    }
+
+    pub fn expiring(
+        campaign: CampaignId,
+        sql: Arc<str>,
+        expires: tokio::time::Instant,
+    ) -> LiveQuery {
         LiveQuery {
             campaign,
             name: format!("{LIVE_PREFIX}{campaign}").into(),
             sql,
+            expires,
         }
     }
 }

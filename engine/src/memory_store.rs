@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use crate::ids::{HostId, TeamId};
+use crate::ids::{CampaignId, HostId, TeamId};
 use crate::store::*;
 use crate::vitals::Vitals;
 
@@ -17,6 +17,7 @@ pub struct MemoryStore {
     pub flushes: Mutex<Vec<Vec<(HostId, HostUpdate)>>>,
     /// When set, every call fails as if the database were down.
     pub down: AtomicBool,
+    pub campaigns: Mutex<Vec<(CampaignRecord, Option<CampaignOutcome>)>>,
 }
 
 impl MemoryStore {
@@ -116,5 +117,43 @@ impl HostStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
+    }
+}
+
+#[async_trait]
+impl CampaignStore for MemoryStore {
+    async fn create_campaign(&self, campaign: &CampaignRecord) -> Result<CampaignId, StoreError> {
+        self.check()?;
+        let mut campaigns = self.campaigns.lock();
+        campaigns.push((campaign.clone(), None));
+        Ok(CampaignId(campaigns.len() as u64))
+    }
+
+    async fn finish_campaign(
+        &self,
+        id: CampaignId,
+        outcome: &CampaignOutcome,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(entry) = self.campaigns.lock().get_mut(id.0 as usize - 1) {
+            entry.1 = Some(outcome.clone());
+        }
+        Ok(())
+    }
+
+    async fn finish_abandoned_campaigns(&self, _now: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        let mut finished = 0;
+        for entry in self.campaigns.lock().iter_mut().filter(|e| e.1.is_none()) {
+            entry.1 = Some(CampaignOutcome {
+                reason: "abandoned",
+                targets: 0,
+                online: 0,
+                responded: 0,
+                finished_at: 0,
+            });
+            finished += 1;
+        }
+        Ok(finished)
     }
 }

@@ -123,3 +123,52 @@ pub trait HostStore: Send + Sync + 'static {
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// What a campaign selected, as the admin gave it; kept with the campaign for the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    Label,
+    Host,
+    Team,
+}
+
+/// A campaign as the store records it when it starts.
+#[derive(Clone, Debug)]
+pub struct CampaignRecord {
+    pub sql: String,
+    /// The saved query it runs, if any.
+    pub query_id: Option<u64>,
+    /// The user who started it.
+    pub user_id: Option<u64>,
+    pub selected: Vec<(TargetKind, u64)>,
+    pub created_at: i64,
+}
+
+/// How a campaign ended, for the record.
+#[derive(Clone, Debug)]
+pub struct CampaignOutcome {
+    pub reason: &'static str,
+    pub targets: u64,
+    pub online: u64,
+    pub responded: u64,
+    pub finished_at: i64,
+}
+
+#[async_trait]
+pub trait CampaignStore: Send + Sync + 'static {
+    /// Records a new campaign and returns its id (never reused).
+    async fn create_campaign(
+        &self,
+        campaign: &CampaignRecord,
+    ) -> Result<crate::ids::CampaignId, StoreError>;
+
+    /// Marks a campaign complete.
+    async fn finish_campaign(
+        &self,
+        id: crate::ids::CampaignId,
+        outcome: &CampaignOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Completes campaigns left running by a previous process (it stopped before they did).
+    async fn finish_abandoned_campaigns(&self, now: i64) -> Result<u64, StoreError>;
+}

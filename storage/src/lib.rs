@@ -4,6 +4,7 @@
 //!
 //! Every implementation carries its own migrations (`migrations/<backend>/`), applied at open.
 
+mod sqlite_campaigns;
 mod sqlite_store;
 
 pub use sqlite_store::SqliteStore;

@@ -152,3 +152,33 @@ async fn sqlite_survives_reopen() {
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0].node_key.as_ref(), Some(&key));
 }
+
+#[tokio::test]
+async fn sqlite_campaigns_are_recorded_and_abandoned_ones_closed() {
+    use flotilla_engine::store::{CampaignOutcome, CampaignRecord, CampaignStore, TargetKind};
+    let (_dir, store) = sqlite().await;
+    let record = |sql: &str| CampaignRecord {
+        sql: sql.into(),
+        query_id: None,
+        user_id: Some(1),
+        selected: vec![(TargetKind::Host, 5), (TargetKind::Label, 6)],
+        created_at: 100,
+    };
+    let a = store.create_campaign(&record("SELECT 1")).await.unwrap();
+    let b = store.create_campaign(&record("SELECT 2")).await.unwrap();
+    assert_ne!(a, b, "ids are never reused");
+    let outcome = CampaignOutcome {
+        reason: "all_answered",
+        targets: 2,
+        online: 1,
+        responded: 1,
+        finished_at: 200,
+    };
+    store.finish_campaign(a, &outcome).await.unwrap();
+    assert_eq!(
+        store.finish_abandoned_campaigns(300).await.unwrap(),
+        1,
+        "only b was still running"
+    );
+    assert_eq!(store.finish_abandoned_campaigns(300).await.unwrap(), 0);
+}
