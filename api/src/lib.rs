@@ -11,6 +11,7 @@ pub mod app;
 pub mod carves;
 pub mod cli;
 pub mod health;
+pub mod live;
 pub mod logsink;
 pub mod osquery;
 pub mod server;

@@ -188,7 +188,8 @@ impl CampaignActorState {
         (receiver, overflowed)
     }
 
-    fn on_result(&mut self, result: HostResult) {
+    /// Takes a result; returns whether the counts changed (so a `status` is due).
+    fn on_result(&mut self, result: HostResult) -> bool {
         let host = result.host;
         match self.state.on_result(host, result.answer.row_count) {
             Accepted::Forward => {
@@ -199,7 +200,7 @@ impl CampaignActorState {
                 }));
                 self.backlog.push(event.clone());
                 self.broadcast(event);
-                self.status();
+                true
             }
             Accepted::OverRowCap { first } => {
                 self.ctx.counters.results_routed.incr();
@@ -214,10 +215,13 @@ impl CampaignActorState {
                     self.backlog.push(notice.clone());
                     self.broadcast(notice);
                 }
-                self.status();
+                true
             }
-            Accepted::Duplicate => self.ctx.counters.results_duplicate.incr(),
-            Accepted::NotTargeted => {}
+            Accepted::Duplicate => {
+                self.ctx.counters.results_duplicate.incr();
+                false
+            }
+            Accepted::NotTargeted => false,
         }
     }
 
@@ -342,10 +346,16 @@ impl Actor for CampaignActor {
     ) -> Result<(), ActorProcessingErr> {
         let stop_now = match message {
             CampaignMsg::Result(result) => {
-                state.on_result(result);
-                state.finished.is_none()
-                    && state.state.all_online_answered()
-                    && state.finish(FinishReason::AllAnswered)
+                let counted = state.on_result(result);
+                if state.finished.is_none() && state.state.all_online_answered() {
+                    // The final status says it all; no intermediate one.
+                    state.finish(FinishReason::AllAnswered)
+                } else {
+                    if counted {
+                        state.status();
+                    }
+                    false
+                }
             }
             CampaignMsg::Subscribe(reply) => {
                 let (events, overflowed) = state.subscribe();
