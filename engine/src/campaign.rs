@@ -289,17 +289,22 @@ impl Actor for CampaignActor {
         let fan_out_cancelled = Arc::new(AtomicBool::new(false));
         let query = LiveQuery::expiring(args.id, sql, Instant::now() + args.deadline);
         let (hosts, cancelled, campaign) = (ctx.hosts.clone(), fan_out_cancelled.clone(), args.id);
+        let counters = ctx.counters.clone();
         let targets = args.targets;
         tokio::spawn(async move {
             futures_util::stream::iter(targets)
                 .map(|host| {
                     let (hosts, query, cancelled) = (&hosts, query.clone(), &cancelled);
+                    let counters = &counters;
                     async move {
                         if cancelled.load(Ordering::Acquire) {
                             return;
                         }
-                        if let Err(error) = hosts.enqueue(host, query).await {
-                            tracing::debug!(%campaign, %host, %error, "could not enqueue live query");
+                        match hosts.enqueue(host, query).await {
+                            Ok(()) => counters.hosts_enqueued.incr(),
+                            Err(error) => {
+                                tracing::debug!(%campaign, %host, %error, "could not enqueue live query")
+                            }
                         }
                         if cancelled.load(Ordering::Acquire) {
                             hosts.cancel(host, campaign);

@@ -71,6 +71,8 @@ pub struct CampaignCounters {
     pub finished_stopped: Counter,
     pub finished_no_subscribers: Counter,
     pub finished_deadline: Counter,
+    /// Target mailboxes a campaign's query was placed in.
+    pub hosts_enqueued: Counter,
     pub results_routed: Counter,
     pub results_duplicate: Counter,
     /// Answers for campaigns not running here (finished, or never known).
