@@ -93,6 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             log: args.max_body_log,
             carve_block: args.max_body_carve_block,
         },
+        live_query_sync_timeout: args.live_query_sync_timeout,
     });
     let app = crate::app::app(state);
 

@@ -38,6 +38,8 @@ pub struct AppState {
     pub logs: LogSink,
     pub carves: Carves,
     pub limits: BodyLimits,
+    /// How long the synchronous live-query endpoints wait for answers.
+    pub live_query_sync_timeout: std::time::Duration,
 }
 
 pub type SharedState = Arc<AppState>;
