@@ -49,6 +49,7 @@ fn answer(campaign: CampaignId) -> HostResults {
             error: None,
             stats: None,
         }],
+        labels: vec![],
     }
 }
 

@@ -67,11 +67,13 @@ pub struct DetailAnswer {
 pub struct HostResults {
     pub details: Vec<DetailAnswer>,
     pub live: Vec<LiveAnswer>,
+    /// Dynamic-label answers: label id and membership (`None`: the query failed on the host).
+    pub labels: Vec<(u64, Option<bool>)>,
 }
 
 impl HostResults {
     pub fn is_empty(&self) -> bool {
-        self.details.is_empty() && self.live.is_empty()
+        self.details.is_empty() && self.live.is_empty() && self.labels.is_empty()
     }
 }
 
@@ -104,6 +106,14 @@ pub enum HostMsg {
 
 pub struct HostActor;
 
+/// What a cached reply depends on besides the mailbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WorkKey {
+    detail_due: bool,
+    labels_due: bool,
+    label_version: u64,
+}
+
 pub struct HostArgs {
     pub(crate) slot: Arc<HostSlot>,
     pub(crate) ctx: Arc<HostContext>,
@@ -114,8 +124,8 @@ pub struct HostState {
     ctx: Arc<HostContext>,
     /// Live queries waiting for this host's answer, by campaign.
     live: BTreeMap<CampaignId, LiveQuery>,
-    /// The last reply built, and whether details were due when it was built.
-    cached: Option<(bool, Arc<ReadWork>)>,
+    /// The last reply built, and what it was built for: details due, labels due, label set.
+    cached: Option<(WorkKey, Arc<ReadWork>)>,
     last_message: Instant,
 }
 
@@ -132,27 +142,43 @@ impl HostState {
 
     fn work(&mut self, now: i64) -> Arc<ReadWork> {
         self.prune_expired();
-        let (detail_due, is_new, platform) = {
+        let label_set = self.ctx.labels.current();
+        let (key, is_new, platform) = {
             let state = self.slot.lock();
-            (
-                state.record.detail_due(now, &self.ctx.config),
-                state.record.is_new(),
-                state.record.platform.clone(),
-            )
+            let key = WorkKey {
+                detail_due: state.record.detail_due(now, &self.ctx.config),
+                labels_due: state.record.labels_due(now, &label_set, &self.ctx.config),
+                label_version: label_set.version,
+            };
+            (key, state.record.is_new(), state.record.platform.clone())
         };
-        if let Some((cached_due, work)) = &self.cached
-            && *cached_due == detail_due
+        if let Some((cached_key, work)) = &self.cached
+            && *cached_key == key
         {
             return work.clone();
         }
         let select_one = self.ctx.select_one.clone();
         let mut queries = Vec::new();
-        if detail_due {
+        if key.detail_due {
             queries.extend(detail::for_platform(&platform).map(|q| PendingQuery {
                 name: q.name.clone(),
                 sql: q.sql.clone(),
                 discovery: q.discovery.clone(),
             }));
+        }
+        // Labels wait for the platform: a label for one platform must not go to every host.
+        if key.labels_due && !platform.is_empty() {
+            queries.extend(
+                label_set
+                    .queries
+                    .iter()
+                    .filter(|q| q.applies_to(&platform))
+                    .map(|q| PendingQuery {
+                        name: q.name.clone(),
+                        sql: q.sql.clone(),
+                        discovery: select_one.clone(),
+                    }),
+            );
         }
         queries.extend(self.live.values().map(|q| PendingQuery {
             name: q.name.clone(),
@@ -162,7 +188,7 @@ impl HostState {
         let accelerate = if !self.live.is_empty() {
             Some(LIVE_QUERY_ACCELERATE_SECS)
         } else {
-            (detail_due && is_new).then_some(NEW_HOST_ACCELERATE_SECS)
+            (key.detail_due && is_new).then_some(NEW_HOST_ACCELERATE_SECS)
         };
         let work = if queries.is_empty() {
             ReadWork::empty()
@@ -172,7 +198,7 @@ impl HostState {
                 accelerate,
             })
         };
-        self.cached = Some((detail_due, work.clone()));
+        self.cached = Some((key, work.clone()));
         work
     }
 
@@ -189,6 +215,21 @@ impl HostState {
                 state.record.refetch_requested = false;
             }
             self.ctx.writer.vitals(self.slot.id, vitals, now);
+            self.cached = None;
+        }
+        if !results.labels.is_empty() {
+            let version = self.ctx.labels.current().version;
+            {
+                let mut state = self.slot.lock();
+                state.record.label_updated_at = now;
+                state.record.label_version = version;
+            }
+            let known: Vec<(u64, bool)> = results
+                .labels
+                .iter()
+                .filter_map(|&(label, member)| member.map(|m| (label, m)))
+                .collect();
+            self.ctx.writer.labels(self.slot.id, known, now);
             self.cached = None;
         }
         if results.live.is_empty() {
@@ -210,9 +251,14 @@ impl HostState {
 
     /// True when nothing needs this actor: no live query, no details due, quiet long enough.
     fn idle(&self, now: i64) -> bool {
-        self.live.is_empty()
-            && self.last_message.elapsed() >= self.ctx.config.host_idle_timeout
-            && !self.slot.lock().record.detail_due(now, &self.ctx.config)
+        if !self.live.is_empty() || self.last_message.elapsed() < self.ctx.config.host_idle_timeout
+        {
+            return false;
+        }
+        let labels = self.ctx.labels.current();
+        let state = self.slot.lock();
+        !state.record.detail_due(now, &self.ctx.config)
+            && !state.record.labels_due(now, &labels, &self.ctx.config)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::detail::Row;
 use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets};
 use crate::host::{HostActor, HostArgs, HostMsg, HostResults, ReadWork};
 use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
+use crate::labels::{LabelQuery, Labels};
 use crate::live::{LiveQuery, ResultSink};
 use crate::record::HostRecord;
 use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
@@ -112,6 +113,8 @@ pub struct HostContext {
     pub counters: Arc<HostCounters>,
     /// `SELECT 1`, the discovery of every live query, shared.
     pub(crate) select_one: Arc<str>,
+    /// The dynamic-label queries every host runs.
+    pub(crate) labels: Labels,
 }
 
 /// Enrollments of one identifier are serialised so the store and the registry agree on which
@@ -165,6 +168,7 @@ impl Hosts {
             sink,
             counters,
             select_one: "SELECT 1".into(),
+            labels: Labels::default(),
         });
         Ok(Hosts {
             inner: Arc::new(HostsInner {
@@ -233,8 +237,13 @@ impl Hosts {
         slot.touch(now);
         self.inner.ctx.counters.reads.incr();
         {
+            let labels = self.inner.ctx.labels.current();
+            let config = &self.inner.ctx.config;
             let state = slot.lock();
-            if state.actor.is_none() && !state.record.detail_due(now, &self.inner.ctx.config) {
+            if state.actor.is_none()
+                && !state.record.detail_due(now, config)
+                && !state.record.labels_due(now, &labels, config)
+            {
                 self.inner.ctx.counters.reads_without_actor.incr();
                 return Ok(ReadWork::empty());
             }
@@ -400,6 +409,12 @@ impl Hosts {
             .secrets
             .replace(self.inner.store.enroll_secrets().await?);
         Ok(())
+    }
+
+    /// Replaces the dynamic-label queries hosts run; every host re-evaluates its labels at its
+    /// next check-in.
+    pub fn set_label_queries(&self, queries: Vec<LabelQuery>) {
+        self.inner.ctx.labels.replace(queries);
     }
 
     /// Ensures `secret` enrolls hosts into `team`; returns true if it was new.

@@ -23,6 +23,7 @@ pub mod enroll;
 pub mod host;
 pub mod hosts;
 pub mod ids;
+pub mod labels;
 pub mod live;
 pub mod record;
 pub mod store;

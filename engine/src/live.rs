@@ -87,7 +87,9 @@ pub enum QueryName<'a> {
     Detail(&'a str),
     /// `fleet_distributed_query_<campaign>`
     Live(CampaignId),
-    /// Anything else: labels, policies, names from other servers. Ignored, never an error.
+    /// `fleet_label_query_<label id>`
+    Label(u64),
+    /// Anything else: policies, names from other servers. Ignored, never an error.
     Other,
 }
 
@@ -100,6 +102,11 @@ impl<'a> QueryName<'a> {
             && let Ok(id) = id.parse()
         {
             return QueryName::Live(CampaignId(id));
+        }
+        if let Some(id) = name.strip_prefix(crate::labels::LABEL_PREFIX)
+            && let Ok(id) = id.parse()
+        {
+            return QueryName::Label(id);
         }
         QueryName::Other
     }
@@ -138,7 +145,8 @@ mod tests {
             QueryName::parse("fleet_distributed_query_x"),
             QueryName::Other
         );
-        assert_eq!(QueryName::parse("fleet_label_query_3"), QueryName::Other);
+        assert_eq!(QueryName::parse("fleet_label_query_3"), QueryName::Label(3));
+        assert_eq!(QueryName::parse("fleet_policy_query_3"), QueryName::Other);
         assert_eq!(
             &*LiveQuery::new(CampaignId(7), "SELECT 1".into()).name,
             "fleet_distributed_query_7"

@@ -63,6 +63,7 @@ impl HostStore for MemoryStore {
             intervals: Default::default(),
             seen_time: e.now,
             detail_updated_at: 0,
+            label_updated_at: 0,
             refetch_requested: true,
         };
         hosts.push((host.clone(), e.vitals.clone()));

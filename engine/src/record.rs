@@ -22,6 +22,11 @@ pub struct HostRecord {
     pub detail_updated_at: i64,
     /// Set when the details must be fetched again before the usual interval.
     pub refetch_requested: bool,
+    /// Unix seconds when the host last answered the dynamic-label queries; 0 if never.
+    pub label_updated_at: i64,
+    /// The [`LabelSet`](crate::labels::LabelSet) version of that answer; a newer set makes the
+    /// labels due again.
+    pub label_version: u64,
 }
 
 impl HostRecord {
@@ -36,7 +41,27 @@ impl HostRecord {
             intervals: host.intervals,
             detail_updated_at: host.detail_updated_at,
             refetch_requested: host.refetch_requested,
+            label_updated_at: host.label_updated_at,
+            label_version: 0,
         }
+    }
+
+    /// Whether the dynamic-label queries should go out on this check-in: never answered, the
+    /// label set changed since, or the label interval (plus jitter) has passed.
+    pub fn labels_due(
+        &self,
+        now: i64,
+        set: &crate::labels::LabelSet,
+        config: &EngineConfig,
+    ) -> bool {
+        if set.queries.is_empty() {
+            return false;
+        }
+        if self.label_updated_at <= 0 || self.label_version < set.version {
+            return true;
+        }
+        let interval = config.label_update_interval.as_secs() as i64;
+        now >= self.label_updated_at + interval + detail_jitter(self.id, interval, config)
     }
 
     /// Whether the detail queries should go out on this check-in.
@@ -105,7 +130,37 @@ mod tests {
             intervals: Intervals::default(),
             detail_updated_at: 0,
             refetch_requested: false,
+            label_updated_at: 0,
+            label_version: 0,
         }
+    }
+
+    #[test]
+    fn labels_are_due_when_never_run_changed_or_stale() {
+        use crate::labels::{LabelQuery, LabelSet};
+        let config = EngineConfig::default();
+        let mut r = record(3);
+        let empty = LabelSet::default();
+        assert!(
+            !r.labels_due(1_000, &empty, &config),
+            "no labels, nothing to run"
+        );
+        let set = LabelSet {
+            version: 0,
+            queries: vec![LabelQuery::new(1, "SELECT 1", "")],
+        };
+        assert!(r.labels_due(1_000, &set, &config), "never run");
+        r.label_updated_at = 1_000;
+        assert!(!r.labels_due(1_500, &set, &config));
+        assert!(r.labels_due(1_000 + 3600 + 360, &set, &config));
+        let changed = LabelSet {
+            version: 1,
+            queries: set.queries.clone(),
+        };
+        assert!(
+            r.labels_due(1_500, &changed, &config),
+            "a new label set is run at once"
+        );
     }
 
     #[test]

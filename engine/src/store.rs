@@ -32,6 +32,8 @@ pub struct StoredHost {
     pub seen_time: i64,
     /// Unix seconds when detail queries last filled the vitals; 0 if never.
     pub detail_updated_at: i64,
+    /// Unix seconds when the host last answered the dynamic-label queries; 0 if never.
+    pub label_updated_at: i64,
     pub refetch_requested: bool,
 }
 
@@ -72,6 +74,9 @@ pub struct HostUpdate {
     pub seen_time: Option<i64>,
     pub vitals: Option<Vitals>,
     pub detail_updated_at: Option<i64>,
+    /// Dynamic-label answers: label id and whether the host is a member.
+    pub labels: Option<Vec<(u64, bool)>>,
+    pub label_updated_at: Option<i64>,
 }
 
 /// A file carve announced by `carve/begin`.

@@ -28,6 +28,11 @@ enum WriterMsg {
         vitals: Box<Vitals>,
         detail_updated_at: i64,
     },
+    Labels {
+        host: HostId,
+        labels: Vec<(u64, bool)>,
+        label_updated_at: i64,
+    },
     FlushAll(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -38,6 +43,14 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
+    pub(crate) fn labels(&self, host: HostId, labels: Vec<(u64, bool)>, label_updated_at: i64) {
+        let _ = self.tx.send(WriterMsg::Labels {
+            host,
+            labels,
+            label_updated_at,
+        });
+    }
+
     pub(crate) fn vitals(&self, host: HostId, vitals: Vitals, detail_updated_at: i64) {
         // The writer only stops with the process; a failed send means we are shutting down.
         let _ = self.tx.send(WriterMsg::Vitals {
@@ -85,6 +98,11 @@ impl HostWriter {
                     message = rx.recv() => match message {
                         Some(WriterMsg::Vitals { host, vitals, detail_updated_at }) => {
                             task.remember(host, *vitals, detail_updated_at);
+                        }
+                        Some(WriterMsg::Labels { host, labels, label_updated_at }) => {
+                            let update = task.pending.entry(host).or_default();
+                            update.labels.get_or_insert_with(Vec::new).extend(labels);
+                            update.label_updated_at = Some(label_updated_at);
                         }
                         Some(WriterMsg::FlushAll(reply)) => {
                             let _ = reply.send(task.flush(true).await);
@@ -172,7 +190,7 @@ impl WriterTask {
                 // Put the vitals back, under anything newer that arrived meanwhile (none can:
                 // this task is the only reader of the channel and it is busy here).
                 for (host, update) in batch {
-                    if update.vitals.is_some() {
+                    if update.vitals.is_some() || update.labels.is_some() {
                         self.pending.entry(host).or_insert(HostUpdate {
                             seen_time: None,
                             ..update

@@ -69,6 +69,7 @@ async fn fleet(online: usize, offline: usize, config: CampaignConfig) -> Fleet {
                 rows: vec![row(&[("total_seconds", "1")])],
             }],
             live: vec![],
+            labels: vec![],
         };
         hosts.write(key.as_str(), seen, details).await.unwrap();
         keys.push(key);
@@ -106,6 +107,7 @@ fn answer(campaign: CampaignId, rows: usize) -> HostResults {
             error: None,
             stats: None,
         }],
+        labels: vec![],
     }
 }
 

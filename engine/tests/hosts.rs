@@ -58,6 +58,7 @@ fn all_details() -> HostResults {
             },
         ],
         live: vec![],
+        labels: vec![],
     }
 }
 
@@ -180,6 +181,7 @@ async fn live_query_is_handed_out_until_answered_and_the_answer_reaches_the_sink
             HostResults {
                 details: vec![],
                 live: vec![answer],
+                labels: vec![],
             },
         )
         .await
@@ -363,4 +365,63 @@ async fn a_removed_host_is_refused_and_its_actor_stopped() {
     ));
     assert!(hosts.is_empty());
     assert!(!hosts.remove(flotilla_engine::HostId(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dynamic_labels_run_for_the_right_platform_and_again_when_labels_change() {
+    use flotilla_engine::labels::LabelQuery;
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    hosts.set_label_queries(vec![
+        LabelQuery::new(10, "SELECT 1 FROM processes WHERE name = 'nginx'", ""),
+        LabelQuery::new(11, "SELECT 1", "windows"),
+    ]);
+    let work = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    let names: Vec<&str> = work.queries.iter().map(|q| &*q.name).collect();
+    assert_eq!(
+        names,
+        vec!["fleet_label_query_10"],
+        "the Windows-only label is not sent to Ubuntu"
+    );
+
+    let answers = HostResults {
+        labels: vec![(10, Some(true))],
+        ..HostResults::default()
+    };
+    hosts
+        .write(key.as_str(), unix_now(), answers)
+        .await
+        .unwrap();
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let written: Vec<(u64, bool)> = store
+        .flushes
+        .lock()
+        .iter()
+        .flatten()
+        .filter_map(|(_, u)| u.labels.clone())
+        .flatten()
+        .collect();
+    assert_eq!(written, vec![(10, true)]);
+
+    hosts.set_label_queries(vec![LabelQuery::new(12, "SELECT 1", "")]);
+    let work = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    assert_eq!(
+        &*work.queries[0].name, "fleet_label_query_12",
+        "a changed label set runs at once"
+    );
 }

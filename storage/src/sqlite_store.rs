@@ -78,7 +78,8 @@ fn bind_vitals<'q>(query: Query<'q>, v: &'q Vitals) -> Query<'q> {
 macro_rules! host_columns {
     () => {
         "id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval, \
-         config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, refetch_requested"
+         config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, label_updated_at, \
+         refetch_requested"
     };
 }
 
@@ -104,6 +105,7 @@ fn stored_host(row: &sqlx::sqlite::SqliteRow) -> Result<StoredHost, sqlx::Error>
         },
         seen_time: row.try_get("seen_time")?,
         detail_updated_at: row.try_get("detail_updated_at")?,
+        label_updated_at: row.try_get("label_updated_at")?,
         refetch_requested: row.try_get("refetch_requested")?,
     })
 }
@@ -265,6 +267,35 @@ impl SqliteStore {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                }
+                if let Some(at) = update.label_updated_at {
+                    sqlx::query(
+                        "UPDATE hosts SET label_updated_at = MAX(label_updated_at, ?) WHERE id = ?",
+                    )
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for &(label, member) in update.labels.iter().flatten() {
+                    let query = if member {
+                        sqlx::query(
+                            "INSERT INTO label_membership (label_id, host_id, updated_at) \
+                             SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM labels WHERE id = ?) \
+                             ON CONFLICT (label_id, host_id) DO UPDATE SET updated_at = excluded.updated_at",
+                        )
+                        .bind(label as i64)
+                        .bind(id)
+                        .bind(update.label_updated_at.unwrap_or_default())
+                        .bind(label as i64)
+                    } else {
+                        sqlx::query(
+                            "DELETE FROM label_membership WHERE label_id = ? AND host_id = ?",
+                        )
+                        .bind(label as i64)
+                        .bind(id)
+                    };
+                    query.execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;

@@ -73,6 +73,7 @@ async fn flushes_persist_seen_times_and_vitals(store: &dyn HostStore) {
             ..Vitals::default()
         }),
         detail_updated_at: Some(450),
+        ..HostUpdate::default()
     };
     store.flush_hosts(&[(host, update)]).await.unwrap();
     // An older seen time never moves the stored one back.

@@ -113,6 +113,11 @@ fn host_results(request: &WriteBody) -> HostResults {
                     stats: stats(request.stats.get(name.as_ref())),
                 });
             }
+            QueryName::Label(label) => {
+                // Member when the query returned a row; unknown when it failed on the host.
+                let member = (status == 0).then(|| !rows(raw).is_empty());
+                results.labels.push((label, member));
+            }
             QueryName::Other => {}
         }
     }
@@ -153,7 +158,9 @@ mod tests {
                        "fleet_detail_query_system_info":"",
                        "fleet_distributed_query_9":[{"a":"1"}],
                        "fleet_distributed_query_10":"",
-                       "fleet_label_query_3":[]},
+                       "fleet_label_query_3":[],
+                       "fleet_label_query_4":[{"1":"1"}],
+                       "fleet_policy_query_5":[]},
             "statuses":{"fleet_detail_query_uptime":0,"fleet_detail_query_system_info":"1",
                         "fleet_distributed_query_9":"0","fleet_distributed_query_10":1},
             "messages":{"fleet_distributed_query_10":"no such table: nope"}}"#;
@@ -171,5 +178,8 @@ mod tests {
         assert_eq!(&*failed.rows, "[]");
         let ok = results.live.iter().find(|a| a.campaign.0 == 9).unwrap();
         assert_eq!((ok.row_count, ok.error.is_none()), (1, true));
+        let mut labels = results.labels.clone();
+        labels.sort();
+        assert_eq!(labels, vec![(3, Some(false)), (4, Some(true))]);
     }
 }

@@ -1,0 +1,91 @@
+//! Dynamic labels: the label queries hosts run (`fleet_label_query_<id>`), shared by every host
+//! actor and replaced as a whole when labels change.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+/// Prefix of a dynamic label's query name in distributed reads and writes.
+pub const LABEL_PREFIX: &str = "fleet_label_query_";
+
+/// A dynamic label's membership query.
+#[derive(Clone, Debug)]
+pub struct LabelQuery {
+    pub id: u64,
+    /// `fleet_label_query_<id>`.
+    pub name: Arc<str>,
+    pub sql: Arc<str>,
+    /// Only hosts of this platform run it; empty means every platform.
+    pub platform: Box<str>,
+}
+
+impl LabelQuery {
+    pub fn new(id: u64, sql: &str, platform: &str) -> LabelQuery {
+        LabelQuery {
+            id,
+            name: format!("{LABEL_PREFIX}{id}").into(),
+            sql: sql.into(),
+            platform: platform.into(),
+        }
+    }
+
+    /// Whether a host on `platform` runs this label's query. Fleet's label platforms name
+    /// osquery platforms (`darwin`, `windows`, `ubuntu`…); `linux` covers every Linux.
+    pub fn applies_to(&self, platform: &str) -> bool {
+        match &*self.platform {
+            "" => true,
+            "linux" => !matches!(platform, "darwin" | "windows" | "freebsd" | ""),
+            wanted => wanted == platform,
+        }
+    }
+}
+
+/// The current set of label queries and its version; a host whose last label round saw an
+/// older version runs the labels again at its next check-in.
+#[derive(Debug, Default)]
+pub struct LabelSet {
+    pub version: u64,
+    pub queries: Vec<LabelQuery>,
+}
+
+#[derive(Default)]
+pub struct Labels {
+    current: RwLock<Arc<LabelSet>>,
+}
+
+impl Labels {
+    pub fn current(&self) -> Arc<LabelSet> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the label queries; every host re-evaluates its labels at its next check-in.
+    pub fn replace(&self, queries: Vec<LabelQuery>) {
+        let mut current = self.current.write();
+        let version = current.version + 1;
+        *current = Arc::new(LabelSet { version, queries });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_filter() {
+        assert!(LabelQuery::new(1, "SELECT 1", "").applies_to("windows"));
+        assert!(LabelQuery::new(1, "SELECT 1", "linux").applies_to("ubuntu"));
+        assert!(!LabelQuery::new(1, "SELECT 1", "linux").applies_to("darwin"));
+        assert!(LabelQuery::new(1, "SELECT 1", "darwin").applies_to("darwin"));
+        assert!(!LabelQuery::new(1, "SELECT 1", "darwin").applies_to("ubuntu"));
+    }
+
+    #[test]
+    fn replacing_bumps_the_version() {
+        let labels = Labels::default();
+        assert_eq!(labels.current().version, 0);
+        labels.replace(vec![LabelQuery::new(3, "SELECT 1", "")]);
+        let set = labels.current();
+        assert_eq!((set.version, set.queries.len()), (1, 1));
+        assert_eq!(&*set.queries[0].name, "fleet_label_query_3");
+    }
+}
