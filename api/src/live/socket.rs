@@ -298,6 +298,7 @@ mod tests {
                 HostResults {
                     details: vec![],
                     live: vec![answer],
+                    labels: vec![],
                 },
             )
             .await
