@@ -449,7 +449,7 @@ async fn hosts_list_filter_page_get_and_delete() {
     assert_eq!(count("?status=missing").await, 0);
     let search = format!("?query={}", &ubuntu.hardware_serial[..6]);
     let (_, found) = admin.get(&format!("/hosts{search}")).await;
-    assert_eq!(hostnames(&found), [ubuntu.hostname.clone()]);
+    assert_eq!(hostnames(&found), vec![ubuntu.hostname.clone()]);
 
     let (_, summary) = admin.get("/host_summary").await;
     assert_eq!(summary["totals_hosts_count"], 3);
