@@ -276,15 +276,14 @@ pub async fn login(
     let now = flotilla_engine::unix_now();
     let token = start_session(&state, &user, now).await?;
     let public_ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    state
-        .admin
-        .record_activity(
-            Some(user.id),
-            "user_logged_in",
-            json!({ "public_ip": public_ip }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(user.id),
+        "user_logged_in",
+        json!({ "public_ip": public_ip }),
+        now,
+    )
+    .await;
     Ok(ok(&json!({
         "user": UserJson::from(&user),
         "token": token,
@@ -364,15 +363,14 @@ pub async fn setup(
         .await?
         .ok_or_else(setup_done)?;
     let token = start_session(&state, &user, now).await?;
-    state
-        .admin
-        .record_activity(
-            Some(user.id),
-            "created_user",
-            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(user.id),
+        "created_user",
+        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
+        now,
+    )
+    .await;
     tracing::info!(email = %user.email, "first admin created by setup");
     Ok(ok(&json!({
         "admin": UserJson::from(&user),

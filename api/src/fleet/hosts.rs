@@ -330,20 +330,19 @@ pub async fn delete(
     } else {
         &host.computer_name
     };
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_host",
-            json!({
-                "host_id": host.id.0,
-                "host_display_name": display_name,
-                "host_serial": host.hardware_serial,
-                "triggered_by": "manual",
-            }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "deleted_host",
+        json!({
+            "host_id": host.id.0,
+            "host_display_name": display_name,
+            "host_serial": host.hardware_serial,
+            "triggered_by": "manual",
+        }),
+        now,
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 
@@ -387,19 +386,18 @@ pub async fn transfer(
         Some(team) => state.admin.team(team).await?.map(|t| t.name),
         None => None,
     };
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "transferred_hosts",
-            json!({
-                "team_id": team.map(|t| t.0),
-                "team_name": team_name,
-                "host_ids": moved.iter().map(|h| h.0).collect::<Vec<_>>(),
-            }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "transferred_hosts",
+        json!({
+            "team_id": team.map(|t| t.0),
+            "team_name": team_name,
+            "host_ids": moved.iter().map(|h| h.0).collect::<Vec<_>>(),
+        }),
+        now,
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 

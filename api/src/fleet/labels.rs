@@ -142,15 +142,14 @@ pub async fn create(
     };
     let now = flotilla_engine::unix_now();
     let label = state.admin.create_label(&new, now).await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "created_label",
-            json!({ "label_id": label.id.0, "label_name": label.name }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "created_label",
+        json!({ "label_id": label.id.0, "label_name": label.name }),
+        now,
+    )
+    .await;
     let hosts = (membership == LabelMembership::Manual).then_some(new.hosts);
     Ok(label_body(&label, hosts))
 }
@@ -292,15 +291,14 @@ async fn delete_label(
         .delete_label(label.id)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("label {} not found", label.name)))?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_label",
-            json!({ "label_id": deleted.id.0, "label_name": deleted.name }),
-            flotilla_engine::unix_now(),
-        )
-        .await?;
+    super::record_activity(
+        state,
+        Some(viewer.user.id),
+        "deleted_label",
+        json!({ "label_id": deleted.id.0, "label_name": deleted.name }),
+        flotilla_engine::unix_now(),
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 

@@ -93,6 +93,20 @@ async fn not_found() -> FleetError {
     FleetError::NotFound("no such endpoint".into())
 }
 
+/// Adds to the activity log. Best effort: the change it describes has already happened, so a
+/// failure here is logged rather than reported to the client as if the change had failed.
+pub(crate) async fn record_activity(
+    state: &crate::state::AppState,
+    actor: Option<flotilla_storage::admin::UserId>,
+    kind: &str,
+    details: serde_json::Value,
+    now: i64,
+) {
+    if let Err(error) = state.admin.record_activity(actor, kind, details, now).await {
+        tracing::warn!(%error, kind, "could not record an activity");
+    }
+}
+
 /// Unix seconds as RFC 3339 in UTC (`2026-01-02T03:04:05Z`).
 pub fn rfc3339(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)

@@ -202,20 +202,19 @@ pub async fn create(
         .admin
         .create_query(team, &fields, Some(viewer.user.id), now)
         .await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "created_saved_query",
-            json!({
-                "query_id": query.id.0,
-                "query_name": query.fields.name,
-                "team_id": team.map(|t| t.0),
-                "team_name": team_name(&state, team).await?,
-            }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "created_saved_query",
+        json!({
+            "query_id": query.id.0,
+            "query_name": query.fields.name,
+            "team_id": team.map(|t| t.0),
+            "team_name": team_name(&state, team).await?,
+        }),
+        now,
+    )
+    .await;
     Ok(query_body(&query))
 }
 
@@ -292,20 +291,19 @@ pub async fn modify(
     check(&fields)?;
     let now = flotilla_engine::unix_now();
     let updated = state.admin.update_query(query.id, &fields, now).await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "edited_saved_query",
-            json!({
-                "query_id": updated.id.0,
-                "query_name": updated.fields.name,
-                "team_id": updated.team.map(|t| t.0),
-                "team_name": team_name(&state, updated.team).await?,
-            }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "edited_saved_query",
+        json!({
+            "query_id": updated.id.0,
+            "query_name": updated.fields.name,
+            "team_id": updated.team.map(|t| t.0),
+            "team_name": team_name(&state, updated.team).await?,
+        }),
+        now,
+    )
+    .await;
     Ok(query_body(&updated))
 }
 
@@ -320,19 +318,18 @@ async fn delete_one(
         .delete_query(query.id)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("query {} not found", query.id)))?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_saved_query",
-            json!({
-                "query_name": deleted.fields.name,
-                "team_id": deleted.team.map(|t| t.0),
-                "team_name": team_name(state, deleted.team).await?,
-            }),
-            flotilla_engine::unix_now(),
-        )
-        .await?;
+    super::record_activity(
+        state,
+        Some(viewer.user.id),
+        "deleted_saved_query",
+        json!({
+            "query_name": deleted.fields.name,
+            "team_id": deleted.team.map(|t| t.0),
+            "team_name": team_name(state, deleted.team).await?,
+        }),
+        flotilla_engine::unix_now(),
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 
@@ -399,19 +396,18 @@ pub async fn delete_many(
     let deleted = state.admin.delete_queries(&ids).await?;
     if deleted > 0 {
         let team = teams.first().copied().flatten();
-        state
-            .admin
-            .record_activity(
-                Some(viewer.user.id),
-                "deleted_multiple_saved_query",
-                json!({
-                    "query_ids": ids.iter().map(|q| q.0).collect::<Vec<_>>(),
-                    "team_id": team.map(|t| t.0),
-                    "team_name": team_name(&state, team).await?,
-                }),
-                flotilla_engine::unix_now(),
-            )
-            .await?;
+        super::record_activity(
+            &state,
+            Some(viewer.user.id),
+            "deleted_multiple_saved_query",
+            json!({
+                "query_ids": ids.iter().map(|q| q.0).collect::<Vec<_>>(),
+                "team_id": team.map(|t| t.0),
+                "team_name": team_name(&state, team).await?,
+            }),
+            flotilla_engine::unix_now(),
+        )
+        .await;
     }
     Ok(ok(&json!({ "deleted": deleted })))
 }

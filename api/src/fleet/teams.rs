@@ -132,15 +132,14 @@ pub async fn create(
         .create_team(name, body.description.trim(), &generate_secret(), now)
         .await?;
     reload_secrets(&state).await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "created_team",
-            json!({ "team_id": team.id.0, "team_name": team.name }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "created_team",
+        json!({ "team_id": team.id.0, "team_name": team.name }),
+        now,
+    )
+    .await;
     Ok(team_body(&viewer, &team))
 }
 
@@ -208,15 +207,14 @@ pub async fn delete(
         state.hosts.set_team(host, None);
     }
     reload_secrets(&state).await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_team",
-            json!({ "team_id": team.id.0, "team_name": team.name }),
-            flotilla_engine::unix_now(),
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "deleted_team",
+        json!({ "team_id": team.id.0, "team_name": team.name }),
+        flotilla_engine::unix_now(),
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 
@@ -272,15 +270,14 @@ async fn replace(
         Some(team) => state.admin.team(team).await?.map(|t| t.name),
         None => None,
     };
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "edited_enroll_secrets",
-            json!({ "team_id": team.map(|t| t.0), "team_name": team_name }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        state,
+        Some(viewer.user.id),
+        "edited_enroll_secrets",
+        json!({ "team_id": team.map(|t| t.0), "team_name": team_name }),
+        now,
+    )
+    .await;
     Ok(stored)
 }
 

@@ -204,15 +204,14 @@ pub async fn create(
     };
     let now = flotilla_engine::unix_now();
     let user = state.admin.create_user(&new, now).await?;
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "created_user",
-            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "created_user",
+        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
+        now,
+    )
+    .await;
     Ok(ok(&json!({ "user": UserJson::from(&user) })))
 }
 
@@ -321,15 +320,14 @@ pub async fn delete(
     if state.admin.delete_user(user.id).await?.is_none() {
         return Err(FleetError::NotFound(format!("user {id} not found")));
     }
-    state
-        .admin
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_user",
-            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-            now,
-        )
-        .await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "deleted_user",
+        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
+        now,
+    )
+    .await;
     Ok(ok(&json!({})))
 }
 
