@@ -10,6 +10,7 @@ use crate::state::SharedState;
 pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(crate::osquery::router())
+        .merge(crate::fleet::router())
         .merge(crate::health::router())
         .layer(
             TraceLayer::new_for_http()

@@ -63,6 +63,21 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_ENROLL_SECRET", hide_env_values = true)]
     pub enroll_secret: Option<String>,
 
+    /// Make sure a global admin with this email exists (needs --admin-password). Idempotent:
+    /// an existing user is left as it is, password included.
+    #[arg(long, env = "FLOTILLA_ADMIN_EMAIL", requires = "admin_password")]
+    pub admin_email: Option<String>,
+
+    /// Password for the --admin-email user when it is created (12-48 characters with a number
+    /// and a symbol).
+    #[arg(
+        long,
+        env = "FLOTILLA_ADMIN_PASSWORD",
+        hide_env_values = true,
+        requires = "admin_email"
+    )]
+    pub admin_password: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// `info,flotilla_engine=debug`.
     #[arg(long, env = "FLOTILLA_LOG_LEVEL", default_value = "info")]

@@ -1,6 +1,7 @@
 //! Flotilla's HTTP surface and the `flotilla` binary.
 //!
 //! - [`osquery`] — the osquery TLS remote API (`/api/osquery/*`, `/api/v1/osquery/*`).
+//! - [`fleet`] — the Fleet-compatible admin REST API (`/api/{v1,2022-04,latest}/fleet/*`).
 //! - [`health`] — `/healthz` and `/version`.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
@@ -10,6 +11,7 @@ pub mod agent_config;
 pub mod app;
 pub mod carves;
 pub mod cli;
+pub mod fleet;
 pub mod health;
 pub mod live;
 pub mod logsink;

@@ -13,10 +13,12 @@ use base64::Engine as _;
 use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
 use flotilla_storage::SqliteStore;
+use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 
 use crate::agent_config::{AgentConfigs, default_agent_options};
 use crate::carves::Carves;
 use crate::cli::ServeArgs;
+use crate::fleet::ratelimit::LoginLimiter;
 use crate::logsink::{LogSink, Rotation};
 use crate::state::{AppState, BodyLimits};
 use crate::tls::{DevPki, default_sans, server_config};
@@ -43,6 +45,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let store: Arc<dyn HostStore> = sqlite.clone();
     let campaign_store: Arc<dyn CampaignStore> = sqlite.clone();
+    let admin: Arc<dyn AdminStore> = sqlite.clone();
+    let admin_status = ensure_admin(
+        admin.as_ref(),
+        args.admin_email.as_deref(),
+        args.admin_password.as_deref(),
+    )
+    .await?;
     // Campaigns do not outlive the process that ran them: close what a previous run left open.
     let abandoned = campaign_store
         .finish_abandoned_campaigns(flotilla_engine::unix_now())
@@ -76,6 +85,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         hosts: hosts.clone(),
         campaigns,
         store: store.clone(),
+        admin,
+        login_limiter: LoginLimiter::fleet_default(),
         agent_configs: AgentConfigs::new(&default_agent_options()),
         logs: LogSink::open(
             &data_dir.join("logs"),
@@ -130,6 +141,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         &transport,
         &hosts,
         generated_secret.as_deref(),
+        &admin_status,
     );
     tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
 
@@ -152,6 +164,44 @@ fn campaign_config(args: &ServeArgs) -> CampaignConfig {
         max_rows: args.live_query_max_rows,
         ..CampaignConfig::default()
     }
+}
+
+/// Makes sure the `--admin-email` user exists as a global admin, creating it with
+/// `--admin-password` if not; an existing user is left alone. Returns a line for the banner.
+async fn ensure_admin(
+    admin: &dyn AdminStore,
+    email: Option<&str>,
+    password: Option<&str>,
+) -> Result<String> {
+    let (Some(email), Some(password)) = (email, password) else {
+        return Ok(match admin.user_count().await? {
+            0 => "none yet: create one with POST /api/v1/setup or --admin-email/--admin-password"
+                .to_owned(),
+            n => format!("{n} user(s)"),
+        });
+    };
+    let email = crate::fleet::users::check_email(email)
+        .map_err(|e| anyhow::anyhow!("--admin-email: {e}"))?;
+    if admin.user_by_email(&email).await?.is_some() {
+        return Ok(format!("{email} (exists)"));
+    }
+    crate::fleet::password::check_rules("admin-password", password)
+        .map_err(|e| anyhow::anyhow!("--admin-password: {e}"))?;
+    let user = NewUser {
+        name: email.split('@').next().unwrap_or("admin").to_owned(),
+        email: email.clone(),
+        password_hash: crate::fleet::password::hash(password.to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing --admin-password: {e}"))?,
+        roles: Roles::Global("admin".into()),
+        api_only: false,
+    };
+    let created = admin
+        .create_user(&user, flotilla_engine::unix_now())
+        .await
+        .with_context(|| format!("creating the admin user {email}"))?;
+    tracing::info!(email = %created.email, "created the global admin given on the command line");
+    Ok(format!("{email} (created)"))
 }
 
 /// Makes the given secret valid; with none given and none stored, generates one. Returns the
@@ -199,6 +249,7 @@ fn print_banner(
     transport: &Transport,
     hosts: &Hosts,
     generated_secret: Option<&str>,
+    admin_status: &str,
 ) {
     let scheme = match transport {
         Transport::Tls { .. } => "https",
@@ -215,6 +266,7 @@ fn print_banner(
     );
     println!("  data directory: {}", data_dir.display());
     println!("  enrolled hosts: {}", hosts.len());
+    println!("  admin users: {admin_status}");
     if let Some(secret) = generated_secret {
         println!("  enroll secret (generated, shown once): {secret}");
     } else if args.enroll_secret.is_some() {

@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
+use flotilla_storage::admin::AdminStore;
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
+use crate::fleet::ratelimit::LoginLimiter;
 use crate::logsink::LogSink;
 
 /// Request-body limits per osquery endpoint, in bytes (after gzip inflation).
@@ -34,6 +36,10 @@ pub struct AppState {
     pub hosts: Hosts,
     pub campaigns: Campaigns,
     pub store: Arc<dyn HostStore>,
+    /// Users, sessions, labels, teams, saved queries, activities; the admin API's view of hosts.
+    pub admin: Arc<dyn AdminStore>,
+    /// Login attempts per email and per client address, in memory.
+    pub login_limiter: LoginLimiter,
     pub agent_configs: AgentConfigs,
     pub logs: LogSink,
     pub carves: Carves,

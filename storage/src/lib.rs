@@ -1,9 +1,13 @@
-//! Durability for Flotilla: implementations of the engine's store traits.
+//! Durability for Flotilla: implementations of the engine's store traits and of the admin API's
+//! [`admin::AdminStore`].
 //!
 //! - [`SqliteStore`] — the embedded default: one file in the data directory, no service to run.
+//! - [`admin`] — the admin API's model types and the `AdminStore` trait.
 //!
 //! Every implementation carries its own migrations (`migrations/<backend>/`), applied at open.
 
+pub mod admin;
+mod sqlite_admin;
 mod sqlite_campaigns;
 mod sqlite_store;
 

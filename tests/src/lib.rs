@@ -14,6 +14,10 @@ use flotilla_loadtest::{AgentConfig, OsTemplate, RetryPolicies, SimAgent};
 /// The enroll secret every test server is started with.
 pub const SECRET: &str = "test-enroll-secret";
 
+/// The global admin [`Server::start_with_admin`] creates.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1!";
+
 /// Path of the `flotilla` binary, built once per test process with the same profile as the
 /// tests, so the tests never run a stale server.
 pub fn flotilla_binary() -> PathBuf {
@@ -122,6 +126,18 @@ impl Server {
         }
     }
 
+    /// [`Server::start`] with `--admin-email`/`--admin-password` for [`ADMIN_EMAIL`].
+    pub fn start_with_admin(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--admin-email",
+            ADMIN_EMAIL,
+            "--admin-password",
+            ADMIN_PASSWORD,
+        ];
+        args.extend_from_slice(extra);
+        Server::start(data_dir, &args)
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -153,6 +169,47 @@ impl Server {
         config.resolve = Some(("localhost".into(), self.addr));
         config.retries = RetryPolicies::scaled(Duration::from_millis(10));
         SimAgent::new(config).expect("agent")
+    }
+
+    /// A simulated osqueryd enrolling with `secret` instead of the test secret.
+    pub fn agent_with_secret(
+        &self,
+        identifier: &str,
+        template: OsTemplate,
+        secret: &str,
+    ) -> SimAgent {
+        let mut config = self.agent(identifier, template).agent_config().clone();
+        config.enroll_secret = secret.into();
+        SimAgent::new(config).expect("agent")
+    }
+
+    /// A client of the admin API (`/api/latest/fleet`) without a session.
+    pub fn admin_client(&self) -> AdminClient {
+        AdminClient {
+            http: self.client(),
+            base: self.url(),
+            prefix: "/api/latest/fleet".into(),
+            token: None,
+        }
+    }
+
+    /// Logs in through `POST /login` and returns a client holding the session token.
+    pub async fn login(&self, email: &str, password: &str) -> AdminClient {
+        let mut client = self.admin_client();
+        let (status, body) = client
+            .post(
+                "/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(status, 200, "login as {email}: {body}");
+        client.token = Some(body["token"].as_str().expect("a token").to_owned());
+        client
+    }
+
+    /// Logs in as [`ADMIN_EMAIL`].
+    pub async fn admin(&self) -> AdminClient {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
     /// SIGTERM and wait: the graceful path an operator takes.
@@ -191,5 +248,78 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A client of the admin REST API. Every call returns the status and the JSON body (`null`
+/// when the body is not JSON).
+#[derive(Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    /// `/api/latest/fleet`, or another version prefix.
+    pub prefix: String,
+    /// The session token sent as `Authorization: Bearer`.
+    pub token: Option<String>,
+}
+
+impl AdminClient {
+    /// The same client presenting `token`.
+    pub fn with_token(&self, token: &str) -> AdminClient {
+        AdminClient {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The same session under another path prefix (`/api/v1/fleet`, say).
+    pub fn with_prefix(&self, prefix: &str) -> AdminClient {
+        AdminClient {
+            prefix: prefix.into(),
+            ..self.clone()
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = if path.starts_with("/api/") {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{}{path}", self.base, self.prefix)
+        };
+        let mut request = self.http.request(method, url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("admin API request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
     }
 }

@@ -1,0 +1,340 @@
+//! Labels: the builtin ones (members by platform), manual ones (hosts named by identifier) and
+//! dynamic ones (a query whose answers the engine records). Builtins cannot be changed.
+//! Any user with a role reads labels, with host counts among the hosts they can see; global
+//! admins and maintainers write them.
+
+use axum::extract::State;
+use axum::response::Response;
+use flotilla_engine::HostId;
+use flotilla_storage::admin::{Label, LabelChanges, LabelId, LabelMembership, LabelType, NewLabel};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::Viewer;
+use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
+use super::hosts::list_response;
+use super::{ListParams, rfc3339};
+use crate::state::{AppState, SharedState};
+
+/// Platforms a dynamic label can be limited to (empty: all).
+const PLATFORMS: &[&str] = &[
+    "", "darwin", "windows", "ubuntu", "centos", "linux", "chrome",
+];
+
+#[derive(Serialize)]
+pub struct LabelJson {
+    created_at: String,
+    updated_at: String,
+    id: u64,
+    name: String,
+    description: String,
+    query: String,
+    platform: String,
+    label_type: &'static str,
+    label_membership_type: &'static str,
+    display_text: String,
+    count: u64,
+    host_count: u64,
+    host_ids: Option<Vec<u64>>,
+}
+
+impl From<&Label> for LabelJson {
+    fn from(label: &Label) -> Self {
+        LabelJson {
+            created_at: rfc3339(label.created_at),
+            updated_at: rfc3339(label.updated_at),
+            id: label.id.0,
+            name: label.name.clone(),
+            description: label.description.clone(),
+            query: label.query.clone(),
+            platform: label.platform.clone(),
+            label_type: label.label_type.as_str(),
+            label_membership_type: label.membership.as_str(),
+            display_text: label.name.clone(),
+            count: label.host_count,
+            host_count: label.host_count,
+            host_ids: None,
+        }
+    }
+}
+
+/// The ids of hosts named by identifier (hostname, uuid, serial, osquery host id); 422 naming
+/// any that match no host.
+async fn resolve_hosts(
+    state: &AppState,
+    identifiers: &[String],
+) -> Result<Vec<HostId>, FleetError> {
+    let mut ids = Vec::with_capacity(identifiers.len());
+    let mut unknown = Vec::new();
+    for identifier in identifiers {
+        match state.admin.host_by_identifier(identifier.trim()).await? {
+            Some(host) => ids.push(host.id),
+            None => unknown.push(identifier.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(FleetError::validation(
+            "hosts",
+            format!("no host matches: {}", unknown.join(", ")),
+        ));
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+fn label_body(label: &Label, host_ids: Option<Vec<HostId>>) -> Response {
+    let mut json = LabelJson::from(label);
+    json.host_ids = host_ids.map(|ids| ids.into_iter().map(|h| h.0).collect());
+    ok(&json!({ "label": json }))
+}
+
+#[derive(Deserialize)]
+pub struct CreateLabelBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    query: Option<String>,
+    #[serde(default)]
+    platform: String,
+    hosts: Option<Vec<String>>,
+}
+
+/// `POST /labels`: `query` makes a dynamic label, `hosts` a manual one.
+pub async fn create(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetJson(body): FleetJson<CreateLabelBody>,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.can_write(None))?;
+    let name = body.name.trim();
+    if name.is_empty() {
+        return Err(FleetError::validation("name", "cannot be empty"));
+    }
+    let query = body.query.unwrap_or_default();
+    let (membership, hosts) = match (query.trim().is_empty(), body.hosts) {
+        (false, Some(_)) => {
+            return Err(FleetError::validation(
+                "query",
+                "a label has either a query (dynamic) or hosts (manual), not both",
+            ));
+        }
+        (false, None) => (LabelMembership::Dynamic, Vec::new()),
+        (true, hosts) => (
+            LabelMembership::Manual,
+            resolve_hosts(&state, &hosts.unwrap_or_default()).await?,
+        ),
+    };
+    if !PLATFORMS.contains(&body.platform.as_str()) {
+        return Err(FleetError::validation(
+            "platform",
+            format!("use one of: {}", PLATFORMS[1..].join(", ")),
+        ));
+    }
+    let new = NewLabel {
+        name: name.to_owned(),
+        description: body.description,
+        query,
+        platform: body.platform,
+        membership,
+        hosts,
+    };
+    let now = flotilla_engine::unix_now();
+    let label = state.admin.create_label(&new, now).await?;
+    super::record_activity(
+        &state,
+        Some(viewer.user.id),
+        "created_label",
+        json!({ "label_id": label.id.0, "label_name": label.name }),
+        now,
+    )
+    .await;
+    let hosts = (membership == LabelMembership::Manual).then_some(new.hosts);
+    Ok(label_body(&label, hosts))
+}
+
+/// `GET /labels`.
+pub async fn list(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.has_any_role())?;
+    let labels: Vec<LabelJson> = state
+        .admin
+        .labels(&viewer.host_scope())
+        .await?
+        .iter()
+        .map(LabelJson::from)
+        .collect();
+    Ok(ok(&json!({ "labels": labels })))
+}
+
+/// `GET /labels/summary`: ids, names and types only.
+pub async fn summary(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.has_any_role())?;
+    let labels: Vec<serde_json::Value> = state
+        .admin
+        .labels(&viewer.host_scope())
+        .await?
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l.id.0,
+                "name": l.name,
+                "description": l.description,
+                "label_type": l.label_type.as_str(),
+            })
+        })
+        .collect();
+    Ok(ok(&json!({ "labels": labels })))
+}
+
+fn parse_id(text: &str) -> Result<LabelId, FleetError> {
+    text.parse()
+        .map(LabelId)
+        .map_err(|_| FleetError::BadRequest(format!("`{text}` is not a label id")))
+}
+
+async fn visible_label(
+    state: &AppState,
+    viewer: &Viewer,
+    id: LabelId,
+) -> Result<Label, FleetError> {
+    Viewer::require(viewer.has_any_role())?;
+    state
+        .admin
+        .label(id, &viewer.host_scope())
+        .await?
+        .ok_or_else(|| FleetError::NotFound(format!("label {id} not found")))
+}
+
+async fn manual_hosts(state: &AppState, label: &Label) -> Result<Option<Vec<HostId>>, FleetError> {
+    if label.membership != LabelMembership::Manual {
+        return Ok(None);
+    }
+    Ok(Some(state.admin.manual_label_hosts(label.id).await?))
+}
+
+/// `GET /labels/{id}`.
+pub async fn get(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<String>,
+) -> Result<Response, FleetError> {
+    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
+    let hosts = manual_hosts(&state, &label).await?;
+    Ok(label_body(&label, hosts))
+}
+
+#[derive(Deserialize)]
+pub struct ModifyLabelBody {
+    name: Option<String>,
+    description: Option<String>,
+    hosts: Option<Vec<String>>,
+}
+
+fn builtin_refused(label: &Label, verb: &str) -> FleetError {
+    FleetError::validation(
+        "label_id",
+        format!("built-in label `{}` can't be {verb}", label.name),
+    )
+}
+
+/// `PATCH /labels/{id}`: name, description, and a manual label's hosts. A label's query and
+/// platform cannot change.
+pub async fn modify(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<String>,
+    FleetJson(body): FleetJson<ModifyLabelBody>,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.can_write(None))?;
+    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
+    if label.label_type == LabelType::Builtin {
+        return Err(builtin_refused(&label, "modified"));
+    }
+    let name = body.name.map(|n| n.trim().to_owned());
+    if name.as_deref() == Some("") {
+        return Err(FleetError::validation("name", "cannot be empty"));
+    }
+    let hosts = match body.hosts {
+        Some(identifiers) => Some(resolve_hosts(&state, &identifiers).await?),
+        None => None,
+    };
+    let changes = LabelChanges {
+        name,
+        description: body.description,
+        hosts,
+    };
+    let label = state
+        .admin
+        .update_label(label.id, &changes, flotilla_engine::unix_now())
+        .await?;
+    let hosts = manual_hosts(&state, &label).await?;
+    Ok(label_body(&label, hosts))
+}
+
+async fn delete_label(
+    state: &AppState,
+    viewer: &Viewer,
+    label: Label,
+) -> Result<Response, FleetError> {
+    if label.label_type == LabelType::Builtin {
+        return Err(builtin_refused(&label, "deleted"));
+    }
+    let deleted = state
+        .admin
+        .delete_label(label.id)
+        .await?
+        .ok_or_else(|| FleetError::NotFound(format!("label {} not found", label.name)))?;
+    super::record_activity(
+        state,
+        Some(viewer.user.id),
+        "deleted_label",
+        json!({ "label_id": deleted.id.0, "label_name": deleted.name }),
+        flotilla_engine::unix_now(),
+    )
+    .await;
+    Ok(ok(&json!({})))
+}
+
+/// `DELETE /labels/{name}`.
+pub async fn delete_by_name(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(name): FleetPath<String>,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.can_write(None))?;
+    let label = state
+        .admin
+        .label_by_name(&name)
+        .await?
+        .ok_or_else(|| FleetError::NotFound(format!("label {name} not found")))?;
+    delete_label(&state, &viewer, label).await
+}
+
+/// `DELETE /labels/id/{id}`.
+pub async fn delete_by_id(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<u64>,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.can_write(None))?;
+    let label = visible_label(&state, &viewer, LabelId(id)).await?;
+    delete_label(&state, &viewer, label).await
+}
+
+/// `GET /labels/{id}/hosts`: the label's members, with the filters and paging of `/hosts`.
+pub async fn hosts(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<String>,
+    FleetQuery(params): FleetQuery<ListParams>,
+) -> Result<Response, FleetError> {
+    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
+    list_response(&state, &viewer, &params, Some(label.id)).await
+}

@@ -1,0 +1,607 @@
+//! `AdminStore`: what the admin API (users, sessions, hosts, labels, teams, saved queries,
+//! activities) and the campaign code need from the database, with the model types they use.
+//!
+//! Times are Unix seconds. Roles are kept as Fleet's role names (`admin`, `maintainer`,
+//! `observer`, `observer_plus`); what each may do is decided by the API. Every backend
+//! implements this trait; SQL lives only in the implementations.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use flotilla_engine::ids::{HostId, TeamId};
+use flotilla_engine::store::StoreError;
+
+/// A user's primary key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub u64);
+
+/// A label's primary key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelId(pub u64);
+
+/// A saved query's primary key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for LabelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for QueryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Why an admin write was refused. Reads that cannot conflict return [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A unique name or email is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object to change is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change refers to something that does not exist (a team id, say).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and sessions
+
+/// A user as the API shows it (never with the password hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub email: String,
+    /// `None` when the user's roles are per team.
+    pub global_role: Option<String>,
+    /// The user's per-team roles, ordered by team name.
+    pub teams: Vec<UserTeam>,
+    /// API-only users log in for scripts; their sessions never expire.
+    pub api_only: bool,
+    pub enabled: bool,
+    pub force_password_reset: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserTeam {
+    pub team: TeamId,
+    pub team_name: String,
+    pub role: String,
+}
+
+/// A user's roles: a global role, or roles on some teams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Roles {
+    Global(String),
+    Teams(Vec<(TeamId, String)>),
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    /// An argon2 PHC string.
+    pub password_hash: String,
+    pub roles: Roles,
+    pub api_only: bool,
+}
+
+/// A change to a user; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub roles: Option<Roles>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts
+
+/// A host with the columns the admin API shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub id: HostId,
+    /// The agent's `host_identifier`.
+    pub osquery_host_id: String,
+    pub uuid: String,
+    pub hostname: String,
+    pub computer_name: String,
+    pub platform: String,
+    pub platform_like: String,
+    pub os_version: String,
+    pub build: String,
+    pub code_name: String,
+    pub osquery_version: String,
+    pub cpu_type: String,
+    pub cpu_brand: String,
+    pub cpu_physical_cores: i64,
+    pub cpu_logical_cores: i64,
+    /// Bytes.
+    pub memory: i64,
+    pub hardware_vendor: String,
+    pub hardware_model: String,
+    pub hardware_version: String,
+    pub hardware_serial: String,
+    pub primary_ip: String,
+    pub primary_mac: String,
+    pub uptime_seconds: i64,
+    pub distributed_interval: i64,
+    pub config_tls_refresh: i64,
+    pub logger_tls_period: i64,
+    pub team: Option<TeamId>,
+    pub team_name: Option<String>,
+    /// Minute-accurate (the engine writes last-seen times in batches); the registry has the
+    /// exact time.
+    pub seen_time: i64,
+    pub detail_updated_at: i64,
+    pub refetch_requested: bool,
+    pub created_at: i64,
+    pub last_enrolled_at: i64,
+    pub updated_at: i64,
+}
+
+/// Which hosts a viewer may see at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostScope {
+    All,
+    /// Only hosts in these teams (hosts without a team are not among them).
+    Teams(Vec<TeamId>),
+}
+
+/// The `team_id` filter of the host lists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TeamFilter {
+    /// Hosts in no team (Fleet's `team_id=0`).
+    NoTeam,
+    Team(TeamId),
+}
+
+/// Predicates the API derives from a host `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Hosts among these ids (the online hosts, as the registry knows them).
+    IdsIn(Vec<HostId>),
+    /// Hosts not among these ids.
+    IdsNotIn(Vec<HostId>),
+    /// Hosts created at or after this time.
+    CreatedSince(i64),
+    /// Hosts whose last check-in is older than this time.
+    NotSeenSince(i64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFilter {
+    pub scope: HostScope,
+    pub team: Option<TeamFilter>,
+    pub label: Option<LabelId>,
+    /// Case-insensitive substring of hostname, computer name, uuid, serial or primary IP.
+    pub search: Option<String>,
+    pub status: Option<StatusFilter>,
+}
+
+impl HostFilter {
+    pub fn all() -> HostFilter {
+        HostFilter {
+            scope: HostScope::All,
+            team: None,
+            label: None,
+            search: None,
+            status: None,
+        }
+    }
+}
+
+/// The keys hosts can be ordered by: the host object's field names.
+pub const HOST_ORDER_KEYS: &[&str] = &[
+    "id",
+    "hostname",
+    "computer_name",
+    "display_name",
+    "uuid",
+    "osquery_host_id",
+    "platform",
+    "os_version",
+    "osquery_version",
+    "hardware_serial",
+    "hardware_model",
+    "primary_ip",
+    "primary_mac",
+    "memory",
+    "uptime",
+    "seen_time",
+    "created_at",
+    "updated_at",
+    "last_enrolled_at",
+    "detail_updated_at",
+    "team_id",
+    "team_name",
+    "cpu_brand",
+    "cpu_logical_cores",
+    "distributed_interval",
+];
+
+/// One page of a list: `limit` rows after skipping `offset`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    /// One of the list's order keys (the API checks it first).
+    pub key: String,
+    pub descending: bool,
+}
+
+/// Host counts for `host_summary`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostTotals {
+    pub total: u64,
+    pub new: u64,
+    pub not_seen_since: u64,
+    /// `(platform, hosts)`, most hosts first.
+    pub platforms: Vec<(String, u64)>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LabelType {
+    Builtin,
+    Regular,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LabelMembership {
+    /// Members are the hosts whose answer to the label's query had rows.
+    Dynamic,
+    /// Members were chosen by people.
+    Manual,
+}
+
+impl LabelType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelType::Builtin => "builtin",
+            LabelType::Regular => "regular",
+        }
+    }
+}
+
+impl LabelMembership {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelMembership::Dynamic => "dynamic",
+            LabelMembership::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub id: LabelId,
+    pub name: String,
+    pub description: String,
+    pub query: String,
+    pub platform: String,
+    pub label_type: LabelType,
+    pub membership: LabelMembership,
+    /// Members among the hosts of the scope the label was read with.
+    pub host_count: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewLabel {
+    pub name: String,
+    pub description: String,
+    /// Empty for a manual label.
+    pub query: String,
+    pub platform: String,
+    pub membership: LabelMembership,
+    /// The members of a manual label.
+    pub hosts: Vec<HostId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LabelChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// The new members of a manual label (replaces the old ones).
+    pub hosts: Option<Vec<HostId>>,
+}
+
+/// A dynamic label's query, for the engine to send to hosts as `fleet_label_query_<id>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelQuery {
+    pub id: LabelId,
+    pub query: String,
+    /// Empty: every platform.
+    pub platform: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Teams and enroll secrets
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Team {
+    pub id: TeamId,
+    pub name: String,
+    pub description: String,
+    pub user_count: u64,
+    pub host_count: u64,
+    pub secrets: Vec<TeamSecret>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An enroll secret with the team it enrolls into (`None`: global).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamSecret {
+    pub secret: String,
+    pub team: Option<TeamId>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TeamChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saved queries
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedQuery {
+    pub id: QueryId,
+    pub team: Option<TeamId>,
+    pub fields: QueryFields,
+    pub author: Option<UserId>,
+    pub author_name: String,
+    pub author_email: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a person sets on a saved query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryFields {
+    pub name: String,
+    pub description: String,
+    pub query: String,
+    /// Seconds between scheduled runs; 0: not scheduled.
+    pub interval: u32,
+    /// Comma-separated `darwin,linux,windows,chrome`; empty: all.
+    pub platform: String,
+    pub min_osquery_version: String,
+    pub automations_enabled: bool,
+    /// `snapshot`, `differential` or `differential_ignore_removals`.
+    pub logging: String,
+    pub observer_can_run: bool,
+    pub discard_data: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activities
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity {
+    pub id: u64,
+    pub actor: Option<UserId>,
+    pub actor_full_name: Option<String>,
+    pub actor_email: Option<String>,
+    /// Fleet's activity type, e.g. `created_saved_query`.
+    pub kind: String,
+    pub details: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// The keys activities can be ordered by.
+pub const ACTIVITY_ORDER_KEYS: &[&str] = &["created_at", "id", "type"];
+
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    // Users and sessions.
+
+    async fn user_count(&self) -> Result<u64, StoreError>;
+    /// Users with the global `admin` role.
+    async fn global_admin_count(&self) -> Result<u64, StoreError>;
+    async fn create_user(&self, user: &NewUser, now: i64) -> Result<User, AdminError>;
+    /// Creates `user` only if there is no user at all (first-time setup); `None` otherwise.
+    async fn create_first_user(&self, user: &NewUser, now: i64)
+    -> Result<Option<User>, AdminError>;
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// The user with this email (case-insensitive) and their password hash.
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError>;
+    /// The password hash of a user.
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+    /// Every user, ordered by name.
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        now: i64,
+    ) -> Result<User, AdminError>;
+    /// Deletes a user and their sessions; `None` if there was no such user.
+    async fn delete_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// Records a session whose token hashes to `token_hash`.
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The session's user and the time the session was last used.
+    async fn session(&self, token_hash: &str) -> Result<Option<(User, i64)>, StoreError>;
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    // Hosts.
+
+    async fn list_hosts(
+        &self,
+        filter: &HostFilter,
+        order: &Order,
+        page: Page,
+    ) -> Result<Vec<Host>, StoreError>;
+    async fn count_hosts(&self, filter: &HostFilter) -> Result<u64, StoreError>;
+    async fn host(&self, id: HostId) -> Result<Option<Host>, StoreError>;
+    /// The host whose hostname, uuid, hardware serial or osquery host id is `identifier`.
+    async fn host_by_identifier(&self, identifier: &str) -> Result<Option<Host>, StoreError>;
+    /// Deletes a host and its label memberships; `None` if there was no such host.
+    async fn delete_host(&self, id: HostId) -> Result<Option<Host>, StoreError>;
+    /// Moves hosts to a team (or to none). Unknown host ids are skipped; returns those moved.
+    async fn transfer_hosts(
+        &self,
+        team: Option<TeamId>,
+        hosts: &[HostId],
+        now: i64,
+    ) -> Result<Vec<HostId>, AdminError>;
+    /// Counts for `host_summary`: hosts created since `new_since`, not seen since
+    /// `not_seen_since`, and per platform.
+    async fn host_totals(
+        &self,
+        scope: &HostScope,
+        team: Option<TeamFilter>,
+        new_since: i64,
+        not_seen_since: i64,
+    ) -> Result<HostTotals, StoreError>;
+
+    /// Hosts in any of `labels` (builtin labels resolved by platform), for campaign targets.
+    async fn host_ids_in_labels(&self, labels: &[LabelId]) -> Result<Vec<HostId>, StoreError>;
+    async fn host_ids_in_teams(&self, teams: &[TeamId]) -> Result<Vec<HostId>, StoreError>;
+    /// Hosts whose hostname, uuid, hardware serial or osquery host id is one of `identifiers`.
+    async fn host_ids_by_identifiers(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<HostId>, StoreError>;
+
+    // Labels.
+
+    async fn create_label(&self, label: &NewLabel, now: i64) -> Result<Label, AdminError>;
+    /// Every label, with host counts among the hosts of `scope`.
+    async fn labels(&self, scope: &HostScope) -> Result<Vec<Label>, StoreError>;
+    async fn label(&self, id: LabelId, scope: &HostScope) -> Result<Option<Label>, StoreError>;
+    async fn label_ids_by_names(&self, names: &[String]) -> Result<Vec<LabelId>, StoreError>;
+    /// The members of a manual label (empty for other labels).
+    async fn manual_label_hosts(&self, id: LabelId) -> Result<Vec<HostId>, StoreError>;
+    async fn update_label(
+        &self,
+        id: LabelId,
+        changes: &LabelChanges,
+        now: i64,
+    ) -> Result<Label, AdminError>;
+    /// Deletes a label that is not builtin; `None` if there was no such label.
+    async fn delete_label(&self, id: LabelId) -> Result<Option<Label>, AdminError>;
+    async fn label_by_name(&self, name: &str) -> Result<Option<Label>, StoreError>;
+    /// The labels a host belongs to.
+    async fn host_labels(&self, host: HostId) -> Result<Vec<Label>, StoreError>;
+    /// Every dynamic, non-builtin label's query.
+    async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError>;
+    /// A host's answers to dynamic label queries: `true` makes it a member, `false` removes it.
+    async fn record_label_results(
+        &self,
+        host: HostId,
+        results: &[(LabelId, bool)],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    // Teams and enroll secrets.
+
+    /// Creates a team with one enroll secret.
+    async fn create_team(
+        &self,
+        name: &str,
+        description: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Team, AdminError>;
+    async fn teams(&self) -> Result<Vec<Team>, StoreError>;
+    async fn team(&self, id: TeamId) -> Result<Option<Team>, StoreError>;
+    async fn update_team(
+        &self,
+        id: TeamId,
+        changes: &TeamChanges,
+        now: i64,
+    ) -> Result<Team, AdminError>;
+    /// Deletes a team, its secrets, its saved queries and its users' roles on it; its hosts
+    /// move to no team. Returns the team and the hosts that moved, `None` if there was none.
+    async fn delete_team(&self, id: TeamId) -> Result<Option<(Team, Vec<HostId>)>, StoreError>;
+    /// The enroll secrets of a team (`None`: the global ones).
+    async fn enroll_secrets_of(&self, team: Option<TeamId>) -> Result<Vec<TeamSecret>, StoreError>;
+    /// Replaces the enroll secrets of a team (`None`: the global ones).
+    async fn replace_enroll_secrets(
+        &self,
+        team: Option<TeamId>,
+        secrets: &[String],
+        now: i64,
+    ) -> Result<Vec<TeamSecret>, AdminError>;
+
+    // Saved queries.
+
+    async fn create_query(
+        &self,
+        team: Option<TeamId>,
+        fields: &QueryFields,
+        author: Option<UserId>,
+        now: i64,
+    ) -> Result<SavedQuery, AdminError>;
+    /// The saved queries of a team (`None`: the global ones), optionally only those whose
+    /// name or SQL contains `search`; ordered by name.
+    async fn queries(
+        &self,
+        team: Option<TeamId>,
+        search: Option<&str>,
+    ) -> Result<Vec<SavedQuery>, StoreError>;
+    async fn get_query(&self, id: QueryId) -> Result<Option<SavedQuery>, StoreError>;
+    async fn update_query(
+        &self,
+        id: QueryId,
+        fields: &QueryFields,
+        now: i64,
+    ) -> Result<SavedQuery, AdminError>;
+    async fn delete_query(&self, id: QueryId) -> Result<Option<SavedQuery>, StoreError>;
+    /// Deletes the queries among `ids` that exist; returns how many.
+    async fn delete_queries(&self, ids: &[QueryId]) -> Result<u64, StoreError>;
+    async fn query_by_name(
+        &self,
+        team: Option<TeamId>,
+        name: &str,
+    ) -> Result<Option<SavedQuery>, StoreError>;
+
+    // Activities.
+
+    async fn record_activity(
+        &self,
+        actor: Option<UserId>,
+        kind: &str,
+        details: serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn activities(&self, order: &Order, page: Page) -> Result<Vec<Activity>, StoreError>;
+}

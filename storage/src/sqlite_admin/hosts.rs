@@ -1,0 +1,428 @@
+//! Host lists, lookups, deletion, team transfer and the id sets campaigns target.
+
+use flotilla_engine::ids::{HostId, TeamId};
+use flotilla_engine::store::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::{id_array, like_pattern, store_error, team_id, write_error};
+use crate::admin::{
+    AdminError, Host, HostFilter, HostScope, HostTotals, LabelId, Order, Page, StatusFilter,
+    TeamFilter,
+};
+
+macro_rules! host_columns {
+    () => {
+        "h.id, h.osquery_host_id, h.uuid, h.hostname, h.computer_name, h.platform, \
+         h.platform_like, h.os_version, h.build, h.code_name, h.osquery_version, h.cpu_type, \
+         h.cpu_brand, h.cpu_physical_cores, h.cpu_logical_cores, h.memory, h.hardware_vendor, \
+         h.hardware_model, h.hardware_version, h.hardware_serial, h.primary_ip, h.primary_mac, \
+         h.uptime, h.distributed_interval, h.config_tls_refresh, h.logger_tls_period, h.team_id, \
+         t.name AS team_name, h.seen_time, h.detail_updated_at, h.refetch_requested, \
+         h.created_at, h.last_enrolled_at, h.updated_at"
+    };
+}
+
+/// `FROM` clause matching [`host_columns!`].
+const HOSTS_FROM: &str = " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id";
+
+/// Whether host `h` is a member of label `l`: builtin labels by platform, others by rows.
+pub(crate) const LABEL_MEMBER: &str = "((l.label_type = 'builtin' AND (l.platform = '' OR \
+     l.platform = h.platform)) OR (l.label_type <> 'builtin' AND EXISTS (SELECT 1 FROM \
+     label_membership m WHERE m.label_id = l.id AND m.host_id = h.id)))";
+
+fn host_row(row: &SqliteRow) -> Result<Host, sqlx::Error> {
+    Ok(Host {
+        id: HostId(row.try_get::<i64, _>("id")? as u64),
+        osquery_host_id: row.try_get("osquery_host_id")?,
+        uuid: row.try_get("uuid")?,
+        hostname: row.try_get("hostname")?,
+        computer_name: row.try_get("computer_name")?,
+        platform: row.try_get("platform")?,
+        platform_like: row.try_get("platform_like")?,
+        os_version: row.try_get("os_version")?,
+        build: row.try_get("build")?,
+        code_name: row.try_get("code_name")?,
+        osquery_version: row.try_get("osquery_version")?,
+        cpu_type: row.try_get("cpu_type")?,
+        cpu_brand: row.try_get("cpu_brand")?,
+        cpu_physical_cores: row.try_get("cpu_physical_cores")?,
+        cpu_logical_cores: row.try_get("cpu_logical_cores")?,
+        memory: row.try_get("memory")?,
+        hardware_vendor: row.try_get("hardware_vendor")?,
+        hardware_model: row.try_get("hardware_model")?,
+        hardware_version: row.try_get("hardware_version")?,
+        hardware_serial: row.try_get("hardware_serial")?,
+        primary_ip: row.try_get("primary_ip")?,
+        primary_mac: row.try_get("primary_mac")?,
+        uptime_seconds: row.try_get("uptime")?,
+        distributed_interval: row.try_get("distributed_interval")?,
+        config_tls_refresh: row.try_get("config_tls_refresh")?,
+        logger_tls_period: row.try_get("logger_tls_period")?,
+        team: team_id(row.try_get("team_id")?),
+        team_name: row.try_get("team_name")?,
+        seen_time: row.try_get("seen_time")?,
+        detail_updated_at: row.try_get("detail_updated_at")?,
+        refetch_requested: row.try_get("refetch_requested")?,
+        created_at: row.try_get("created_at")?,
+        last_enrolled_at: row.try_get("last_enrolled_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Appends ` AND <scope>` for hosts aliased `h`.
+pub(crate) fn push_scope(query: &mut QueryBuilder<Sqlite>, scope: &HostScope) {
+    if let HostScope::Teams(teams) = scope {
+        query
+            .push(" AND h.team_id IN (SELECT value FROM json_each(")
+            .push_bind(id_array(teams.iter().map(|t| t.0)))
+            .push("))");
+    }
+}
+
+/// Appends ` WHERE …` for every part of `filter`.
+fn push_filter(query: &mut QueryBuilder<Sqlite>, filter: &HostFilter) {
+    query.push(" WHERE 1 = 1");
+    push_scope(query, &filter.scope);
+    match filter.team {
+        None => {}
+        Some(TeamFilter::NoTeam) => {
+            query.push(" AND h.team_id IS NULL");
+        }
+        Some(TeamFilter::Team(team)) => {
+            query.push(" AND h.team_id = ").push_bind(team.0 as i64);
+        }
+    }
+    if let Some(label) = filter.label {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM labels l WHERE l.id = ")
+            .push_bind(label.0 as i64)
+            .push(" AND ")
+            .push(LABEL_MEMBER)
+            .push(")");
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        query.push(" AND (");
+        for (i, column) in [
+            "h.hostname",
+            "h.computer_name",
+            "h.uuid",
+            "h.hardware_serial",
+            "h.primary_ip",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push(column)
+                .push(" LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        query.push(")");
+    }
+    match &filter.status {
+        None => {}
+        Some(StatusFilter::IdsIn(ids)) => {
+            query
+                .push(" AND h.id IN (SELECT value FROM json_each(")
+                .push_bind(id_array(ids.iter().map(|h| h.0)))
+                .push("))");
+        }
+        Some(StatusFilter::IdsNotIn(ids)) => {
+            query
+                .push(" AND h.id NOT IN (SELECT value FROM json_each(")
+                .push_bind(id_array(ids.iter().map(|h| h.0)))
+                .push("))");
+        }
+        Some(StatusFilter::CreatedSince(time)) => {
+            query.push(" AND h.created_at >= ").push_bind(*time);
+        }
+        Some(StatusFilter::NotSeenSince(time)) => {
+            query.push(" AND h.seen_time < ").push_bind(*time);
+        }
+    }
+}
+
+/// The SQL expression for one of [`crate::admin::HOST_ORDER_KEYS`].
+fn order_expression(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "id" => "h.id",
+        "hostname" => "h.hostname",
+        "computer_name" => "h.computer_name",
+        "display_name" => "COALESCE(NULLIF(h.computer_name, ''), h.hostname)",
+        "uuid" => "h.uuid",
+        "osquery_host_id" => "h.osquery_host_id",
+        "platform" => "h.platform",
+        "os_version" => "h.os_version",
+        "osquery_version" => "h.osquery_version",
+        "hardware_serial" => "h.hardware_serial",
+        "hardware_model" => "h.hardware_model",
+        "primary_ip" => "h.primary_ip",
+        "primary_mac" => "h.primary_mac",
+        "memory" => "h.memory",
+        "uptime" => "h.uptime",
+        "seen_time" => "h.seen_time",
+        "created_at" => "h.created_at",
+        "updated_at" => "h.updated_at",
+        "last_enrolled_at" => "h.last_enrolled_at",
+        "detail_updated_at" => "h.detail_updated_at",
+        "team_id" => "h.team_id",
+        "team_name" => "t.name",
+        "cpu_brand" => "h.cpu_brand",
+        "cpu_logical_cores" => "h.cpu_logical_cores",
+        "distributed_interval" => "h.distributed_interval",
+        _ => return None,
+    })
+}
+
+pub async fn list(
+    pool: &SqlitePool,
+    filter: &HostFilter,
+    order: &Order,
+    page: Page,
+) -> Result<Vec<Host>, StoreError> {
+    let expression = order_expression(&order.key)
+        .ok_or_else(|| StoreError::Data(format!("unknown host order key `{}`", order.key)))?;
+    let direction = if order.descending { " DESC" } else { " ASC" };
+    let mut query = QueryBuilder::<Sqlite>::new(concat!("SELECT ", host_columns!()));
+    query.push(HOSTS_FROM);
+    push_filter(&mut query, filter);
+    query
+        .push(" ORDER BY ")
+        .push(expression)
+        .push(direction)
+        .push(", h.id")
+        .push(direction)
+        .push(" LIMIT ")
+        .push_bind(page.limit.min(i64::MAX as u64) as i64)
+        .push(" OFFSET ")
+        .push_bind(page.offset.min(i64::MAX as u64) as i64);
+    let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
+    rows.iter()
+        .map(host_row)
+        .collect::<Result<_, _>>()
+        .map_err(store_error)
+}
+
+pub async fn count(pool: &SqlitePool, filter: &HostFilter) -> Result<u64, StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM hosts h");
+    push_filter(&mut query, filter);
+    let n: i64 = query
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(n as u64)
+}
+
+pub async fn get(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        host_columns!(),
+        " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id WHERE h.id = ?"
+    ))
+    .bind(id.0 as i64)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    row.as_ref().map(host_row).transpose().map_err(store_error)
+}
+
+pub async fn by_identifier(
+    pool: &SqlitePool,
+    identifier: &str,
+) -> Result<Option<Host>, StoreError> {
+    if identifier.is_empty() {
+        return Ok(None);
+    }
+    // The agent's own identifier wins over a hostname another host may share.
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        host_columns!(),
+        " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id \
+         WHERE h.osquery_host_id = ? OR h.hostname = ? OR h.uuid = ? OR h.hardware_serial = ? \
+         ORDER BY CASE WHEN h.osquery_host_id = ? THEN 0 ELSE 1 END, h.id LIMIT 1"
+    ))
+    .bind(identifier)
+    .bind(identifier)
+    .bind(identifier)
+    .bind(identifier)
+    .bind(identifier)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    row.as_ref().map(host_row).transpose().map_err(store_error)
+}
+
+pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        host_columns!(),
+        " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id WHERE h.id = ?"
+    ))
+    .bind(id.0 as i64)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let host = host_row(&row).map_err(store_error)?;
+    sqlx::query("DELETE FROM hosts WHERE id = ?")
+        .bind(id.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(Some(host))
+}
+
+pub async fn transfer(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+    hosts: &[HostId],
+    now: i64,
+) -> Result<Vec<HostId>, AdminError> {
+    let failed = |e| write_error(e, "the team");
+    let mut tx = pool.begin().await.map_err(failed)?;
+    if let Some(team) = team {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
+            .bind(team.0 as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if exists.is_none() {
+            return Err(AdminError::NotFound(format!("team {team}")));
+        }
+    }
+    let ids = id_array(hosts.iter().map(|h| h.0));
+    let moved: Vec<i64> = sqlx::query_scalar(
+        "UPDATE hosts SET team_id = ?, updated_at = ? \
+         WHERE id IN (SELECT value FROM json_each(?)) RETURNING id",
+    )
+    .bind(team.map(|t| t.0 as i64))
+    .bind(now)
+    .bind(ids)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    let mut moved: Vec<HostId> = moved.into_iter().map(|id| HostId(id as u64)).collect();
+    moved.sort();
+    Ok(moved)
+}
+
+pub async fn totals(
+    pool: &SqlitePool,
+    scope: &HostScope,
+    team: Option<TeamFilter>,
+    new_since: i64,
+    not_seen_since: i64,
+) -> Result<HostTotals, StoreError> {
+    let filter = HostFilter {
+        scope: scope.clone(),
+        team,
+        ..HostFilter::all()
+    };
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN h.created_at >= ",
+    );
+    query
+        .push_bind(new_since)
+        .push(" THEN 1 ELSE 0 END), 0) AS new, COALESCE(SUM(CASE WHEN h.seen_time < ")
+        .push_bind(not_seen_since)
+        .push(" THEN 1 ELSE 0 END), 0) AS not_seen FROM hosts h");
+    push_filter(&mut query, &filter);
+    let row = query.build().fetch_one(pool).await.map_err(store_error)?;
+    let number = |column: &str| -> Result<u64, StoreError> {
+        Ok(row.try_get::<i64, _>(column).map_err(store_error)? as u64)
+    };
+    let mut totals = HostTotals {
+        total: number("total")?,
+        new: number("new")?,
+        not_seen_since: number("not_seen")?,
+        platforms: Vec::new(),
+    };
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT h.platform, COUNT(*) AS n FROM hosts h");
+    push_filter(&mut query, &filter);
+    query.push(" GROUP BY h.platform ORDER BY n DESC, h.platform");
+    let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
+    for row in &rows {
+        let platform: String = row.try_get("platform").map_err(store_error)?;
+        let n: i64 = row.try_get("n").map_err(store_error)?;
+        totals.platforms.push((platform, n as u64));
+    }
+    Ok(totals)
+}
+
+fn host_ids(ids: Vec<i64>) -> Vec<HostId> {
+    ids.into_iter().map(|id| HostId(id as u64)).collect()
+}
+
+pub async fn ids_in_labels(
+    pool: &SqlitePool,
+    labels: &[LabelId],
+) -> Result<Vec<HostId>, StoreError> {
+    if labels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT h.id FROM hosts h WHERE EXISTS (SELECT 1 FROM labels l WHERE l.id IN \
+         (SELECT value FROM json_each(?)) AND {LABEL_MEMBER}) ORDER BY h.id"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id_array(labels.iter().map(|l| l.0)))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(host_ids(ids))
+}
+
+pub async fn ids_in_teams(pool: &SqlitePool, teams: &[TeamId]) -> Result<Vec<HostId>, StoreError> {
+    if teams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM hosts WHERE team_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+    )
+    .bind(id_array(teams.iter().map(|t| t.0)))
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(host_ids(ids))
+}
+
+pub async fn ids_by_identifiers(
+    pool: &SqlitePool,
+    identifiers: &[String],
+) -> Result<Vec<HostId>, StoreError> {
+    let identifiers: Vec<&str> = identifiers
+        .iter()
+        .map(|i| i.as_str())
+        .filter(|i| !i.is_empty())
+        .collect();
+    if identifiers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = serde_json::to_string(&identifiers).expect("strings serialise");
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM hosts WHERE hostname IN (SELECT value FROM json_each(?)) \
+         OR uuid IN (SELECT value FROM json_each(?)) \
+         OR hardware_serial IN (SELECT value FROM json_each(?)) \
+         OR osquery_host_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+    )
+    .bind(&list)
+    .bind(&list)
+    .bind(&list)
+    .bind(&list)
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(host_ids(ids))
+}

@@ -1,0 +1,314 @@
+//! [`AdminStore`] for [`SqliteStore`]: one module per area, each with the SQL of that area.
+//! Everything SQLite-specific lives here: `json_each(?)` for id sets bound as one JSON array,
+//! `IS ?` for null-safe comparison, `RETURNING`, upserts with `ON CONFLICT`.
+
+mod activities;
+mod hosts;
+mod labels;
+mod queries;
+mod teams;
+mod users;
+
+use async_trait::async_trait;
+use flotilla_engine::ids::{HostId, TeamId};
+use flotilla_engine::store::StoreError;
+
+use crate::SqliteStore;
+use crate::admin::*;
+
+/// A failed read: the database answered with data we cannot decode, or did not answer.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Data(error.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// A failed write: a taken unique name becomes [`AdminError::Conflict`] (`what` says which),
+/// a reference to a missing row becomes [`AdminError::Invalid`].
+pub(crate) fn write_error(error: sqlx::Error, what: &str) -> AdminError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            return AdminError::Conflict(format!("{what} already exists"));
+        }
+        if db.is_foreign_key_violation() {
+            return AdminError::Invalid(format!("{what} refers to something that does not exist"));
+        }
+    }
+    AdminError::Store(store_error(error))
+}
+
+/// A JSON array of ids, bound as one parameter and read with `json_each(?)`.
+pub(crate) fn id_array(ids: impl IntoIterator<Item = u64>) -> String {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    serde_json::to_string(&ids).expect("a list of integers serialises")
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`, with the pattern characters in `text` escaped.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+pub(crate) fn team_id(value: Option<i64>) -> Option<TeamId> {
+    value.map(|t| TeamId(t as u64))
+}
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn user_count(&self) -> Result<u64, StoreError> {
+        users::count(self.pool()).await
+    }
+    async fn global_admin_count(&self) -> Result<u64, StoreError> {
+        users::global_admin_count(self.pool()).await
+    }
+    async fn create_user(&self, user: &NewUser, now: i64) -> Result<User, AdminError> {
+        users::create(self.pool(), user, now, false)
+            .await?
+            .ok_or_else(|| AdminError::Store(StoreError::Data("user not created".into())))
+    }
+    async fn create_first_user(
+        &self,
+        user: &NewUser,
+        now: i64,
+    ) -> Result<Option<User>, AdminError> {
+        users::create(self.pool(), user, now, true).await
+    }
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        users::get(self.pool(), id).await
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+        users::by_email(self.pool(), email).await
+    }
+    async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        users::password_hash(self.pool(), id).await
+    }
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        users::list(self.pool()).await
+    }
+    async fn update_user(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        now: i64,
+    ) -> Result<User, AdminError> {
+        users::update(self.pool(), id, changes, now).await
+    }
+    async fn delete_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        users::delete(self.pool(), id).await
+    }
+    async fn create_session(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        users::create_session(self.pool(), user, token_hash, now).await
+    }
+    async fn session(&self, token_hash: &str) -> Result<Option<(User, i64)>, StoreError> {
+        users::session(self.pool(), token_hash).await
+    }
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError> {
+        users::touch_session(self.pool(), token_hash, now).await
+    }
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        users::delete_session(self.pool(), token_hash).await
+    }
+
+    async fn list_hosts(
+        &self,
+        filter: &HostFilter,
+        order: &Order,
+        page: Page,
+    ) -> Result<Vec<Host>, StoreError> {
+        hosts::list(self.pool(), filter, order, page).await
+    }
+    async fn count_hosts(&self, filter: &HostFilter) -> Result<u64, StoreError> {
+        hosts::count(self.pool(), filter).await
+    }
+    async fn host(&self, id: HostId) -> Result<Option<Host>, StoreError> {
+        hosts::get(self.pool(), id).await
+    }
+    async fn host_by_identifier(&self, identifier: &str) -> Result<Option<Host>, StoreError> {
+        hosts::by_identifier(self.pool(), identifier).await
+    }
+    async fn delete_host(&self, id: HostId) -> Result<Option<Host>, StoreError> {
+        hosts::delete(self.pool(), id).await
+    }
+    async fn transfer_hosts(
+        &self,
+        team: Option<TeamId>,
+        hosts: &[HostId],
+        now: i64,
+    ) -> Result<Vec<HostId>, AdminError> {
+        hosts::transfer(self.pool(), team, hosts, now).await
+    }
+    async fn host_totals(
+        &self,
+        scope: &HostScope,
+        team: Option<TeamFilter>,
+        new_since: i64,
+        not_seen_since: i64,
+    ) -> Result<HostTotals, StoreError> {
+        hosts::totals(self.pool(), scope, team, new_since, not_seen_since).await
+    }
+    async fn host_ids_in_labels(&self, labels: &[LabelId]) -> Result<Vec<HostId>, StoreError> {
+        hosts::ids_in_labels(self.pool(), labels).await
+    }
+    async fn host_ids_in_teams(&self, teams: &[TeamId]) -> Result<Vec<HostId>, StoreError> {
+        hosts::ids_in_teams(self.pool(), teams).await
+    }
+    async fn host_ids_by_identifiers(
+        &self,
+        identifiers: &[String],
+    ) -> Result<Vec<HostId>, StoreError> {
+        hosts::ids_by_identifiers(self.pool(), identifiers).await
+    }
+
+    async fn create_label(&self, label: &NewLabel, now: i64) -> Result<Label, AdminError> {
+        labels::create(self.pool(), label, now).await
+    }
+    async fn labels(&self, scope: &HostScope) -> Result<Vec<Label>, StoreError> {
+        labels::list(self.pool(), scope).await
+    }
+    async fn label(&self, id: LabelId, scope: &HostScope) -> Result<Option<Label>, StoreError> {
+        labels::get(self.pool(), id, scope).await
+    }
+    async fn label_ids_by_names(&self, names: &[String]) -> Result<Vec<LabelId>, StoreError> {
+        labels::ids_by_names(self.pool(), names).await
+    }
+    async fn manual_label_hosts(&self, id: LabelId) -> Result<Vec<HostId>, StoreError> {
+        labels::manual_hosts(self.pool(), id).await
+    }
+    async fn update_label(
+        &self,
+        id: LabelId,
+        changes: &LabelChanges,
+        now: i64,
+    ) -> Result<Label, AdminError> {
+        labels::update(self.pool(), id, changes, now).await
+    }
+    async fn delete_label(&self, id: LabelId) -> Result<Option<Label>, AdminError> {
+        labels::delete(self.pool(), id).await
+    }
+    async fn label_by_name(&self, name: &str) -> Result<Option<Label>, StoreError> {
+        labels::by_name(self.pool(), name).await
+    }
+    async fn host_labels(&self, host: HostId) -> Result<Vec<Label>, StoreError> {
+        labels::of_host(self.pool(), host).await
+    }
+    async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError> {
+        labels::dynamic_queries(self.pool()).await
+    }
+    async fn record_label_results(
+        &self,
+        host: HostId,
+        results: &[(LabelId, bool)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        labels::record_results(self.pool(), host, results, now).await
+    }
+
+    async fn create_team(
+        &self,
+        name: &str,
+        description: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Team, AdminError> {
+        teams::create(self.pool(), name, description, secret, now).await
+    }
+    async fn teams(&self) -> Result<Vec<Team>, StoreError> {
+        teams::list(self.pool()).await
+    }
+    async fn team(&self, id: TeamId) -> Result<Option<Team>, StoreError> {
+        teams::get(self.pool(), id).await
+    }
+    async fn update_team(
+        &self,
+        id: TeamId,
+        changes: &TeamChanges,
+        now: i64,
+    ) -> Result<Team, AdminError> {
+        teams::update(self.pool(), id, changes, now).await
+    }
+    async fn delete_team(&self, id: TeamId) -> Result<Option<(Team, Vec<HostId>)>, StoreError> {
+        teams::delete(self.pool(), id).await
+    }
+    async fn enroll_secrets_of(&self, team: Option<TeamId>) -> Result<Vec<TeamSecret>, StoreError> {
+        teams::secrets_of(self.pool(), team).await
+    }
+    async fn replace_enroll_secrets(
+        &self,
+        team: Option<TeamId>,
+        secrets: &[String],
+        now: i64,
+    ) -> Result<Vec<TeamSecret>, AdminError> {
+        teams::replace_secrets(self.pool(), team, secrets, now).await
+    }
+
+    async fn create_query(
+        &self,
+        team: Option<TeamId>,
+        fields: &QueryFields,
+        author: Option<UserId>,
+        now: i64,
+    ) -> Result<SavedQuery, AdminError> {
+        queries::create(self.pool(), team, fields, author, now).await
+    }
+    async fn queries(
+        &self,
+        team: Option<TeamId>,
+        search: Option<&str>,
+    ) -> Result<Vec<SavedQuery>, StoreError> {
+        queries::list(self.pool(), team, search).await
+    }
+    async fn get_query(&self, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
+        queries::get(self.pool(), id).await
+    }
+    async fn update_query(
+        &self,
+        id: QueryId,
+        fields: &QueryFields,
+        now: i64,
+    ) -> Result<SavedQuery, AdminError> {
+        queries::update(self.pool(), id, fields, now).await
+    }
+    async fn delete_query(&self, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
+        queries::delete(self.pool(), id).await
+    }
+    async fn delete_queries(&self, ids: &[QueryId]) -> Result<u64, StoreError> {
+        queries::delete_many(self.pool(), ids).await
+    }
+    async fn query_by_name(
+        &self,
+        team: Option<TeamId>,
+        name: &str,
+    ) -> Result<Option<SavedQuery>, StoreError> {
+        queries::by_name(self.pool(), team, name).await
+    }
+
+    async fn record_activity(
+        &self,
+        actor: Option<UserId>,
+        kind: &str,
+        details: serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        activities::record(self.pool(), actor, kind, &details, now).await
+    }
+    async fn activities(&self, order: &Order, page: Page) -> Result<Vec<Activity>, StoreError> {
+        activities::list(self.pool(), order, page).await
+    }
+}

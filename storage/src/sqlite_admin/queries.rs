@@ -1,0 +1,205 @@
+//! Saved queries, global (`team_id` NULL) or per team.
+
+use flotilla_engine::ids::TeamId;
+use flotilla_engine::store::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+use super::{id_array, like_pattern, store_error, team_id, write_error};
+use crate::admin::{AdminError, QueryFields, QueryId, SavedQuery, UserId};
+
+const SELECT_QUERIES: &str = "SELECT q.id, q.team_id, q.name, q.description, q.query, \
+     q.interval, q.platform, q.min_osquery_version, q.automations_enabled, q.logging, \
+     q.observer_can_run, q.discard_data, q.author_id, COALESCE(u.name, '') AS author_name, \
+     COALESCE(u.email, '') AS author_email, q.created_at, q.updated_at \
+     FROM queries q LEFT JOIN users u ON u.id = q.author_id";
+
+const NAME_TAKEN: &str = "a query with this name in this team";
+
+fn query_row(row: &SqliteRow) -> Result<SavedQuery, sqlx::Error> {
+    Ok(SavedQuery {
+        id: QueryId(row.try_get::<i64, _>("id")? as u64),
+        team: team_id(row.try_get("team_id")?),
+        fields: QueryFields {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            query: row.try_get("query")?,
+            interval: row.try_get::<i64, _>("interval")?.clamp(0, u32::MAX as i64) as u32,
+            platform: row.try_get("platform")?,
+            min_osquery_version: row.try_get("min_osquery_version")?,
+            automations_enabled: row.try_get("automations_enabled")?,
+            logging: row.try_get("logging")?,
+            observer_can_run: row.try_get("observer_can_run")?,
+            discard_data: row.try_get("discard_data")?,
+        },
+        author: row
+            .try_get::<Option<i64>, _>("author_id")?
+            .map(|a| UserId(a as u64)),
+        author_name: row.try_get("author_name")?,
+        author_email: row.try_get("author_email")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn load(conn: &mut SqliteConnection, id: QueryId) -> Result<Option<SavedQuery>, sqlx::Error> {
+    let sql = format!("{SELECT_QUERIES} WHERE q.id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.0 as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(query_row).transpose()
+}
+
+pub async fn create(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+    fields: &QueryFields,
+    author: Option<UserId>,
+    now: i64,
+) -> Result<SavedQuery, AdminError> {
+    let failed = |e| write_error(e, NAME_TAKEN);
+    let mut tx = pool.begin().await.map_err(failed)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO queries (team_id, name, description, query, interval, platform, \
+         min_osquery_version, automations_enabled, logging, observer_can_run, discard_data, \
+         author_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         RETURNING id",
+    )
+    .bind(team.map(|t| t.0 as i64))
+    .bind(&fields.name)
+    .bind(&fields.description)
+    .bind(&fields.query)
+    .bind(fields.interval as i64)
+    .bind(&fields.platform)
+    .bind(&fields.min_osquery_version)
+    .bind(fields.automations_enabled)
+    .bind(&fields.logging)
+    .bind(fields.observer_can_run)
+    .bind(fields.discard_data)
+    .bind(author.map(|a| a.0 as i64))
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(failed)?;
+    let query = load(&mut tx, QueryId(id as u64))
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| AdminError::NotFound(format!("query {id}")))?;
+    tx.commit().await.map_err(failed)?;
+    Ok(query)
+}
+
+pub async fn list(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+    search: Option<&str>,
+) -> Result<Vec<SavedQuery>, StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new(SELECT_QUERIES);
+    query
+        .push(" WHERE q.team_id IS ")
+        .push_bind(team.map(|t| t.0 as i64));
+    if let Some(search) = search.filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        query
+            .push(" AND (q.name LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR q.query LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR q.description LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
+    }
+    query.push(" ORDER BY q.name, q.id");
+    let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
+    rows.iter()
+        .map(query_row)
+        .collect::<Result<_, _>>()
+        .map_err(store_error)
+}
+
+pub async fn get(pool: &SqlitePool, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    load(&mut conn, id).await.map_err(store_error)
+}
+
+pub async fn by_name(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+    name: &str,
+) -> Result<Option<SavedQuery>, StoreError> {
+    let sql = format!("{SELECT_QUERIES} WHERE q.team_id IS ? AND q.name = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(team.map(|t| t.0 as i64))
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    row.as_ref().map(query_row).transpose().map_err(store_error)
+}
+
+pub async fn update(
+    pool: &SqlitePool,
+    id: QueryId,
+    fields: &QueryFields,
+    now: i64,
+) -> Result<SavedQuery, AdminError> {
+    let failed = |e| write_error(e, NAME_TAKEN);
+    let mut tx = pool.begin().await.map_err(failed)?;
+    let updated = sqlx::query(
+        "UPDATE queries SET name = ?, description = ?, query = ?, interval = ?, platform = ?, \
+         min_osquery_version = ?, automations_enabled = ?, logging = ?, observer_can_run = ?, \
+         discard_data = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(&fields.name)
+    .bind(&fields.description)
+    .bind(&fields.query)
+    .bind(fields.interval as i64)
+    .bind(&fields.platform)
+    .bind(&fields.min_osquery_version)
+    .bind(fields.automations_enabled)
+    .bind(&fields.logging)
+    .bind(fields.observer_can_run)
+    .bind(fields.discard_data)
+    .bind(now)
+    .bind(id.0 as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    if updated.rows_affected() == 0 {
+        return Err(AdminError::NotFound(format!("query {id}")));
+    }
+    let query = load(&mut tx, id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| AdminError::NotFound(format!("query {id}")))?;
+    tx.commit().await.map_err(failed)?;
+    Ok(query)
+}
+
+pub async fn delete(pool: &SqlitePool, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let Some(query) = load(&mut tx, id).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    sqlx::query("DELETE FROM queries WHERE id = ?")
+        .bind(id.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(Some(query))
+}
+
+pub async fn delete_many(pool: &SqlitePool, ids: &[QueryId]) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let deleted = sqlx::query("DELETE FROM queries WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(id_array(ids.iter().map(|q| q.0)))
+        .execute(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(deleted.rows_affected())
+}

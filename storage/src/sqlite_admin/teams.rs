@@ -1,0 +1,253 @@
+//! Teams and enroll secrets (global ones have no team).
+
+use std::collections::HashMap;
+
+use flotilla_engine::ids::{HostId, TeamId};
+use flotilla_engine::store::StoreError;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::{store_error, team_id, write_error};
+use crate::admin::{AdminError, Team, TeamChanges, TeamSecret};
+
+const SELECT_TEAMS: &str = "SELECT t.id, t.name, t.description, t.created_at, t.updated_at, \
+     (SELECT COUNT(*) FROM user_teams ut WHERE ut.team_id = t.id) AS user_count, \
+     (SELECT COUNT(*) FROM hosts h WHERE h.team_id = t.id) AS host_count FROM teams t";
+
+fn team_row(row: &SqliteRow) -> Result<Team, sqlx::Error> {
+    Ok(Team {
+        id: TeamId(row.try_get::<i64, _>("id")? as u64),
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        user_count: row.try_get::<i64, _>("user_count")? as u64,
+        host_count: row.try_get::<i64, _>("host_count")? as u64,
+        secrets: Vec::new(),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn secret_row(row: &SqliteRow) -> Result<TeamSecret, sqlx::Error> {
+    Ok(TeamSecret {
+        secret: row.try_get("secret")?,
+        team: team_id(row.try_get("team_id")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn secrets(
+    conn: &mut SqliteConnection,
+    team: Option<TeamId>,
+) -> Result<Vec<TeamSecret>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT secret, team_id, created_at FROM enroll_secrets WHERE team_id IS ? \
+         ORDER BY created_at, secret",
+    )
+    .bind(team.map(|t| t.0 as i64))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(secret_row).collect()
+}
+
+async fn load(conn: &mut SqliteConnection, id: TeamId) -> Result<Option<Team>, sqlx::Error> {
+    let sql = format!("{SELECT_TEAMS} WHERE t.id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.0 as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut team = team_row(&row)?;
+    team.secrets = secrets(conn, Some(id)).await?;
+    Ok(Some(team))
+}
+
+pub async fn create(
+    pool: &SqlitePool,
+    name: &str,
+    description: &str,
+    secret: &str,
+    now: i64,
+) -> Result<Team, AdminError> {
+    let failed = |e| write_error(e, "a team with this name");
+    let mut tx = pool.begin().await.map_err(failed)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO teams (name, description, created_at, updated_at) VALUES (?, ?, ?, ?) \
+         RETURNING id",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(failed)?;
+    sqlx::query("INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)")
+        .bind(secret)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| write_error(e, "this enroll secret"))?;
+    let team = load(&mut tx, TeamId(id as u64))
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| AdminError::NotFound(format!("team {id}")))?;
+    tx.commit().await.map_err(failed)?;
+    Ok(team)
+}
+
+pub async fn list(pool: &SqlitePool) -> Result<Vec<Team>, StoreError> {
+    let sql = format!("{SELECT_TEAMS} ORDER BY t.name");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let mut teams: Vec<Team> = rows
+        .iter()
+        .map(team_row)
+        .collect::<Result<_, _>>()
+        .map_err(store_error)?;
+    let rows = sqlx::query(
+        "SELECT secret, team_id, created_at FROM enroll_secrets WHERE team_id IS NOT NULL \
+         ORDER BY created_at, secret",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    let mut by_team: HashMap<TeamId, Vec<TeamSecret>> = HashMap::new();
+    for row in &rows {
+        let secret = secret_row(row).map_err(store_error)?;
+        if let Some(team) = secret.team {
+            by_team.entry(team).or_default().push(secret);
+        }
+    }
+    for team in &mut teams {
+        team.secrets = by_team.remove(&team.id).unwrap_or_default();
+    }
+    Ok(teams)
+}
+
+pub async fn get(pool: &SqlitePool, id: TeamId) -> Result<Option<Team>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    load(&mut conn, id).await.map_err(store_error)
+}
+
+pub async fn update(
+    pool: &SqlitePool,
+    id: TeamId,
+    changes: &TeamChanges,
+    now: i64,
+) -> Result<Team, AdminError> {
+    let failed = |e| write_error(e, "a team with this name");
+    let mut tx = pool.begin().await.map_err(failed)?;
+    let updated = sqlx::query(
+        "UPDATE teams SET name = COALESCE(?, name), description = COALESCE(?, description), \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(changes.name.as_deref())
+    .bind(changes.description.as_deref())
+    .bind(now)
+    .bind(id.0 as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(failed)?;
+    if updated.rows_affected() == 0 {
+        return Err(AdminError::NotFound(format!("team {id}")));
+    }
+    let team = load(&mut tx, id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| AdminError::NotFound(format!("team {id}")))?;
+    tx.commit().await.map_err(failed)?;
+    Ok(team)
+}
+
+pub async fn delete(
+    pool: &SqlitePool,
+    id: TeamId,
+) -> Result<Option<(Team, Vec<HostId>)>, StoreError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let Some(team) = load(&mut tx, id).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let moved: Vec<i64> =
+        sqlx::query_scalar("UPDATE hosts SET team_id = NULL WHERE team_id = ? RETURNING id")
+            .bind(id.0 as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+    sqlx::query("DELETE FROM enroll_secrets WHERE team_id = ?")
+        .bind(id.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    // user_teams and the team's saved queries go with it (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM teams WHERE id = ?")
+        .bind(id.0 as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
+    let mut moved: Vec<HostId> = moved.into_iter().map(|h| HostId(h as u64)).collect();
+    moved.sort();
+    Ok(Some((team, moved)))
+}
+
+pub async fn secrets_of(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+) -> Result<Vec<TeamSecret>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    secrets(&mut conn, team).await.map_err(store_error)
+}
+
+pub async fn replace_secrets(
+    pool: &SqlitePool,
+    team: Option<TeamId>,
+    new_secrets: &[String],
+    now: i64,
+) -> Result<Vec<TeamSecret>, AdminError> {
+    let failed = |e| write_error(e, "this enroll secret");
+    let mut tx = pool.begin().await.map_err(failed)?;
+    if let Some(team) = team {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
+            .bind(team.0 as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if exists.is_none() {
+            return Err(AdminError::NotFound(format!("team {team}")));
+        }
+    }
+    // Secrets kept across the replacement keep their creation time.
+    let previous: HashMap<String, i64> = secrets(&mut tx, team)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|s| (s.secret, s.created_at))
+        .collect();
+    sqlx::query("DELETE FROM enroll_secrets WHERE team_id IS ?")
+        .bind(team.map(|t| t.0 as i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    for secret in new_secrets {
+        sqlx::query("INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)")
+            .bind(secret)
+            .bind(team.map(|t| t.0 as i64))
+            .bind(previous.get(secret).copied().unwrap_or(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match write_error(e, "this enroll secret") {
+                AdminError::Conflict(_) => {
+                    AdminError::Conflict("an enroll secret is already in use".into())
+                }
+                other => other,
+            })?;
+    }
+    let stored = secrets(&mut tx, team).await.map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    Ok(stored)
+}

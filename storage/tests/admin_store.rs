@@ -1,0 +1,626 @@
+//! The admin storage suite against a real SQLite file: users and sessions, host lists and
+//! filters, labels (builtin, manual, dynamic), teams and secrets, saved queries, activities.
+//! Checks take `&dyn AdminStore` (plus `&dyn HostStore` to enroll hosts) so other backends can
+//! run the same.
+
+use flotilla_engine::ids::{HostId, NodeKey, TeamId};
+use flotilla_engine::store::{Enrollment, HostStore};
+use flotilla_engine::vitals::Vitals;
+use flotilla_storage::SqliteStore;
+use flotilla_storage::admin::*;
+use serde_json::json;
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flotilla.db"))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+async fn enroll(hosts: &dyn HostStore, name: &str, platform: &str, now: i64) -> HostId {
+    let enrolled = hosts
+        .enroll_host(&Enrollment {
+            identifier: format!("id-{name}"),
+            hardware_uuid: Some(format!("UUID-{name}")),
+            node_key: NodeKey::generate(),
+            team: None,
+            vitals: Vitals {
+                hostname: Some(name.into()),
+                platform: Some(platform.into()),
+                uuid: Some(format!("UUID-{name}")),
+                hardware_serial: Some(format!("SERIAL-{name}")),
+                primary_ip: Some("10.0.0.1".into()),
+                ..Vitals::default()
+            },
+            now,
+        })
+        .await
+        .unwrap();
+    enrolled.host.id
+}
+
+fn new_user(email: &str, roles: Roles) -> NewUser {
+    NewUser {
+        name: email.split('@').next().unwrap().into(),
+        email: email.into(),
+        password_hash: "$argon2id$fake".into(),
+        roles,
+        api_only: false,
+    }
+}
+
+fn by_name(order: &str) -> Order {
+    Order {
+        key: order.into(),
+        descending: false,
+    }
+}
+
+const ALL: Page = Page {
+    limit: 100,
+    offset: 0,
+};
+
+#[tokio::test]
+async fn users_sessions_and_roles() {
+    let (_dir, store) = sqlite().await;
+    let store: &dyn AdminStore = &store;
+    let first = new_user("admin@example.com", Roles::Global("admin".into()));
+    let admin = store.create_first_user(&first, 10).await.unwrap().unwrap();
+    assert_eq!(admin.global_role.as_deref(), Some("admin"));
+    assert!(
+        store
+            .create_first_user(
+                &new_user("late@example.com", Roles::Global("admin".into())),
+                11
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "setup happens once"
+    );
+    let duplicate = store
+        .create_user(
+            &new_user("ADMIN@example.com", Roles::Global("observer".into())),
+            12,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(duplicate, AdminError::Conflict(_)),
+        "{duplicate:?}"
+    );
+
+    let team = store
+        .create_team("Servers", "", "team-secret", 13)
+        .await
+        .unwrap();
+    let member = store
+        .create_user(
+            &new_user(
+                "ops@example.com",
+                Roles::Teams(vec![(team.id, "maintainer".into())]),
+            ),
+            14,
+        )
+        .await
+        .unwrap();
+    assert_eq!(member.global_role, None);
+    assert_eq!(member.teams[0].team_name, "Servers");
+    assert_eq!(member.teams[0].role, "maintainer");
+    let missing_team = store
+        .create_user(
+            &new_user(
+                "x@example.com",
+                Roles::Teams(vec![(TeamId(999), "observer".into())]),
+            ),
+            15,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing_team, AdminError::Invalid(_)),
+        "{missing_team:?}"
+    );
+
+    let (found, hash) = store
+        .user_by_email("Ops@Example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, member.id);
+    assert_eq!(hash, "$argon2id$fake");
+
+    store.create_session(member.id, "hash-1", 20).await.unwrap();
+    let (user, accessed) = store.session("hash-1").await.unwrap().unwrap();
+    assert_eq!((user.id, accessed), (member.id, 20));
+    store.touch_session("hash-1", 30).await.unwrap();
+    assert_eq!(store.session("hash-1").await.unwrap().unwrap().1, 30);
+
+    let promoted = store
+        .update_user(
+            member.id,
+            &UserChanges {
+                name: Some("Ops".into()),
+                roles: Some(Roles::Global("observer".into())),
+                ..UserChanges::default()
+            },
+            40,
+        )
+        .await
+        .unwrap();
+    assert_eq!(promoted.name, "Ops");
+    assert_eq!(promoted.global_role.as_deref(), Some("observer"));
+    assert!(
+        promoted.teams.is_empty(),
+        "a global role replaces team roles"
+    );
+    assert_eq!(store.users().await.unwrap().len(), 2);
+    assert_eq!(store.global_admin_count().await.unwrap(), 1);
+
+    store.delete_user(member.id).await.unwrap().unwrap();
+    assert!(
+        store.session("hash-1").await.unwrap().is_none(),
+        "sessions go with the user"
+    );
+    assert!(store.delete_user(member.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn host_lists_filter_order_page_and_count() {
+    let (_dir, sqlite) = sqlite().await;
+    let (store, hosts): (&dyn AdminStore, &dyn HostStore) = (&sqlite, &sqlite);
+    let mac = enroll(hosts, "mac-1", "darwin", 1_000).await;
+    let ubuntu = enroll(hosts, "ubuntu-1", "ubuntu", 2_000).await;
+    let windows = enroll(hosts, "win-1", "windows", 3_000).await;
+    let team = store.create_team("Desktops", "", "s1", 10).await.unwrap();
+    let moved = store
+        .transfer_hosts(Some(team.id), &[mac, windows, HostId(999)], 20)
+        .await
+        .unwrap();
+    assert_eq!(moved, vec![mac, windows]);
+
+    let names = |hosts: Vec<Host>| hosts.into_iter().map(|h| h.hostname).collect::<Vec<_>>();
+    let all = store
+        .list_hosts(&HostFilter::all(), &by_name("hostname"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(names(all), ["mac-1", "ubuntu-1", "win-1"]);
+    let newest_first = store
+        .list_hosts(
+            &HostFilter::all(),
+            &Order {
+                key: "created_at".into(),
+                descending: true,
+            },
+            Page {
+                limit: 2,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(newest_first), ["win-1", "ubuntu-1"]);
+    let second_page = store
+        .list_hosts(
+            &HostFilter::all(),
+            &by_name("hostname"),
+            Page {
+                limit: 2,
+                offset: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(second_page), ["win-1"]);
+
+    let in_team = HostFilter {
+        team: Some(TeamFilter::Team(team.id)),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&in_team).await.unwrap(), 2);
+    let no_team = HostFilter {
+        team: Some(TeamFilter::NoTeam),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&no_team).await.unwrap(), 1);
+    let scoped = HostFilter {
+        scope: HostScope::Teams(vec![team.id]),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&scoped).await.unwrap(), 2);
+    let searched = HostFilter {
+        search: Some("SERIAL-UBU".into()),
+        ..HostFilter::all()
+    };
+    let found = store
+        .list_hosts(&searched, &by_name("id"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(names(found), ["ubuntu-1"]);
+    let wildcard = HostFilter {
+        search: Some("%".into()),
+        ..HostFilter::all()
+    };
+    assert_eq!(
+        store.count_hosts(&wildcard).await.unwrap(),
+        0,
+        "% is literal"
+    );
+    let online = HostFilter {
+        status: Some(StatusFilter::IdsIn(vec![ubuntu])),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&online).await.unwrap(), 1);
+    let offline = HostFilter {
+        status: Some(StatusFilter::IdsNotIn(vec![ubuntu])),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&offline).await.unwrap(), 2);
+    let new = HostFilter {
+        status: Some(StatusFilter::CreatedSince(2_000)),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&new).await.unwrap(), 2);
+
+    let host = store.host(mac).await.unwrap().unwrap();
+    assert_eq!(host.team_name.as_deref(), Some("Desktops"));
+    assert_eq!(host.hardware_serial, "SERIAL-mac-1");
+    for identifier in ["mac-1", "UUID-mac-1", "SERIAL-mac-1", "id-mac-1"] {
+        let found = store.host_by_identifier(identifier).await.unwrap().unwrap();
+        assert_eq!(found.id, mac, "{identifier}");
+    }
+    assert!(store.host_by_identifier("").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .host_ids_by_identifiers(&["win-1".into(), "UUID-ubuntu-1".into(), "nope".into()])
+            .await
+            .unwrap(),
+        vec![ubuntu, windows]
+    );
+    assert_eq!(
+        store.host_ids_in_teams(&[team.id]).await.unwrap(),
+        vec![mac, windows]
+    );
+
+    let totals = store
+        .host_totals(&HostScope::All, None, 2_000, 1_500)
+        .await
+        .unwrap();
+    assert_eq!((totals.total, totals.new, totals.not_seen_since), (3, 2, 1));
+    assert_eq!(totals.platforms.len(), 3);
+
+    store.delete_host(ubuntu).await.unwrap().unwrap();
+    assert!(store.host(ubuntu).await.unwrap().is_none());
+    assert!(store.delete_host(ubuntu).await.unwrap().is_none());
+
+    let (deleted, moved) = store.delete_team(team.id).await.unwrap().unwrap();
+    assert_eq!(deleted.name, "Desktops");
+    assert_eq!(moved, vec![mac, windows]);
+    assert_eq!(store.host(mac).await.unwrap().unwrap().team, None);
+    assert!(
+        store
+            .enroll_secrets_of(Some(team.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn labels_builtin_manual_and_dynamic() {
+    let (_dir, sqlite) = sqlite().await;
+    let (store, hosts): (&dyn AdminStore, &dyn HostStore) = (&sqlite, &sqlite);
+    let mac = enroll(hosts, "mac-1", "darwin", 1).await;
+    let ubuntu = enroll(hosts, "ubuntu-1", "ubuntu", 1).await;
+
+    let labels = store.labels(&HostScope::All).await.unwrap();
+    let count = |name: &str| labels.iter().find(|l| l.name == name).unwrap().host_count;
+    assert_eq!(count("All Hosts"), 2);
+    assert_eq!(count("macOS"), 1);
+    assert_eq!(count("Ubuntu Linux"), 1);
+    assert_eq!(count("MS Windows"), 0);
+    let macos = store.label_by_name("macOS").await.unwrap().unwrap();
+    assert_eq!(macos.label_type, LabelType::Builtin);
+    assert_eq!(
+        store.host_ids_in_labels(&[macos.id]).await.unwrap(),
+        vec![mac]
+    );
+    let refused = store.delete_label(macos.id).await.unwrap_err();
+    assert!(matches!(refused, AdminError::Invalid(_)));
+
+    let manual = store
+        .create_label(
+            &NewLabel {
+                name: "canaries".into(),
+                description: "first to upgrade".into(),
+                query: String::new(),
+                platform: String::new(),
+                membership: LabelMembership::Manual,
+                hosts: vec![ubuntu],
+            },
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(manual.host_count, 1);
+    let with_label = HostFilter {
+        label: Some(manual.id),
+        ..HostFilter::all()
+    };
+    assert_eq!(store.count_hosts(&with_label).await.unwrap(), 1);
+    let changed = store
+        .update_label(
+            manual.id,
+            &LabelChanges {
+                hosts: Some(vec![mac, ubuntu]),
+                ..LabelChanges::default()
+            },
+            6,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.host_count, 2);
+    assert_eq!(
+        store.manual_label_hosts(manual.id).await.unwrap(),
+        vec![mac, ubuntu]
+    );
+
+    let dynamic = store
+        .create_label(
+            &NewLabel {
+                name: "has-docker".into(),
+                description: String::new(),
+                query: "SELECT 1 FROM processes WHERE name = 'dockerd';".into(),
+                platform: "ubuntu".into(),
+                membership: LabelMembership::Dynamic,
+                hosts: Vec::new(),
+            },
+            7,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.dynamic_label_queries().await.unwrap(),
+        vec![LabelQuery {
+            id: dynamic.id,
+            query: "SELECT 1 FROM processes WHERE name = 'dockerd';".into(),
+            platform: "ubuntu".into(),
+        }]
+    );
+    store
+        .record_label_results(ubuntu, &[(dynamic.id, true), (macos.id, true)], 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.host_ids_in_labels(&[dynamic.id]).await.unwrap(),
+        vec![ubuntu]
+    );
+    let names: Vec<String> = store
+        .host_labels(ubuntu)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["All Hosts", "Ubuntu Linux", "canaries", "has-docker"]
+    );
+    store
+        .record_label_results(ubuntu, &[(dynamic.id, false)], 9)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .host_ids_in_labels(&[dynamic.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .label_ids_by_names(&["canaries".into(), "macOS".into(), "nope".into()])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let duplicate = store
+        .update_label(
+            dynamic.id,
+            &LabelChanges {
+                name: Some("canaries".into()),
+                ..LabelChanges::default()
+            },
+            10,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(duplicate, AdminError::Conflict(_)));
+    store.delete_label(manual.id).await.unwrap().unwrap();
+    assert!(
+        store
+            .label(manual.id, &HostScope::All)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn teams_and_enroll_secrets() {
+    let (_dir, sqlite) = sqlite().await;
+    let store: &dyn AdminStore = &sqlite;
+    let team = store
+        .create_team("Servers", "racks", "s-1", 1)
+        .await
+        .unwrap();
+    assert_eq!(team.secrets.len(), 1);
+    assert_eq!(team.secrets[0].team, Some(team.id));
+    let taken = store
+        .create_team("servers", "", "s-2", 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, AdminError::Conflict(_)),
+        "names are case-insensitive"
+    );
+
+    let replaced = store
+        .replace_enroll_secrets(Some(team.id), &["s-1".into(), "s-3".into()], 5)
+        .await
+        .unwrap();
+    assert_eq!(replaced.len(), 2);
+    assert_eq!(replaced[0].created_at, 1, "a kept secret keeps its age");
+    let global = store
+        .replace_enroll_secrets(None, &["g-1".into()], 6)
+        .await
+        .unwrap();
+    assert_eq!(global[0].team, None);
+    let clash = store
+        .replace_enroll_secrets(None, &["s-3".into()], 7)
+        .await
+        .unwrap_err();
+    assert!(matches!(clash, AdminError::Conflict(_)));
+    assert_eq!(
+        store.enroll_secrets_of(None).await.unwrap()[0].secret,
+        "g-1",
+        "a refused replacement changes nothing"
+    );
+    let all = HostStore::enroll_secrets(&sqlite).await.unwrap();
+    assert_eq!(all.len(), 3, "the engine sees team and global secrets");
+
+    let renamed = store
+        .update_team(
+            team.id,
+            &TeamChanges {
+                name: Some("Racks".into()),
+                ..TeamChanges::default()
+            },
+            8,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.description.as_str()),
+        ("Racks", "racks")
+    );
+    assert_eq!(store.teams().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn saved_queries_and_activities() {
+    let (_dir, sqlite) = sqlite().await;
+    let store: &dyn AdminStore = &sqlite;
+    let author = store
+        .create_user(&new_user("a@example.com", Roles::Global("admin".into())), 1)
+        .await
+        .unwrap();
+    let team = store.create_team("T", "", "t", 1).await.unwrap();
+    let fields = |name: &str| QueryFields {
+        name: name.into(),
+        description: String::new(),
+        query: "SELECT * FROM osquery_info;".into(),
+        interval: 0,
+        platform: String::new(),
+        min_osquery_version: String::new(),
+        automations_enabled: false,
+        logging: "snapshot".into(),
+        observer_can_run: true,
+        discard_data: false,
+    };
+    let global = store
+        .create_query(None, &fields("info"), Some(author.id), 2)
+        .await
+        .unwrap();
+    assert_eq!(global.author_email, "a@example.com");
+    let in_team = store
+        .create_query(Some(team.id), &fields("info"), Some(author.id), 2)
+        .await
+        .unwrap();
+    let taken = store
+        .create_query(None, &fields("info"), None, 3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, AdminError::Conflict(_)),
+        "unique per team, global included"
+    );
+    assert_eq!(store.queries(None, None).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .queries(Some(team.id), Some("osquery"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .queries(None, Some("nothing"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut changed = fields("renamed");
+    changed.interval = 3600;
+    let updated = store.update_query(global.id, &changed, 4).await.unwrap();
+    assert_eq!(
+        (updated.fields.name.as_str(), updated.fields.interval),
+        ("renamed", 3600)
+    );
+    assert_eq!(
+        store.get_query(in_team.id).await.unwrap().unwrap().team,
+        Some(team.id)
+    );
+    assert_eq!(
+        store
+            .query_by_name(Some(team.id), "info")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        in_team.id
+    );
+    assert_eq!(
+        store
+            .delete_queries(&[global.id, in_team.id, QueryId(999)])
+            .await
+            .unwrap(),
+        2
+    );
+
+    store
+        .record_activity(Some(author.id), "created_team", json!({"team_id": 1}), 10)
+        .await
+        .unwrap();
+    store
+        .record_activity(None, "deleted_host", json!({"host_id": 2}), 20)
+        .await
+        .unwrap();
+    let newest_first = store
+        .activities(
+            &Order {
+                key: "created_at".into(),
+                descending: true,
+            },
+            ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest_first[0].kind, "deleted_host");
+    assert_eq!(
+        newest_first[1].actor_email.as_deref(),
+        Some("a@example.com")
+    );
+    assert_eq!(newest_first[1].details["team_id"], 1);
+    store.delete_user(author.id).await.unwrap();
+    let after = store.activities(&by_name("id"), ALL).await.unwrap();
+    assert_eq!(
+        after[0].actor_full_name.as_deref(),
+        Some("a"),
+        "the log keeps the name of a deleted actor"
+    );
+}
