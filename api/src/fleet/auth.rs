@@ -198,20 +198,26 @@ impl FromRequestParts<SharedState> for Viewer {
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             FleetError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
         })?;
-        let hash = token_hash(token);
-        let now = flotilla_engine::unix_now();
-        let Some((user, accessed_at)) = state.admin.session(&hash).await? else {
-            return Err(FleetError::Unauthorized("invalid session".into()));
-        };
-        if session_expired(&user, accessed_at, now) {
-            state.admin.delete_session(&hash).await?;
-            return Err(FleetError::Unauthorized("session expired".into()));
-        }
-        if now - accessed_at >= TOUCH_GRANULARITY {
-            state.admin.touch_session(&hash, now).await?;
-        }
-        Ok(Viewer { user })
+        viewer_for_token(state, token).await
     }
+}
+
+/// The user a session token belongs to, refreshing the session's sliding expiry. Shared by
+/// the `Authorization: Bearer` extractor and the results websocket's in-band `auth`.
+pub async fn viewer_for_token(state: &SharedState, token: &str) -> Result<Viewer, FleetError> {
+    let hash = token_hash(token);
+    let now = flotilla_engine::unix_now();
+    let Some((user, accessed_at)) = state.admin.session(&hash).await? else {
+        return Err(FleetError::Unauthorized("invalid session".into()));
+    };
+    if session_expired(&user, accessed_at, now) {
+        state.admin.delete_session(&hash).await?;
+        return Err(FleetError::Unauthorized("session expired".into()));
+    }
+    if now - accessed_at >= TOUCH_GRANULARITY {
+        state.admin.touch_session(&hash, now).await?;
+    }
+    Ok(Viewer { user })
 }
 
 /// The client's address as the server's socket saw it (`None` when served without one, as in

@@ -80,6 +80,7 @@ pub fn router() -> Router<SharedState> {
                 .delete(queries::delete_by_name),
         )
         .route("/activities", get(activities::list))
+        .merge(crate::live::routes::router())
         .fallback(not_found);
     Router::new()
         .route("/api/v1/setup", post(auth::setup))
