@@ -106,6 +106,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
         live_query_sync_timeout: args.live_query_sync_timeout,
     });
+    crate::fleet::labels::publish_label_queries(&state, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
     let app = crate::app::app(state);
 
     let handle = Handle::new();

@@ -411,6 +411,11 @@ impl Hosts {
         Ok(())
     }
 
+    /// The dynamic-label queries as stored at start; hosts keep their own label schedule.
+    pub fn load_label_queries(&self, queries: Vec<LabelQuery>) {
+        self.inner.ctx.labels.initialize(queries);
+    }
+
     /// Replaces the dynamic-label queries hosts run; every host re-evaluates its labels at its
     /// next check-in.
     pub fn set_label_queries(&self, queries: Vec<LabelQuery>) {

@@ -58,6 +58,15 @@ impl Labels {
         self.current.read().clone()
     }
 
+    /// Sets the label queries as loaded at start, without making any host re-run them: hosts
+    /// follow their own label interval, so a restart causes no thundering herd.
+    pub fn initialize(&self, queries: Vec<LabelQuery>) {
+        *self.current.write() = Arc::new(LabelSet {
+            version: 0,
+            queries,
+        });
+    }
+
     /// Replaces the label queries; every host re-evaluates its labels at its next check-in.
     pub fn replace(&self, queries: Vec<LabelQuery>) {
         let mut current = self.current.write();

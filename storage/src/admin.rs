@@ -523,13 +523,6 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn host_labels(&self, host: HostId) -> Result<Vec<Label>, StoreError>;
     /// Every dynamic, non-builtin label's query.
     async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError>;
-    /// A host's answers to dynamic label queries: `true` makes it a member, `false` removes it.
-    async fn record_label_results(
-        &self,
-        host: HostId,
-        results: &[(LabelId, bool)],
-        now: i64,
-    ) -> Result<(), StoreError>;
 
     // Teams and enroll secrets.
 

@@ -277,29 +277,14 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
-                for &(label, member) in update.labels.iter().flatten() {
-                    // A label or host deleted since the answer came in is skipped, not an error
-                    // that would stall every later flush.
-                    let query = if member {
-                        sqlx::query(
-                            "INSERT INTO label_membership (label_id, host_id, updated_at) \
-                             SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM labels WHERE id = ?) \
-                             AND EXISTS (SELECT 1 FROM hosts WHERE id = ?) \
-                             ON CONFLICT (label_id, host_id) DO UPDATE SET updated_at = excluded.updated_at",
-                        )
-                        .bind(label as i64)
-                        .bind(id)
-                        .bind(update.label_updated_at.unwrap_or_default())
-                        .bind(label as i64)
-                        .bind(id)
-                    } else {
-                        sqlx::query(
-                            "DELETE FROM label_membership WHERE label_id = ? AND host_id = ?",
-                        )
-                        .bind(label as i64)
-                        .bind(id)
-                    };
-                    query.execute(&mut *tx).await?;
+                if let Some(labels) = &update.labels {
+                    crate::sqlite_admin::labels::write_results(
+                        &mut tx,
+                        *host,
+                        labels,
+                        update.label_updated_at.unwrap_or_default(),
+                    )
+                    .await?;
                 }
             }
             tx.commit().await?;

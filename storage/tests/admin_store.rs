@@ -389,8 +389,12 @@ async fn labels_builtin_manual_and_dynamic() {
             platform: "ubuntu".into(),
         }]
     );
-    store
-        .record_label_results(ubuntu, &[(dynamic.id, true), (macos.id, true)], 8)
+    // Answers arrive through the batched host flush; one for a builtin label is ignored.
+    hosts
+        .flush_hosts(&[(
+            ubuntu,
+            label_answers(&[(dynamic.id, true), (macos.id, true)], 8),
+        )])
         .await
         .unwrap();
     assert_eq!(
@@ -408,8 +412,8 @@ async fn labels_builtin_manual_and_dynamic() {
         names,
         ["All Hosts", "Ubuntu Linux", "canaries", "has-docker"]
     );
-    store
-        .record_label_results(ubuntu, &[(dynamic.id, false)], 9)
+    hosts
+        .flush_hosts(&[(ubuntu, label_answers(&[(dynamic.id, false)], 9))])
         .await
         .unwrap();
     assert!(
@@ -623,4 +627,15 @@ async fn saved_queries_and_activities() {
         Some("a"),
         "the log keeps the name of a deleted actor"
     );
+}
+
+fn label_answers(
+    answers: &[(flotilla_storage::admin::LabelId, bool)],
+    at: i64,
+) -> flotilla_engine::store::HostUpdate {
+    flotilla_engine::store::HostUpdate {
+        labels: Some(answers.iter().map(|&(l, m)| (l.0, m)).collect()),
+        label_updated_at: Some(at),
+        ..Default::default()
+    }
 }

@@ -142,6 +142,9 @@ pub async fn create(
     };
     let now = flotilla_engine::unix_now();
     let label = state.admin.create_label(&new, now).await?;
+    if membership == LabelMembership::Dynamic {
+        publish_label_queries(&state, false).await?;
+    }
     super::record_activity(
         &state,
         Some(viewer.user.id),
@@ -291,6 +294,7 @@ async fn delete_label(
         .delete_label(label.id)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("label {} not found", label.name)))?;
+    publish_label_queries(state, false).await?;
     super::record_activity(
         state,
         Some(viewer.user.id),
@@ -337,4 +341,23 @@ pub async fn hosts(
 ) -> Result<Response, FleetError> {
     let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
     list_response(&state, &viewer, &params, Some(label.id)).await
+}
+
+/// Hands the stored dynamic labels to the engine, which sends them to hosts as
+/// `fleet_label_query_<id>`. At start (`initial`) hosts keep their own label schedule; after a
+/// change every host runs the new set at its next check-in.
+pub async fn publish_label_queries(state: &AppState, initial: bool) -> Result<(), FleetError> {
+    let queries = state
+        .admin
+        .dynamic_label_queries()
+        .await?
+        .into_iter()
+        .map(|q| flotilla_engine::labels::LabelQuery::new(q.id.0, &q.query, &q.platform))
+        .collect();
+    if initial {
+        state.hosts.load_label_queries(queries);
+    } else {
+        state.hosts.set_label_queries(queries);
+    }
+    Ok(())
 }

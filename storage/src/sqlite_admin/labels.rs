@@ -281,17 +281,17 @@ pub async fn dynamic_queries(pool: &SqlitePool) -> Result<Vec<LabelQuery>, Store
         .map_err(store_error)
 }
 
-pub async fn record_results(
-    pool: &SqlitePool,
+/// Writes a host's dynamic-label answers inside the caller's transaction (the batched host
+/// flush). Only dynamic labels that still exist, and a host that still exists, are touched: a
+/// late answer for a deleted label or host is dropped, and no answer ever edits a manual label.
+pub(crate) async fn write_results(
+    tx: &mut sqlx::SqliteConnection,
     host: HostId,
-    results: &[(LabelId, bool)],
+    results: &[(u64, bool)],
     now: i64,
-) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
+) -> Result<(), sqlx::Error> {
     for &(label, member) in results {
         if member {
-            // Only for dynamic labels that still exist, and a host that still exists: a late
-            // answer for a deleted label or host is dropped.
             sqlx::query(
                 "INSERT INTO label_membership (label_id, host_id, updated_at) \
                  SELECT l.id, h.id, ? FROM labels l, hosts h WHERE l.id = ? AND h.id = ? \
@@ -299,23 +299,20 @@ pub async fn record_results(
                  ON CONFLICT (label_id, host_id) DO UPDATE SET updated_at = excluded.updated_at",
             )
             .bind(now)
-            .bind(label.0 as i64)
+            .bind(label as i64)
             .bind(host.0 as i64)
             .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            .await?;
         } else {
             sqlx::query(
                 "DELETE FROM label_membership WHERE label_id = ? AND host_id = ? \
                  AND label_id IN (SELECT id FROM labels WHERE label_membership_type = 'dynamic')",
             )
-            .bind(label.0 as i64)
+            .bind(label as i64)
             .bind(host.0 as i64)
             .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+            .await?;
         }
     }
-    tx.commit().await.map_err(store_error)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 mod activities;
 mod hosts;
-mod labels;
+pub(crate) mod labels;
 mod queries;
 mod teams;
 mod users;
@@ -210,14 +210,6 @@ impl AdminStore for SqliteStore {
     }
     async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError> {
         labels::dynamic_queries(self.pool()).await
-    }
-    async fn record_label_results(
-        &self,
-        host: HostId,
-        results: &[(LabelId, bool)],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        labels::record_results(self.pool(), host, results, now).await
     }
 
     async fn create_team(
