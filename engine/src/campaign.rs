@@ -130,7 +130,8 @@ pub struct CampaignActorState {
     ctx: Arc<CampaignContext>,
     state: CampaignState,
     subscribers: Vec<Subscriber>,
-    /// Results and notices so far, replayed to each new subscriber.
+    /// Every event after `totals` so far — statuses, results, notices — replayed to each new
+    /// subscriber, so one that joins late sees exactly what an early one saw.
     backlog: Vec<CampaignEvent>,
     ever_subscribed: bool,
     /// Since when the campaign has had no subscriber.
@@ -141,6 +142,13 @@ pub struct CampaignActorState {
 }
 
 impl CampaignActorState {
+    /// Starts the backlog with the first `status` (nothing answered yet).
+    fn with_initial_status(mut self) -> Self {
+        self.backlog
+            .push(CampaignEvent::Status(self.state.progress(false)));
+        self
+    }
+
     fn broadcast(&mut self, event: CampaignEvent) {
         let before = self.subscribers.len();
         let counters = &self.ctx.counters;
@@ -161,8 +169,9 @@ impl CampaignActorState {
     }
 
     fn status(&mut self) {
-        let progress = self.state.progress(self.finished.is_some());
-        self.broadcast(CampaignEvent::Status(progress));
+        let event = CampaignEvent::Status(self.state.progress(self.finished.is_some()));
+        self.backlog.push(event.clone());
+        self.broadcast(event);
     }
 
     fn subscribe(&mut self) -> (mpsc::Receiver<CampaignEvent>, Arc<AtomicBool>) {
@@ -177,9 +186,6 @@ impl CampaignActorState {
         for event in &self.backlog {
             let _ = events.try_send(event.clone());
         }
-        let _ = events.try_send(CampaignEvent::Status(
-            self.state.progress(self.finished.is_some()),
-        ));
         self.subscribers.push(Subscriber {
             events,
             overflowed: overflowed.clone(),
@@ -328,7 +334,8 @@ impl Actor for CampaignActor {
             unwatched_since: Instant::now(),
             finished: None,
             fan_out_cancelled,
-        })
+        }
+        .with_initial_status())
     }
 
     async fn post_start(

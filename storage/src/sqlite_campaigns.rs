@@ -25,7 +25,11 @@ fn target_type(kind: TargetKind) -> i64 {
 #[async_trait]
 impl CampaignStore for SqliteStore {
     async fn create_campaign(&self, c: &CampaignRecord) -> Result<CampaignId, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(unavailable)?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
         let row = sqlx::query(
             "INSERT INTO distributed_query_campaigns (query_sql, query_id, user_id, status, \
              created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?) RETURNING id",

@@ -1,4 +1,8 @@
 //! `SqliteStore`: the engine's [`HostStore`] on an embedded SQLite file (WAL mode).
+//!
+//! Every write transaction in this crate starts with `BEGIN IMMEDIATE`: a deferred transaction
+//! that reads first and writes later cannot wait for the write lock (SQLite answers "database
+//! is locked" at once), while an immediate one waits its turn under the busy timeout.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -178,7 +182,7 @@ impl SqliteStore {
     }
 
     async fn enroll(&self, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing = Self::find_for_enrollment(&mut tx, e).await?;
         let team = e.team.map(|t| t.0 as i64);
         let (id, previous, created) = match existing {
@@ -244,7 +248,7 @@ impl SqliteStore {
 
     async fn flush(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), sqlx::Error> {
         for chunk in updates.chunks(FLUSH_CHUNK) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             for (host, update) in chunk {
                 let id = host.0 as i64;
                 if let Some(seen) = update.seen_time {

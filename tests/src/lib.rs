@@ -18,8 +18,12 @@ pub const SECRET: &str = "test-enroll-secret";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1!";
 
-/// Path of the `flotilla` binary, built once per test process with the same profile as the
-/// tests, so the tests never run a stale server.
+/// Path of the `flotilla` binary of the same profile as the tests.
+///
+/// `cargo test --workspace` builds it (the `flotilla-api` package has integration tests of
+/// its own, so cargo builds its binary with the workspace's features). When it is missing or
+/// older than any source it is built from — `cargo test -p flotilla-tests` after an edit —
+/// it is built here first, so the tests never run a stale server.
 pub fn flotilla_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
@@ -30,6 +34,10 @@ pub fn flotilla_binary() -> PathBuf {
                 .parent()
                 .and_then(Path::parent)
                 .expect("target/<profile>");
+            let binary = profile_dir.join("flotilla");
+            if is_fresh(&binary) {
+                return binary;
+            }
             let release = profile_dir.file_name().is_some_and(|n| n == "release");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut build = Command::new(cargo);
@@ -48,9 +56,38 @@ pub fn flotilla_binary() -> PathBuf {
                 .status()
                 .expect("running cargo build for the flotilla binary");
             assert!(status.success(), "building the flotilla binary failed");
-            profile_dir.join("flotilla")
+            binary
         })
         .clone()
+}
+
+/// Whether `binary` exists and is newer than every file of the crates it is built from.
+fn is_fresh(binary: &Path) -> bool {
+    let Some(built) = modified(binary) else {
+        return false;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace");
+    ["api", "engine", "storage", "Cargo.lock"]
+        .iter()
+        .all(|part| newest_modification(&workspace.join(part)).is_none_or(|t| t <= built))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The latest modification time of a file, or of any file below a directory.
+fn newest_modification(path: &Path) -> Option<std::time::SystemTime> {
+    if !path.is_dir() {
+        return modified(path);
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| newest_modification(&entry.path()))
+        .max()
 }
 
 /// A running `flotilla serve`. Stopped (SIGTERM, then SIGKILL) when dropped.
@@ -64,18 +101,15 @@ pub struct Server {
 
 impl Server {
     /// Starts a server on `127.0.0.1:0` over `data_dir` with the test secret and a short flush
-    /// interval (unless `extra` sets one), plus `extra` arguments.
+    /// interval (unless `extra` sets them), plus `extra` arguments.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut command = Command::new(flotilla_binary());
         command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--enroll-secret",
-                SECRET,
-            ])
+            .args(["serve", "--enroll-secret", SECRET])
             .args(["--log-level", "info,flotilla_api=debug"]);
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         if !extra.contains(&"--flush-interval") {
             command.args(["--flush-interval", "200ms"]);
         }
@@ -321,5 +355,95 @@ impl AdminClient {
 
     pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// A results-websocket client (`/api/latest/fleet/results/websocket`) that trusts the
+/// server's generated CA, speaking Fleet's `{"type", "data"}` text messages.
+pub struct ResultsSocket {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Server {
+    pub async fn results_socket(&self) -> ResultsSocket {
+        use rustls_pki_types::pem::PemObject;
+        flotilla_loadtest::install_crypto_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&self.ca_pem()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let url = format!(
+            "wss://localhost:{}/api/latest/fleet/results/websocket",
+            self.port()
+        );
+        let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+            url,
+            tcp,
+            None,
+            Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+                config,
+            ))),
+        )
+        .await
+        .expect("websocket handshake");
+        ResultsSocket { socket }
+    }
+}
+
+impl ResultsSocket {
+    pub async fn send(&mut self, kind: &str, data: serde_json::Value) {
+        use futures_util::SinkExt;
+        let text = serde_json::json!({ "type": kind, "data": data }).to_string();
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("websocket send");
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("websocket send");
+    }
+
+    /// The next JSON message, or `None` once the server closed the socket. Panics after 60 s.
+    pub async fn next(&mut self) -> Option<serde_json::Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(60), self.socket.next())
+                .await
+                .expect("no websocket message within 60 s");
+            match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(text.as_str()).expect("JSON message"));
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Every message until the server closes the socket.
+    pub async fn until_closed(&mut self) -> Vec<serde_json::Value> {
+        let mut messages = Vec::new();
+        while let Some(message) = self.next().await {
+            messages.push(message);
+        }
+        messages
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
     }
 }

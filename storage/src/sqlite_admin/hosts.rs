@@ -260,7 +260,10 @@ pub async fn by_identifier(
 }
 
 pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(store_error)?;
     let row = sqlx::query(concat!(
         "SELECT ",
         host_columns!(),
@@ -290,7 +293,7 @@ pub async fn transfer(
     now: i64,
 ) -> Result<Vec<HostId>, AdminError> {
     let failed = |e| write_error(e, "the team");
-    let mut tx = pool.begin().await.map_err(failed)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
     if let Some(team) = team {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
             .bind(team.0 as i64)

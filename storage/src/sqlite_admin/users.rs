@@ -120,7 +120,10 @@ pub async fn create(
     only_if_first: bool,
 ) -> Result<Option<User>, AdminError> {
     let email_taken = |e| write_error(e, "a user with this email");
-    let mut tx = pool.begin().await.map_err(email_taken)?;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(email_taken)?;
     let sql = if only_if_first {
         "INSERT INTO users (name, email, password_hash, api_only, created_at, updated_at) \
          SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users) RETURNING id"
@@ -224,7 +227,7 @@ pub async fn update(
     now: i64,
 ) -> Result<User, AdminError> {
     let failed = |e| write_error(e, "a user with this email");
-    let mut tx = pool.begin().await.map_err(failed)?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE users SET name = COALESCE(?, name), email = COALESCE(?, email), \
          password_hash = COALESCE(?, password_hash), updated_at = ? WHERE id = ?",
@@ -254,7 +257,10 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &SqlitePool, id: UserId) -> Result<Option<User>, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(store_error)?;
     let Some(user) = load(&mut tx, id).await.map_err(store_error)? else {
         return Ok(None);
     };

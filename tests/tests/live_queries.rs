@@ -1,0 +1,535 @@
+//! Live queries end to end: simulated osquery agents checking in against the real server, an
+//! admin starting campaigns through Fleet's REST API and watching them over the results
+//! websocket.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_loadtest::{LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer};
+use flotilla_tests::{AdminClient, Server};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, watch};
+
+/// Agents checking in every `pause`, recording which live queries each answered.
+struct Fleet {
+    stop: watch::Sender<bool>,
+    /// Per agent identifier: every `fleet_distributed_query_*` name it answered, in order.
+    answered: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Fleet {
+    fn run(agents: Vec<SimAgent>, pause: Duration) -> Fleet {
+        let (stop, stopped) = watch::channel(false);
+        let answered: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+        let tasks = agents
+            .into_iter()
+            .map(|mut agent| {
+                let (answered, mut stopped) = (answered.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let profile = LiveQueryProfile {
+                        rows_per_result: 2,
+                        error_prob: 0.0,
+                        no_result_prob: 0.0,
+                    };
+                    let answerer = TemplateAnswerer::new(agent.profile().clone(), profile);
+                    let identifier = agent.agent_config().host_identifier.clone();
+                    while !*stopped.borrow() {
+                        let report = agent.run_distributed_cycle(&answerer).await;
+                        let live: Vec<String> = report
+                            .written
+                            .iter()
+                            .filter(|n| n.starts_with("fleet_distributed_query_"))
+                            .cloned()
+                            .collect();
+                        answered
+                            .lock()
+                            .await
+                            .entry(identifier.clone())
+                            .or_default()
+                            .extend(live);
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        Fleet {
+            stop,
+            answered,
+            tasks,
+        }
+    }
+
+    async fn stop(self) -> BTreeMap<String, Vec<String>> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        Arc::try_unwrap(self.answered).unwrap().into_inner()
+    }
+}
+
+fn templates(i: usize) -> OsTemplate {
+    [OsTemplate::Ubuntu, OsTemplate::MacOs, OsTemplate::Windows][i % 3]
+}
+
+/// Enrolls `count` agents and runs their first cycle so every host has its vitals.
+async fn enrolled(
+    server: &Server,
+    prefix: &str,
+    count: usize,
+    secret: Option<&str>,
+) -> Vec<SimAgent> {
+    let mut agents = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        let mut agent = match secret {
+            Some(secret) => server.agent_with_secret(&name, templates(i), secret),
+            None => server.agent(&name, templates(i)),
+        };
+        let answerer = TemplateAnswerer::new(agent.profile().clone(), LiveQueryProfile::default());
+        assert!(agent.run_distributed_cycle(&answerer).await.read_ok);
+        agents.push(agent);
+    }
+    agents
+}
+
+async fn label_id(admin: &AdminClient, name: &str) -> u64 {
+    let (status, body) = admin.get("/labels").await;
+    assert_eq!(status, 200, "{body}");
+    body["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Authenticates on the results websocket and selects a campaign.
+async fn watch_campaign(
+    server: &Server,
+    token: &str,
+    campaign: u64,
+) -> flotilla_tests::ResultsSocket {
+    let mut socket = server.results_socket().await;
+    socket.send("auth", json!({"token": token})).await;
+    socket
+        .send("select_campaign", json!({"campaign_id": campaign}))
+        .await;
+    socket
+}
+
+fn kinds(messages: &[Value]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_query_reaches_200_hosts_and_every_answer_arrives_once_over_the_websocket() {
+    const HOSTS: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let agents = enrolled(&server, "fleet", HOSTS, None).await;
+    let all_hosts = label_id(&admin, "All Hosts").await;
+
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT * FROM processes", "selected": {"labels": [all_hosts]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let campaign = &body["campaign"];
+    let id = campaign["id"].as_u64().unwrap();
+    assert_eq!(campaign["Metrics"]["TotalHosts"], HOSTS);
+    assert_eq!(campaign["Metrics"]["OnlineHosts"], HOSTS);
+    assert_eq!(campaign["status"], 0);
+
+    let mut socket = watch_campaign(&server, admin.token.as_deref().unwrap(), id).await;
+    let fleet = Fleet::run(agents, Duration::from_millis(300));
+    let messages = socket.until_closed().await;
+    let answered = fleet.stop().await;
+
+    assert_eq!(messages[0]["type"], "totals");
+    assert_eq!(
+        messages[0]["data"],
+        json!({"count": HOSTS, "online": HOSTS, "offline": 0, "missing_in_action": 0})
+    );
+    assert_eq!(messages[1]["data"]["status"], "pending");
+    let results: Vec<&Value> = messages.iter().filter(|m| m["type"] == "result").collect();
+    let hosts: BTreeSet<u64> = results
+        .iter()
+        .map(|r| r["data"]["host"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(results.len(), HOSTS, "one result per host");
+    assert_eq!(hosts.len(), HOSTS, "from every host");
+    for result in &results {
+        let data = &result["data"];
+        assert_eq!(data["distributed_query_execution_id"], id);
+        let hostname = data["host"]["hostname"].as_str().unwrap();
+        assert!(!hostname.is_empty());
+        assert_eq!(data["rows"].as_array().unwrap().len(), 2);
+        assert_eq!(data["rows"][0]["host_hostname"], hostname);
+        assert!(data.get("error").is_none());
+    }
+    let last = messages.last().unwrap();
+    assert_eq!(last["type"], "status");
+    assert_eq!(
+        last["data"],
+        json!({"expected_results": HOSTS, "actual_results": HOSTS, "status": "finished"})
+    );
+    // Statuses count up one answer at a time, never backwards.
+    let counts: Vec<u64> = messages
+        .iter()
+        .filter(|m| m["type"] == "status")
+        .map(|m| m["data"]["actual_results"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+
+    // Each agent ran the query exactly once: after answering, no read handed it out again.
+    let name = format!("fleet_distributed_query_{id}");
+    for (agent, names) in &answered {
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{agent}: {names:?}"
+        );
+    }
+    assert_eq!(answered.len(), HOSTS);
+
+    let (_, activities) = admin.get("/activities").await;
+    let live = activities["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["type"] == "live_query")
+        .cloned();
+    let live = live.expect("a live_query activity");
+    assert_eq!(live["details"]["targets_count"], HOSTS);
+    assert_eq!(live["details"]["query_sql"], "SELECT * FROM processes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_and_teams_target_the_right_hosts_and_offline_hosts_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let (status, team) = admin.post("/teams", &json!({"name": "web"})).await;
+    assert_eq!(status, 200, "{team}");
+    let team_id = team["team"]["id"].as_u64().unwrap();
+    let (_, secrets) = admin.get(&format!("/teams/{team_id}/secrets")).await;
+    let team_secret = secrets["secrets"][0]["secret"].as_str().unwrap().to_owned();
+
+    // Team web: ubuntu, macOS, windows (+1 that goes away); global: ubuntu, macOS, windows.
+    let mut team_agents = enrolled(&server, "web", 4, Some(&team_secret)).await;
+    let global_agents = enrolled(&server, "global", 3, None).await;
+    let gone = team_agents.pop().unwrap();
+    drop(gone);
+
+    // The fourth team host went away long ago: after a restart its last check-in is an hour old.
+    server.stop();
+    {
+        let url = format!("sqlite://{}", dir.path().join("flotilla.db").display());
+        let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE hosts SET seen_time = seen_time - 3600 WHERE osquery_host_id = 'web-3'",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        db.close().await;
+    }
+    // Same address, so the agents' connections find the server again.
+    let address = server.addr.to_string();
+    let server = Server::start_with_admin(dir.path(), &["--listen", &address]);
+    let admin = server.admin().await;
+    let token = admin.token.clone().unwrap();
+    let mut agents = team_agents;
+    agents.extend(global_agents);
+    let fleet = Fleet::run(agents, Duration::from_millis(200));
+
+    // By team: four targeted, three online, one offline; finished once the three answered.
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"teams": [team_id]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["campaign"]["id"].as_u64().unwrap();
+    assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 4);
+    assert_eq!(body["campaign"]["Metrics"]["OfflineHosts"], 1);
+    let messages = watch_campaign(&server, &token, id)
+        .await
+        .until_closed()
+        .await;
+    assert_eq!(
+        messages[0]["data"],
+        json!({"count": 4, "online": 3, "offline": 1, "missing_in_action": 0})
+    );
+    let hostnames: BTreeSet<String> = messages
+        .iter()
+        .filter(|m| m["type"] == "result")
+        .map(|m| {
+            m["data"]["rows"][0]["host_hostname"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(hostnames.len(), 3);
+    assert_eq!(messages.last().unwrap()["data"]["status"], "finished");
+
+    // By label, by name: the two macOS hosts (one in the team, one global).
+    let (status, body) = admin
+        .post(
+            "/queries/run_by_identifiers",
+            &json!({"query": "SELECT 2", "selected": {"labels": ["macOS"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 2);
+    let id = body["campaign"]["id"].as_u64().unwrap();
+    let messages = watch_campaign(&server, &token, id)
+        .await
+        .until_closed()
+        .await;
+    assert_eq!(messages.iter().filter(|m| m["type"] == "result").count(), 2);
+
+    // Label AND team: macOS hosts in team web.
+    let macos = label_id(&admin, "macOS").await;
+    let (_, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 3", "selected": {"labels": [macos], "teams": [team_id]}}),
+        )
+        .await;
+    assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 1);
+
+    // Unknown label names and empty selections are refused in Fleet's words.
+    let (status, body) = admin
+        .post(
+            "/queries/run_by_identifiers",
+            &json!({"query": "SELECT 1", "selected": {"labels": ["nope", "macOS"]}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Invalid label name(s): nope.")
+            || body.to_string().contains("Invalid label name(s): nope."),
+        "{body}"
+    );
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("no hosts targeted"));
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_forms_answer_in_one_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--live-query-sync-timeout", "5s"]);
+    let admin = server.admin().await;
+    let agents = enrolled(&server, "sync", 2, None).await;
+    let fleet = Fleet::run(agents, Duration::from_millis(200));
+    let (_, hosts) = admin.get("/hosts").await;
+    let ids: Vec<u64> = hosts["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+
+    let (status, body) = admin
+        .post(
+            &format!("/hosts/{}/query", ids[0]),
+            &json!({"query": "SELECT * FROM users"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "online");
+    assert_eq!(body["host_id"], ids[0]);
+    assert_eq!(body["rows"].as_array().unwrap().len(), 2);
+
+    let (status, body) = admin
+        .post(
+            "/hosts/identifier/sync-1/query",
+            &json!({"query": "SELECT * FROM users"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["host_id"], ids[1]);
+
+    let (status, saved) = admin
+        .post(
+            "/queries",
+            &json!({"name": "users", "query": "SELECT * FROM users", "observer_can_run": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let query_id = saved["query"]["id"].as_u64().unwrap();
+    let (status, body) = admin
+        .post(
+            &format!("/queries/{query_id}/run"),
+            &json!({"host_ids": ids}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["query_id"], query_id);
+    assert_eq!(body["targeted_host_count"], 2);
+    assert_eq!(body["responded_host_count"], 2);
+    assert_eq!(body["results"].as_array().unwrap().len(), 2);
+
+    let (status, body) = admin
+        .post(&format!("/hosts/{}/query", ids[0]), &json!({"query": " "}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    fleet.stop().await;
+
+    // With nobody checking in, a host still counts as online for a minute: the answer times out.
+    let (status, body) = admin
+        .post(
+            &format!("/hosts/{}/query", ids[0]),
+            &json!({"query": "SELECT 1"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"], "timeout waiting for results");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_refuses_bad_tokens_and_strangers_and_observers_cannot_run_ad_hoc_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let agents = enrolled(&server, "auth", 1, None).await;
+    let (status, body) = admin
+        .post("/users/admin", &json!({"name": "Olive", "email": "olive@example.com", "password": "observer-pass-1!", "global_role": "observer"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let observer = server.login("olive@example.com", "observer-pass-1!").await;
+
+    let (status, body) = observer
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"hosts": [1]}}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, saved) = admin
+        .post(
+            "/queries",
+            &json!({"name": "uptime", "query": "SELECT * FROM uptime", "observer_can_run": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let query_id = saved["query"]["id"].as_u64().unwrap();
+    let (status, body) = observer
+        .post(
+            "/queries/run",
+            &json!({"query_id": query_id, "selected": {"hosts": [1]}}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "an observer runs a query marked observer_can_run: {body}"
+    );
+    let observers_campaign = body["campaign"]["id"].as_u64().unwrap();
+
+    let (status, _) = server
+        .admin_client()
+        .post("/queries/run", &json!({"query": "SELECT 1"}))
+        .await;
+    assert_eq!(status, 401);
+
+    let mut socket = server.results_socket().await;
+    socket.send("auth", json!({"token": "not-a-token"})).await;
+    assert_eq!(
+        socket.until_closed().await,
+        vec![json!({"type": "error", "data": "unauthorized"})]
+    );
+
+    let mut socket = server.results_socket().await;
+    socket.send_raw("this is not JSON").await;
+    let messages = socket.until_closed().await;
+    assert_eq!(kinds(&messages), ["error"]);
+
+    // Another user's campaign is not theirs to watch; the admin may watch any.
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"hosts": [1]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let admins_campaign = body["campaign"]["id"].as_u64().unwrap();
+    let messages = watch_campaign(&server, observer.token.as_deref().unwrap(), admins_campaign)
+        .await
+        .until_closed()
+        .await;
+    assert_eq!(
+        messages,
+        vec![json!({"type": "error", "data": "forbidden"})]
+    );
+
+    let fleet = Fleet::run(agents, Duration::from_millis(200));
+    let messages = watch_campaign(&server, admin.token.as_deref().unwrap(), observers_campaign)
+        .await
+        .until_closed()
+        .await;
+    assert_eq!(kinds(&messages), ["totals", "status", "result", "status"]);
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_campaign_ends_its_websocket_and_leaves_nothing_for_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--live-query-deadline", "2s"]);
+    let admin = server.admin().await;
+    let mut agents = enrolled(&server, "expiry", 1, None).await;
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"hosts": [1]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["campaign"]["id"].as_u64().unwrap();
+    // Nobody checks in: the deadline ends the campaign and tells the watcher.
+    let messages = watch_campaign(&server, admin.token.as_deref().unwrap(), id)
+        .await
+        .until_closed()
+        .await;
+    assert_eq!(kinds(&messages), ["totals", "status", "status"]);
+    assert_eq!(
+        messages[2]["data"],
+        json!({"expected_results": 1, "actual_results": 0, "status": "finished"})
+    );
+    let read = agents[0].distributed_read().await.unwrap();
+    assert!(
+        !read
+            .queries
+            .keys()
+            .any(|name| name.starts_with("fleet_distributed_query_")),
+        "the expired query is gone from the host's mailbox: {:?}",
+        read.queries
+    );
+    let _ = agents.pop();
+}
