@@ -533,3 +533,49 @@ async fn an_expired_campaign_ends_its_websocket_and_leaves_nothing_for_hosts() {
     );
     let _ = agents.pop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_label_is_evaluated_by_hosts_and_can_then_be_targeted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    // Ubuntu, macOS, Windows, Ubuntu, macOS, Windows.
+    let agents = enrolled(&server, "dyn", 6, None).await;
+    let (status, body) = admin
+        .post(
+            "/labels",
+            &json!({"name": "not windows", "query": "SELECT 1 FROM os_version WHERE platform != 'windows';"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let label = body["label"]["id"].as_u64().unwrap();
+    assert_eq!(body["label"]["label_membership_type"], "dynamic");
+
+    // Hosts run the label's query at their next check-in; their answers decide membership.
+    let fleet = Fleet::run(agents, Duration::from_millis(100));
+    let mut members = Vec::new();
+    for _ in 0..100 {
+        let (_, hosts) = admin.get(&format!("/labels/{label}/hosts")).await;
+        members = hosts["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["hostname"].as_str().unwrap().to_owned())
+            .collect();
+        if members.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(members.len(), 4, "the four non-Windows hosts: {members:?}");
+
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"labels": [label]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 4);
+    fleet.stop().await;
+}
