@@ -25,9 +25,7 @@ fn target_type(kind: TargetKind) -> i64 {
 #[async_trait]
 impl CampaignStore for SqliteStore {
     async fn create_campaign(&self, c: &CampaignRecord) -> Result<CampaignId, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = crate::sqlite_store::write_transaction(self.pool())
             .await
             .map_err(unavailable)?;
         let row = sqlx::query(

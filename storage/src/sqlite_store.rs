@@ -20,6 +20,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+/// A write transaction: `BEGIN IMMEDIATE`, for the reason the module comment gives.
+pub(crate) async fn write_transaction(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Updates written in one transaction; bounds how long a flush holds SQLite's write lock.
@@ -182,7 +189,7 @@ impl SqliteStore {
     }
 
     async fn enroll(&self, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = write_transaction(&self.pool).await?;
         let existing = Self::find_for_enrollment(&mut tx, e).await?;
         let team = e.team.map(|t| t.0 as i64);
         let (id, previous, created) = match existing {
@@ -248,7 +255,7 @@ impl SqliteStore {
 
     async fn flush(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), sqlx::Error> {
         for chunk in updates.chunks(FLUSH_CHUNK) {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = write_transaction(&self.pool).await?;
             for (host, update) in chunk {
                 let id = host.0 as i64;
                 if let Some(seen) = update.seen_time {

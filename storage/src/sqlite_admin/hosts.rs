@@ -260,8 +260,7 @@ pub async fn by_identifier(
 }
 
 pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
+    let mut tx = crate::sqlite_store::write_transaction(pool)
         .await
         .map_err(store_error)?;
     let row = sqlx::query(concat!(
@@ -293,7 +292,9 @@ pub async fn transfer(
     now: i64,
 ) -> Result<Vec<HostId>, AdminError> {
     let failed = |e| write_error(e, "the team");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     if let Some(team) = team {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
             .bind(team.0 as i64)

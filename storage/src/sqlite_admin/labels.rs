@@ -93,7 +93,9 @@ async fn set_members(
 
 pub async fn create(pool: &SqlitePool, label: &NewLabel, now: i64) -> Result<Label, AdminError> {
     let failed = |e| write_error(e, "a label with this name");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO labels (name, description, query, platform, label_type, \
          label_membership_type, created_at, updated_at) \
@@ -187,7 +189,9 @@ pub async fn update(
     now: i64,
 ) -> Result<Label, AdminError> {
     let failed = |e| write_error(e, "a label with this name");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let label = load(&mut tx, id, &HostScope::All)
         .await
         .map_err(failed)?
@@ -227,7 +231,9 @@ pub async fn update(
 
 pub async fn delete(pool: &SqlitePool, id: LabelId) -> Result<Option<Label>, AdminError> {
     let failed = |e| AdminError::Store(store_error(e));
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let Some(label) = load(&mut tx, id, &HostScope::All).await.map_err(failed)? else {
         return Ok(None);
     };

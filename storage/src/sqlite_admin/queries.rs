@@ -59,7 +59,9 @@ pub async fn create(
     now: i64,
 ) -> Result<SavedQuery, AdminError> {
     let failed = |e| write_error(e, NAME_TAKEN);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO queries (team_id, name, description, query, interval, platform, \
          min_osquery_version, automations_enabled, logging, observer_can_run, discard_data, \
@@ -146,7 +148,9 @@ pub async fn update(
     now: i64,
 ) -> Result<SavedQuery, AdminError> {
     let failed = |e| write_error(e, NAME_TAKEN);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE queries SET name = ?, description = ?, query = ?, interval = ?, platform = ?, \
          min_osquery_version = ?, automations_enabled = ?, logging = ?, observer_can_run = ?, \
@@ -179,8 +183,7 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &SqlitePool, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
+    let mut tx = crate::sqlite_store::write_transaction(pool)
         .await
         .map_err(store_error)?;
     let Some(query) = load(&mut tx, id).await.map_err(store_error)? else {

@@ -71,7 +71,9 @@ pub async fn create(
     now: i64,
 ) -> Result<Team, AdminError> {
     let failed = |e| write_error(e, "a team with this name");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO teams (name, description, created_at, updated_at) VALUES (?, ?, ?, ?) \
          RETURNING id",
@@ -141,7 +143,9 @@ pub async fn update(
     now: i64,
 ) -> Result<Team, AdminError> {
     let failed = |e| write_error(e, "a team with this name");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE teams SET name = COALESCE(?, name), description = COALESCE(?, description), \
          updated_at = ? WHERE id = ?",
@@ -168,8 +172,7 @@ pub async fn delete(
     pool: &SqlitePool,
     id: TeamId,
 ) -> Result<Option<(Team, Vec<HostId>)>, StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
+    let mut tx = crate::sqlite_store::write_transaction(pool)
         .await
         .map_err(store_error)?;
     let Some(team) = load(&mut tx, id).await.map_err(store_error)? else {
@@ -213,7 +216,9 @@ pub async fn replace_secrets(
     now: i64,
 ) -> Result<Vec<TeamSecret>, AdminError> {
     let failed = |e| write_error(e, "this enroll secret");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     if let Some(team) = team {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
             .bind(team.0 as i64)

@@ -120,8 +120,7 @@ pub async fn create(
     only_if_first: bool,
 ) -> Result<Option<User>, AdminError> {
     let email_taken = |e| write_error(e, "a user with this email");
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
+    let mut tx = crate::sqlite_store::write_transaction(pool)
         .await
         .map_err(email_taken)?;
     let sql = if only_if_first {
@@ -227,7 +226,9 @@ pub async fn update(
     now: i64,
 ) -> Result<User, AdminError> {
     let failed = |e| write_error(e, "a user with this email");
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+    let mut tx = crate::sqlite_store::write_transaction(pool)
+        .await
+        .map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE users SET name = COALESCE(?, name), email = COALESCE(?, email), \
          password_hash = COALESCE(?, password_hash), updated_at = ? WHERE id = ?",
@@ -257,8 +258,7 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &SqlitePool, id: UserId) -> Result<Option<User>, StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN IMMEDIATE")
+    let mut tx = crate::sqlite_store::write_transaction(pool)
         .await
         .map_err(store_error)?;
     let Some(user) = load(&mut tx, id).await.map_err(store_error)? else {
