@@ -140,10 +140,9 @@ fn permitted(
 ) -> Vec<HostId> {
     hosts
         .into_iter()
-        .filter(|&host| {
-            let team: Option<TeamId> = state.hosts.record(host).and_then(|(record, _)| record.team);
-            state.hosts.record(host).is_some()
-                && viewer.can_run_queries(team, runnable.observer_can_run)
+        .filter(|&host| match state.hosts.record(host) {
+            Some((record, _)) => viewer.can_run_queries(record.team, runnable.observer_can_run),
+            None => false,
         })
         .collect()
 }
