@@ -339,6 +339,22 @@ async fn labels_and_teams_target_the_right_hosts_and_offline_hosts_are_counted()
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("no hosts targeted"));
+
+    // The synchronous form answers for an offline host at once, without a campaign.
+    let (status, gone) = admin.get("/hosts/identifier/web-3").await;
+    assert_eq!(status, 200, "{gone}");
+    let gone_id = gone["host"]["id"].as_u64().unwrap();
+    let (status, body) = admin
+        .post(
+            &format!("/hosts/{gone_id}/query"),
+            &json!({"query": "SELECT 1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"host_id": gone_id, "query": "SELECT 1", "status": "offline"})
+    );
     fleet.stop().await;
 }
 
@@ -578,4 +594,33 @@ async fn a_dynamic_label_is_evaluated_by_hosts_and_can_then_be_targeted() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 4);
     fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_campaign_over_the_cap_is_refused_with_429_and_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--live-query-max-active", "1"]);
+    let admin = server.admin().await;
+    let _agents = enrolled(&server, "cap", 1, None).await;
+    let run = json!({"query": "SELECT 1", "selected": {"hosts": [1]}});
+    let (status, body) = admin.post("/queries/run", &run).await;
+    assert_eq!(status, 200, "{body}");
+    let response = server
+        .client()
+        .post(format!("{}/api/latest/fleet/queries/run", server.url()))
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .json(&run)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too many live queries"),
+        "{body}"
+    );
 }

@@ -39,6 +39,13 @@ pub enum FleetError {
     /// 429 with `Retry-After`.
     #[error("limit exceeded, retry after: {retry_after_secs}s")]
     RateLimited { retry_after_secs: u64 },
+    /// 429 with `Retry-After` and a reason: a capacity limit rather than a rate, e.g. too many
+    /// live queries running at once.
+    #[error("{reason}")]
+    TooMany {
+        reason: String,
+        retry_after_secs: u64,
+    },
     /// 503: the database is unreachable; retrying may work. Details are logged only.
     #[error("{0}")]
     Unavailable(String),
@@ -63,7 +70,9 @@ impl FleetError {
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
             FleetError::Conflict(_) => StatusCode::CONFLICT,
             FleetError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            FleetError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            FleetError::RateLimited { .. } | FleetError::TooMany { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             FleetError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             FleetError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,6 +105,7 @@ impl IntoResponse for FleetError {
             FleetError::Conflict(reason) => ("Resource Already Exists", "base", reason),
             FleetError::Validation { name, reason } => ("Validation Failed", name, reason),
             FleetError::RateLimited { .. } => (&detail, "base", &detail),
+            FleetError::TooMany { reason, .. } => ("Too Many Requests", "base", reason),
             FleetError::Unavailable(_) => (
                 "Service Unavailable",
                 "base",
@@ -114,7 +124,11 @@ impl IntoResponse for FleetError {
             uuid,
         };
         let mut response = json_response(status, &body);
-        if let FleetError::RateLimited { retry_after_secs } = self {
+        if let FleetError::RateLimited { retry_after_secs }
+        | FleetError::TooMany {
+            retry_after_secs, ..
+        } = self
+        {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(1)),

@@ -41,13 +41,13 @@ pub fn router() -> Router<SharedState> {
 
 impl From<CampaignError> for FleetError {
     fn from(error: CampaignError) -> Self {
-        match error {
+        match &error {
             CampaignError::TooMany { .. } => FleetError::RateLimited {
                 retry_after_secs: 10,
             },
             CampaignError::NoTargets => FleetError::BadRequest("no hosts targeted".into()),
             CampaignError::NotFound(id) => FleetError::NotFound(format!("campaign {id}")),
-            CampaignError::Unavailable(why) => FleetError::Unavailable(why),
+            CampaignError::Unavailable(why) => FleetError::Unavailable(why.clone()),
         }
     }
 }
