@@ -42,7 +42,8 @@ pub fn router() -> Router<SharedState> {
 impl From<CampaignError> for FleetError {
     fn from(error: CampaignError) -> Self {
         match &error {
-            CampaignError::TooMany { .. } => FleetError::RateLimited {
+            CampaignError::TooMany { .. } => FleetError::TooMany {
+                reason: error.to_string(),
                 retry_after_secs: 10,
             },
             CampaignError::NoTargets => FleetError::BadRequest("no hosts targeted".into()),
