@@ -283,8 +283,8 @@ impl Actor for CampaignActor {
             |host| ctx.hosts.is_online(host, now),
             |host| {
                 ctx.hosts
-                    .record(host)
-                    .is_some_and(|(_, seen)| now - seen >= MISSING_AFTER_SECS)
+                    .presence(host, now)
+                    .is_some_and(|p| now - p.last_seen >= MISSING_AFTER_SECS)
             },
             ctx.config.max_rows,
         );

@@ -39,6 +39,15 @@ pub enum HostError {
     Busy(&'static str),
 }
 
+/// What [`Hosts::presence`] tells about a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Presence {
+    /// Unix seconds of its latest check-in.
+    pub last_seen: i64,
+    pub online: bool,
+    pub team: Option<TeamId>,
+}
+
 /// A host's place in the registry. Lives as long as the host is enrolled.
 pub struct HostSlot {
     pub id: HostId,
@@ -227,8 +236,22 @@ impl Hosts {
 
     /// Whether `host` counts as online at `now`.
     pub fn is_online(&self, host: HostId, now: i64) -> bool {
-        self.record(host)
-            .is_some_and(|(r, seen)| r.is_online(seen, now, &self.inner.ctx.config))
+        self.presence(host, now).is_some_and(|p| p.online)
+    }
+
+    /// A host's last check-in and online state, without copying its record: for campaigns
+    /// that ask this of every target.
+    pub fn presence(&self, host: HostId, now: i64) -> Option<Presence> {
+        let slot = self.inner.by_id.get(&host)?.clone();
+        let last_seen = slot.last_seen();
+        let state = slot.lock();
+        Some(Presence {
+            last_seen,
+            online: state
+                .record
+                .is_online(last_seen, now, &self.inner.ctx.config),
+            team: state.record.team,
+        })
     }
 
     /// A distributed read: the queries this host should run now.

@@ -141,10 +141,12 @@ fn permitted(
 ) -> Vec<HostId> {
     hosts
         .into_iter()
-        .filter(|&host| match state.hosts.record(host) {
-            Some((record, _)) => viewer.can_run_queries(record.team, runnable.observer_can_run),
-            None => false,
-        })
+        .filter(
+            |&host| match state.hosts.presence(host, flotilla_engine::unix_now()) {
+                Some(presence) => viewer.can_run_queries(presence.team, runnable.observer_can_run),
+                None => false,
+            },
+        )
         .collect()
 }
 
