@@ -84,14 +84,11 @@ pub struct HostJson {
 
 /// The exact last-seen time and status of a host, from the registry.
 fn live_status(state: &AppState, host: &Host, now: i64) -> (i64, &'static str) {
-    match state.hosts.record(host.id) {
-        Some((record, seen)) => {
-            let online = record.is_online(seen, now, state.hosts.config());
-            (
-                seen.max(host.seen_time),
-                if online { "online" } else { "offline" },
-            )
-        }
+    match state.hosts.presence(host.id, now) {
+        Some(presence) => (
+            presence.last_seen.max(host.seen_time),
+            if presence.online { "online" } else { "offline" },
+        ),
         None => (host.seen_time, "offline"),
     }
 }
@@ -158,17 +155,11 @@ impl HostJson {
 
 /// Ids of the hosts online right now, by the registry.
 fn online_ids(state: &AppState, now: i64) -> Vec<HostId> {
-    let config = state.hosts.config();
     state
         .hosts
         .ids()
         .into_iter()
-        .filter(|&id| {
-            state
-                .hosts
-                .record(id)
-                .is_some_and(|(record, seen)| record.is_online(seen, now, config))
-        })
+        .filter(|&id| state.hosts.is_online(id, now))
         .collect()
 }
 
@@ -446,13 +437,12 @@ pub async fn summary(
         };
         in_scope && in_team
     };
-    let config = state.hosts.config();
     let online = state
         .hosts
         .ids()
         .into_iter()
-        .filter_map(|id| state.hosts.record(id))
-        .filter(|(record, seen)| visible(record.team) && record.is_online(*seen, now, config))
+        .filter_map(|id| state.hosts.presence(id, now))
+        .filter(|presence| visible(presence.team) && presence.online)
         .count() as u64;
     let builtin: Vec<BuiltinLabel> = state
         .admin
