@@ -83,7 +83,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let transport = transport(&args, &data_dir)?;
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
-        campaigns,
+        campaigns: campaigns.clone(),
         store: store.clone(),
         admin,
         login_limiter: LoginLimiter::fleet_default(),
@@ -150,6 +150,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections, finishing requests in flight");
+    // Live queries end with this process; their watchers are told and their sockets close.
+    let stopped = campaigns.stop_all();
+    if stopped > 0 {
+        tracing::info!(
+            campaigns = stopped,
+            "stopped the live queries still running"
+        );
+    }
     handle.graceful_shutdown(Some(args.shutdown_timeout));
     server.await?.context("serving")?;
     hosts

@@ -302,6 +302,13 @@ impl Campaigns {
             .map_err(|_| CampaignError::NotFound(id))
     }
 
+    /// Ends every running campaign (at shutdown): subscribers get the final status and their
+    /// streams end, so open websockets close instead of holding the shutdown up.
+    pub fn stop_all(&self) -> usize {
+        let ids: Vec<CampaignId> = self.ctx.router.campaigns.iter().map(|e| *e.key()).collect();
+        ids.into_iter().filter(|&id| self.stop(id)).count()
+    }
+
     /// Ends a campaign now. False if it was not running.
     pub fn stop(&self, id: CampaignId) -> bool {
         self.ctx

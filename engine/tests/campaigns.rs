@@ -378,3 +378,19 @@ async fn row_cap_and_active_campaign_cap_are_explicit() {
     // The slot is free again.
     fleet.campaigns.start(new_campaign(1..=3)).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn stop_all_ends_every_campaign_and_every_watch() {
+    let fleet = fleet(2, 0, CampaignConfig::default()).await;
+    let a = fleet.campaigns.start(new_campaign(1..=2)).await.unwrap();
+    let b = fleet.campaigns.start(new_campaign(1..=1)).await.unwrap();
+    let mut watcher = fleet.campaigns.subscribe(a.id).await.unwrap();
+    assert_eq!(fleet.campaigns.stop_all(), 2);
+    let events = drain(&mut watcher).await;
+    assert!(statuses(&events).last().unwrap().finished);
+    settle().await;
+    assert_eq!(fleet.campaigns.active(), 0);
+    for i in 0..2 {
+        assert!(!fleet.check_in(i, a.id, 1).await && !fleet.check_in(i, b.id, 1).await);
+    }
+}

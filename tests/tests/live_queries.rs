@@ -624,3 +624,29 @@ async fn one_campaign_over_the_cap_is_refused_with_429_and_a_reason() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_the_server_down_ends_campaigns_and_tells_their_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let _agents = enrolled(&server, "shutdown", 1, None).await;
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"hosts": [1]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["campaign"]["id"].as_u64().unwrap();
+    let mut socket = watch_campaign(&server, admin.token.as_deref().unwrap(), id).await;
+    assert_eq!(socket.next().await.unwrap()["type"], "totals");
+    assert_eq!(socket.next().await.unwrap()["data"]["status"], "pending");
+    assert!(server.stop().success());
+    let rest = socket.until_closed().await;
+    assert_eq!(
+        rest.last().unwrap()["data"]["status"],
+        "finished",
+        "{rest:?}"
+    );
+}
