@@ -74,8 +74,8 @@ pub struct HostResult {
     pub answer: LiveAnswer,
 }
 
-/// Where host actors hand live-query answers. Campaigns implement it; until they exist the
-/// engine counts the answers and lets them go.
+/// Where host actors hand live-query answers: the
+/// [`CampaignRouter`](crate::campaigns::CampaignRouter) in the server.
 pub trait ResultSink: Send + Sync + 'static {
     fn deliver(&self, result: HostResult);
 }
@@ -109,21 +109,6 @@ impl<'a> QueryName<'a> {
             return QueryName::Label(id);
         }
         QueryName::Other
-    }
-}
-
-/// The sink used while no campaign can receive answers: each answer is logged at debug and
-/// dropped (the host counters have already counted it).
-pub struct NoCampaigns;
-
-impl ResultSink for NoCampaigns {
-    fn deliver(&self, result: HostResult) {
-        tracing::debug!(
-            host = %result.host,
-            campaign = %result.answer.campaign,
-            rows = result.answer.row_count,
-            "live result for a campaign this node does not run"
-        );
     }
 }
 
