@@ -28,48 +28,63 @@ pub fn flotilla_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            // target/<profile>/deps/<test> → target/<profile>
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>");
-            let binary = profile_dir.join("flotilla");
-            if is_fresh(&binary) {
-                return binary;
-            }
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args([
-                "build",
-                "--quiet",
-                "-p",
-                "flotilla-api",
-                "--bin",
+            workspace_binary(
                 "flotilla",
-            ]);
-            if release {
-                build.arg("--release");
-            }
-            let status = build
-                .status()
-                .expect("running cargo build for the flotilla binary");
-            assert!(status.success(), "building the flotilla binary failed");
-            binary
+                "flotilla-api",
+                &["api", "engine", "storage", "Cargo.lock"],
+            )
         })
         .clone()
 }
 
-/// Whether `binary` exists and is newer than every file of the crates it is built from.
-fn is_fresh(binary: &Path) -> bool {
+/// Path of the `flotilla-loadtest` binary, built the same way as [`flotilla_binary`].
+pub fn loadtest_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            workspace_binary(
+                "flotilla-loadtest",
+                "flotilla-loadtest",
+                &["loadtest", "Cargo.lock"],
+            )
+        })
+        .clone()
+}
+
+/// A binary of this workspace next to the test executable, built first if it is missing or
+/// older than any of `sources` (paths relative to the workspace root).
+fn workspace_binary(name: &str, package: &str, sources: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let binary = profile_dir.join(name);
+    if is_fresh(&binary, sources) {
+        return binary;
+    }
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", name]);
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("running cargo build");
+    assert!(status.success(), "building {name} failed");
+    binary
+}
+
+/// Whether `binary` exists and is newer than every file below `sources`.
+fn is_fresh(binary: &Path, sources: &[&str]) -> bool {
     let Some(built) = modified(binary) else {
         return false;
     };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace");
-    ["api", "engine", "storage", "Cargo.lock"]
+    sources
         .iter()
         .all(|part| newest_modification(&workspace.join(part)).is_none_or(|t| t <= built))
 }
