@@ -97,8 +97,6 @@ pub struct CampaignEntry {
     pub sql: Arc<str>,
     /// The user who started it; only they may watch it.
     pub owner: Option<u64>,
-    pub query_id: Option<u64>,
-    pub created_at: i64,
     actor: Option<ActorRef<CampaignMsg>>,
 }
 
@@ -204,10 +202,6 @@ impl Campaigns {
         }
     }
 
-    pub fn config(&self) -> &CampaignConfig {
-        &self.ctx.config
-    }
-
     pub fn counters(&self) -> &CampaignCounters {
         &self.ctx.counters
     }
@@ -245,8 +239,6 @@ impl Campaigns {
         let entry = CampaignEntry {
             sql: new.record.sql.as_str().into(),
             owner: new.record.user_id,
-            query_id: new.record.query_id,
-            created_at: new.record.created_at,
             actor: None,
         };
         let args = CampaignArgs {

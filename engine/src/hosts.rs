@@ -198,10 +198,6 @@ impl Hosts {
         &self.inner.ctx.counters
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.inner.ctx.config
-    }
-
     pub fn len(&self) -> usize {
         self.inner.by_id.len()
     }
@@ -260,7 +256,8 @@ impl Hosts {
         slot.touch(now);
         self.inner.ctx.counters.reads.incr();
         {
-            let labels = self.inner.ctx.labels.current();
+            // A read guard, not a clone of the set: this is the path of every idle check-in.
+            let labels = self.inner.ctx.labels.read();
             let config = &self.inner.ctx.config;
             let state = slot.lock();
             if state.actor.is_none()

@@ -58,6 +58,11 @@ impl Labels {
         self.current.read().clone()
     }
 
+    /// The current set, borrowed for a moment (no reference count touched).
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, Arc<LabelSet>> {
+        self.current.read()
+    }
+
     /// Sets the label queries as loaded at start, without making any host re-run them: hosts
     /// follow their own label interval, so a restart causes no thundering herd.
     pub fn initialize(&self, queries: Vec<LabelQuery>) {
