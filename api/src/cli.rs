@@ -78,6 +78,22 @@ pub struct ServeArgs {
     )]
     pub admin_password: Option<String>,
 
+    /// Redis for running several nodes behind one load balancer (`redis://host:6379/0`,
+    /// `rediss://` for TLS): live queries started, watched and answered on any node reach
+    /// every node. Without it the node relays in process and runs alone.
+    #[arg(long, env = "FLOTILLA_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Redis connections this node keeps for relay commands (blocking reads of live-query
+    /// answers use one more per running live query).
+    #[arg(long, env = "FLOTILLA_REDIS_POOL_SIZE", default_value_t = 8)]
+    pub redis_pool_size: u32,
+
+    /// This node's name among the nodes sharing Redis, for logs and relay messages
+    /// (default: the host name and a random suffix, unique per process).
+    #[arg(long, env = "FLOTILLA_NODE_NAME")]
+    pub node_name: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
     /// `info,flotilla_engine=debug`.
     #[arg(long, env = "FLOTILLA_LOG_LEVEL", default_value = "info")]

@@ -10,17 +10,19 @@ use anyhow::{Context, Result};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use base64::Engine as _;
+use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
-use flotilla_storage::SqliteStore;
+use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
+use flotilla_storage::{RedisRelay, SqliteStore};
 
 use crate::agent_config::{AgentConfigs, default_agent_options};
 use crate::carves::Carves;
 use crate::cli::ServeArgs;
 use crate::fleet::ratelimit::LoginLimiter;
 use crate::logsink::{LogSink, Rotation};
-use crate::state::{AppState, BodyLimits};
+use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
 
 /// How the listener speaks, and what to tell agents about it.
@@ -52,11 +54,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.admin_password.as_deref(),
     )
     .await?;
-    // Campaigns do not outlive the process that ran them: close what a previous run left open.
-    let abandoned = campaign_store
-        .finish_abandoned_campaigns(flotilla_engine::unix_now())
-        .await
-        .context("closing campaigns left by a previous run")?;
+    let relay = relay(&args)?;
+    // Campaigns do not outlive the processes that ran them: close what a previous run left
+    // open, except what other nodes sharing the relay still run (this node will mirror those).
+    let still_running = if relay.is_local() {
+        Vec::new()
+    } else {
+        match relay.active_campaigns().await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(%error, "relay unreachable at start; leaving recorded live queries as they are");
+                Vec::new()
+            }
+        }
+    };
+    let abandoned = if relay.is_local() || relay.ping().await.is_ok() {
+        campaign_store
+            .finish_abandoned_campaigns(flotilla_engine::unix_now(), &still_running)
+            .await
+            .context("closing campaigns left by a previous run")?
+    } else {
+        0
+    };
     if abandoned > 0 {
         tracing::info!(
             campaigns = abandoned,
@@ -69,9 +88,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ..EngineConfig::default()
     };
     let router = CampaignRouter::new();
-    let hosts = Hosts::start(store.clone(), engine_config, Arc::new(router.clone()))
-        .await
-        .context("loading enrolled hosts")?;
+    let hosts = Hosts::start_with_relay(
+        store.clone(),
+        engine_config,
+        Arc::new(router.clone()),
+        relay.clone(),
+    )
+    .await
+    .context("loading enrolled hosts")?;
     let campaigns = Campaigns::new(
         router,
         hosts.clone(),
@@ -109,6 +133,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     crate::fleet::labels::publish_label_queries(&state, true)
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
+    follow_shared_changes(state.clone(), relay.clone());
+    if !relay.is_local() {
+        // Live queries other nodes are running: mirror them now rather than at the first
+        // reconcile, so this node's hosts get them at their next check-in.
+        for id in still_running {
+            if let Err(error) = campaigns.join(id).await {
+                tracing::warn!(campaign = %id, %error, "could not mirror a running live query");
+            }
+        }
+    }
     let app = crate::app::app(state);
 
     let handle = Handle::new();
@@ -166,6 +200,46 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("flushing host writes at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The relay: Redis when `--redis-url` is given, otherwise in process.
+fn relay(args: &ServeArgs) -> Result<Arc<dyn Relay>> {
+    let Some(url) = &args.redis_url else {
+        return Ok(Arc::new(LocalRelay::default()));
+    };
+    let node = args.node_name.clone().unwrap_or_else(|| {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "node".to_owned());
+        format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+    });
+    tracing::info!(node = %node, "relaying live queries through Redis");
+    Ok(RedisRelay::connect(url, node, args.redis_pool_size)
+        .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?)
+}
+
+/// Picks up what admins change on other nodes: dynamic labels (the engine itself follows
+/// hosts, enroll secrets and live queries).
+fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
+    if relay.is_local() {
+        return;
+    }
+    let mut events = relay.events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(RelayEvent::Changed(Topic::Labels)) | Ok(RelayEvent::Reconnected) => {
+                    if let Err(error) =
+                        crate::fleet::labels::reload_label_queries(&state, false).await
+                    {
+                        tracing::warn!(%error, "could not reload the dynamic labels another node changed");
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {

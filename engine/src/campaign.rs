@@ -28,12 +28,11 @@ use tokio::time::Instant;
 
 use crate::campaign_state::{Accepted, CampaignState, Progress, Totals};
 use crate::campaigns::{CampaignContext, CampaignEntry};
-use crate::ids::{CampaignId, HostId};
+use crate::ids::CampaignId;
 use crate::live::{HostResult, LiveQuery};
+use crate::relay::{CampaignSpec, RelayEvent};
 use crate::store::CampaignOutcome;
 
-/// Hosts not seen for this long count as missing in action.
-const MISSING_AFTER_SECS: i64 = 30 * 24 * 3600;
 /// Enqueues in flight at once while a campaign fans out.
 const FAN_OUT_CONCURRENCY: usize = 256;
 
@@ -72,6 +71,17 @@ impl FinishReason {
             FinishReason::NoSubscribers => "no_subscribers",
             FinishReason::Deadline => "deadline",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<FinishReason> {
+        [
+            FinishReason::AllAnswered,
+            FinishReason::Stopped,
+            FinishReason::NoSubscribers,
+            FinishReason::Deadline,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -113,15 +123,20 @@ pub enum CampaignMsg {
     Stop,
     Deadline,
     Tick,
+    /// Another node claimed the finish: finish once the answer log is read to its end.
+    RemoteFinished(FinishReason),
+    /// The relay reader found no more answers after `RemoteFinished`.
+    Drained,
+    /// Whether any node has a subscriber (the answer to a check made on `Tick`).
+    WatchedElsewhere(bool),
+    IsFinished(RpcReplyPort<bool>),
 }
 
 pub struct CampaignActor;
 
 pub struct CampaignArgs {
-    pub(crate) id: CampaignId,
+    pub(crate) spec: CampaignSpec,
     pub(crate) entry: CampaignEntry,
-    pub(crate) targets: Vec<HostId>,
-    pub(crate) deadline: Duration,
     pub(crate) ctx: Arc<CampaignContext>,
 }
 
@@ -139,7 +154,25 @@ pub struct CampaignActorState {
     finished: Option<FinishReason>,
     /// Tells the fan-out task to take back what it enqueues after the campaign finished.
     fan_out_cancelled: Arc<AtomicBool>,
+    /// With a shared relay: this node's reader of the campaign's answer log.
+    reader: Option<ReaderHandle>,
+    /// A finish another node claimed, waiting for the answer log to be read to its end.
+    remote_finish: Option<(FinishReason, Instant)>,
+    /// A check of whether another node has a subscriber is under way.
+    watch_check_pending: bool,
 }
+
+/// The task reading the campaign's answer log from the relay.
+struct ReaderHandle {
+    /// Set when the actor stops: the reader ends.
+    stop: Arc<AtomicBool>,
+    /// Set on `RemoteFinished`: the reader reports `Drained` after its next empty read.
+    drain: Arc<AtomicBool>,
+}
+
+/// How long a node waits to read the answer log to its end before finishing as another node
+/// said, when the log cannot be read.
+const REMOTE_FINISH_WAIT: Duration = Duration::from_secs(5);
 
 impl CampaignActorState {
     /// Starts the backlog with the first `status` (nothing answered yet).
@@ -197,7 +230,13 @@ impl CampaignActorState {
     /// Takes a result; returns whether the counts changed (so a `status` is due).
     fn on_result(&mut self, result: HostResult) -> bool {
         let host = result.host;
-        match self.state.on_result(host, result.answer.row_count) {
+        let accepted = self.state.on_result(host, result.answer.row_count);
+        if self.distributed() && matches!(accepted, Accepted::Forward | Accepted::OverRowCap { .. })
+        {
+            // The answer may have come through another node: no node hands the query again.
+            self.ctx.hosts.cancel(host, self.id);
+        }
+        match accepted {
             Accepted::Forward => {
                 self.ctx.counters.results_routed.incr();
                 let event = CampaignEvent::Result(Arc::new(ResultEvent {
@@ -231,9 +270,19 @@ impl CampaignActorState {
         }
     }
 
+    fn distributed(&self) -> bool {
+        self.reader.is_some()
+    }
+
     /// Marks the campaign finished: hosts drop the query, subscribers get the final status,
-    /// the outcome is recorded. Returns whether the actor can stop now.
+    /// the outcome is recorded (by whichever node claims the finish, when nodes share a relay).
+    /// Returns whether the actor can stop now.
     fn finish(&mut self, reason: FinishReason) -> bool {
+        self.finish_as(reason, true)
+    }
+
+    /// `claim`: this node decided the finish and claims it; false when another node did.
+    fn finish_as(&mut self, reason: FinishReason, claim: bool) -> bool {
         if self.finished.is_some() {
             return self.ever_subscribed;
         }
@@ -253,17 +302,159 @@ impl CampaignActorState {
             responded: progress.actual_results as u64,
             finished_at: crate::unix_now(),
         };
-        let (store, id) = (self.ctx.store.clone(), self.id);
-        tokio::spawn(async move {
-            if let Err(error) = store.finish_campaign(id, &outcome).await {
-                tracing::warn!(campaign = %id, %error, "could not record the campaign's outcome");
-            }
-        });
+        if claim {
+            let (store, id) = (self.ctx.store.clone(), self.id);
+            let relay = self.distributed().then(|| self.ctx.hosts.relay());
+            tokio::spawn(async move {
+                if let Some(relay) = relay
+                    && !claim_finish(relay.as_ref(), id, reason).await
+                {
+                    return;
+                }
+                if let Err(error) = store.finish_campaign(id, &outcome).await {
+                    tracing::warn!(campaign = %id, %error, "could not record the campaign's outcome");
+                }
+            });
+        }
         tracing::info!(campaign = %self.id, reason = reason.as_str(), responded = progress.actual_results, expected = progress.expected_results, "campaign finished");
         // Answers that arrive before anyone watches are kept until the first subscriber (or
         // the grace period) unless the campaign was ended on purpose.
         self.ever_subscribed || reason != FinishReason::AllAnswered
     }
+
+    /// On the one-second tick: keeps this node's subscribers known to the others, and finishes
+    /// a campaign nobody has watched anywhere for the grace period.
+    fn on_tick(&mut self, myself: &ActorRef<CampaignMsg>) -> bool {
+        self.subscribers.retain(|s| !s.events.is_closed());
+        if let Some((reason, since)) = self.remote_finish
+            && since.elapsed() >= REMOTE_FINISH_WAIT
+        {
+            return self.finish_as(reason, false);
+        }
+        if self.finished.is_some() {
+            // Finished and waiting (the grace period) for its first subscriber.
+            return self.unwatched_since.elapsed() >= self.ctx.config.subscriber_grace;
+        }
+        let relay = self.distributed().then(|| self.ctx.hosts.relay());
+        if !self.subscribers.is_empty() {
+            if let Some(relay) = relay {
+                let id = self.id;
+                tokio::spawn(async move {
+                    if let Err(error) = relay.mark_watched(id).await {
+                        tracing::debug!(campaign = %id, %error, "could not note the campaign's subscribers");
+                    }
+                });
+            }
+            return false;
+        }
+        if self.unwatched_since.elapsed() < self.ctx.config.subscriber_grace {
+            return false;
+        }
+        match relay {
+            None => self.finish(FinishReason::NoSubscribers),
+            Some(_) if self.watch_check_pending => false,
+            Some(relay) => {
+                self.watch_check_pending = true;
+                let (id, myself) = (self.id, myself.clone());
+                tokio::spawn(async move {
+                    // Unreachable relay: assume watched rather than end what others may watch.
+                    let watched = relay.watched(id).await.unwrap_or(true);
+                    let _ = myself.cast(CampaignMsg::WatchedElsewhere(watched));
+                });
+                false
+            }
+        }
+    }
+}
+
+/// Claims a campaign's finish on the relay, retrying while it is unreachable (up to a minute).
+/// True if this node won the claim, or the relay stayed unreachable (the outcome is then
+/// recorded anyway, so the store never keeps a finished campaign open).
+async fn claim_finish(
+    relay: &dyn crate::relay::Relay,
+    id: CampaignId,
+    reason: FinishReason,
+) -> bool {
+    let mut delay = Duration::from_millis(200);
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        match relay.claim_finish(id, reason.as_str()).await {
+            Ok(won) => {
+                if won {
+                    let event = RelayEvent::CampaignFinished {
+                        id,
+                        reason: reason.as_str().to_owned(),
+                    };
+                    if let Err(error) = relay.publish(&event).await {
+                        tracing::debug!(campaign = %id, %error, "could not announce the finish; nodes will find it when they reconcile");
+                    }
+                }
+                return won;
+            }
+            Err(error) if Instant::now() >= give_up => {
+                tracing::warn!(campaign = %id, %error, "could not claim the campaign's finish on the relay; recording it anyway");
+                return true;
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Reads the campaign's answer log and hands each answer to the actor, until the actor stops.
+fn spawn_reader(
+    relay: Arc<dyn crate::relay::Relay>,
+    id: CampaignId,
+    myself: ActorRef<CampaignMsg>,
+) -> ReaderHandle {
+    let stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
+    let handle = ReaderHandle {
+        stop: stop.clone(),
+        drain: drain.clone(),
+    };
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(100);
+        let mut reader = None;
+        while !stop.load(Ordering::Acquire) {
+            let current = match &mut reader {
+                Some(reader) => reader,
+                None => match relay.results(id).await {
+                    Ok(fresh) => reader.insert(fresh),
+                    Err(error) => {
+                        tracing::debug!(campaign = %id, %error, "cannot read the campaign's answers yet");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+            };
+            match current.next_batch(Duration::from_millis(500)).await {
+                Ok(batch) if batch.is_empty() => {
+                    delay = Duration::from_millis(100);
+                    if drain.load(Ordering::Acquire) && myself.cast(CampaignMsg::Drained).is_err() {
+                        break;
+                    }
+                }
+                Ok(batch) => {
+                    delay = Duration::from_millis(100);
+                    for result in batch {
+                        if myself.cast(CampaignMsg::Result(result)).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(campaign = %id, %error, "reading the campaign's answers failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    });
+    handle
 }
 
 impl Actor for CampaignActor {
@@ -277,26 +468,24 @@ impl Actor for CampaignActor {
         args: CampaignArgs,
     ) -> Result<CampaignActorState, ActorProcessingErr> {
         let ctx = args.ctx;
-        let now = crate::unix_now();
+        let spec = args.spec;
         let state = CampaignState::new(
-            args.targets.iter().copied(),
-            |host| ctx.hosts.is_online(host, now),
-            |host| {
-                ctx.hosts
-                    .presence(host, now)
-                    .is_some_and(|p| now - p.last_seen >= MISSING_AFTER_SECS)
-            },
+            spec.targets.iter().copied(),
+            spec.online.iter().copied(),
+            spec.missing,
             ctx.config.max_rows,
         );
-        let sql = args.entry.sql.clone();
         ctx.router
-            .insert(args.id, args.entry.with_actor(myself.clone()));
+            .insert(spec.id, args.entry.with_actor(myself.clone()));
 
+        let remaining = Duration::from_millis(
+            (spec.deadline_unix_ms - crate::relay::unix_now_ms()).max(0) as u64,
+        );
         let fan_out_cancelled = Arc::new(AtomicBool::new(false));
-        let query = LiveQuery::expiring(args.id, sql, Instant::now() + args.deadline);
-        let (hosts, cancelled, campaign) = (ctx.hosts.clone(), fan_out_cancelled.clone(), args.id);
+        let query = LiveQuery::expiring(spec.id, spec.sql.clone(), Instant::now() + remaining);
+        let (hosts, cancelled, campaign) = (ctx.hosts.clone(), fan_out_cancelled.clone(), spec.id);
         let counters = ctx.counters.clone();
-        let targets = args.targets;
+        let targets = spec.targets;
         tokio::spawn(async move {
             futures_util::stream::iter(targets)
                 .map(|host| {
@@ -321,11 +510,13 @@ impl Actor for CampaignActor {
                 .collect::<()>()
                 .await;
         });
-        myself.send_after(args.deadline, || CampaignMsg::Deadline);
+        let relay = ctx.hosts.relay();
+        let reader = (!relay.is_local()).then(|| spawn_reader(relay, spec.id, myself.clone()));
+        myself.send_after(remaining, || CampaignMsg::Deadline);
         myself.send_interval(Duration::from_secs(1), || CampaignMsg::Tick);
         ctx.counters.started.incr();
         Ok(CampaignActorState {
-            id: args.id,
+            id: spec.id,
             ctx,
             state,
             subscribers: Vec::new(),
@@ -334,6 +525,9 @@ impl Actor for CampaignActor {
             unwatched_since: Instant::now(),
             finished: None,
             fan_out_cancelled,
+            reader,
+            remote_finish: None,
+            watch_check_pending: false,
         }
         .with_initial_status())
     }
@@ -399,12 +593,34 @@ impl Actor for CampaignActor {
                 state.finish(FinishReason::Deadline);
                 true
             }
-            CampaignMsg::Tick => {
-                state.subscribers.retain(|s| !s.events.is_closed());
-                let grace = state.ctx.config.subscriber_grace;
-                if state.subscribers.is_empty() && state.unwatched_since.elapsed() >= grace {
-                    state.finish(FinishReason::NoSubscribers);
-                    true
+            CampaignMsg::Tick => state.on_tick(&myself),
+            CampaignMsg::RemoteFinished(reason) => {
+                if state.finished.is_some() {
+                    false
+                } else if let Some(reader) = &state.reader {
+                    reader.drain.store(true, Ordering::Release);
+                    state.remote_finish = Some((reason, Instant::now()));
+                    false
+                } else {
+                    state.finish_as(reason, false)
+                }
+            }
+            CampaignMsg::IsFinished(reply) => {
+                let _ = reply.send(state.finished.is_some());
+                false
+            }
+            CampaignMsg::Drained => match state.remote_finish {
+                Some((reason, _)) => state.finish_as(reason, false),
+                None => false,
+            },
+            CampaignMsg::WatchedElsewhere(watched) => {
+                state.watch_check_pending = false;
+                if watched {
+                    // Someone watches on another node: wait another grace period.
+                    state.unwatched_since = Instant::now();
+                    false
+                } else if state.subscribers.is_empty() && state.finished.is_none() {
+                    state.finish(FinishReason::NoSubscribers)
                 } else {
                     false
                 }
@@ -424,6 +640,9 @@ impl Actor for CampaignActor {
         if state.finished.is_none() {
             // Stopped abnormally (a panic): still take the query back from every host.
             state.finish(FinishReason::Stopped);
+        }
+        if let Some(reader) = &state.reader {
+            reader.stop.store(true, Ordering::Release);
         }
         state.ctx.router.remove(state.id);
         state.ctx.release_slot();

@@ -51,21 +51,18 @@ pub struct CampaignState {
 }
 
 impl CampaignState {
-    /// `online` and `missing` partition part of `targets`: hosts online now, and hosts not seen
-    /// for 30 days.
+    /// `online` (the targets online at the start) is a subset of `targets`; `missing` counts
+    /// the targets not seen for 30 days.
     pub fn new(
         targets: impl IntoIterator<Item = HostId>,
-        is_online: impl Fn(HostId) -> bool,
-        is_missing: impl Fn(HostId) -> bool,
+        online: impl IntoIterator<Item = HostId>,
+        missing: usize,
         max_rows: usize,
     ) -> CampaignState {
         let targets: HashSet<HostId> = targets.into_iter().collect();
         let online_at_start: HashSet<HostId> =
-            targets.iter().copied().filter(|&h| is_online(h)).collect();
-        let missing = targets
-            .iter()
-            .filter(|&&h| !online_at_start.contains(&h) && is_missing(h))
-            .count();
+            online.into_iter().filter(|h| targets.contains(h)).collect();
+        let missing = missing.min(targets.len() - online_at_start.len());
         let totals = Totals {
             count: targets.len(),
             online: online_at_start.len(),
@@ -143,7 +140,7 @@ mod tests {
 
     fn state(max_rows: usize) -> CampaignState {
         // Hosts 1..=4 targeted; 1 and 2 online; 4 missing for 30 days.
-        CampaignState::new((1..=4).map(HostId), |h| h.0 <= 2, |h| h.0 == 4, max_rows)
+        CampaignState::new((1..=4).map(HostId), [HostId(1), HostId(2)], 1, max_rows)
     }
 
     #[test]
@@ -200,7 +197,7 @@ mod tests {
 
     #[test]
     fn no_online_targets_means_complete_at_once() {
-        let s = CampaignState::new([HostId(1)], |_| false, |_| false, 10);
+        let s = CampaignState::new([HostId(1)], [], 0, 10);
         assert!(s.all_online_answered());
         assert_eq!(s.progress(true).expected_results, 0);
     }

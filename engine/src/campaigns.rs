@@ -4,8 +4,8 @@
 //! The router exists before the host registry (hosts need a sink at start) and the campaigns
 //! registry after it (campaigns enqueue into hosts); both share one map of running campaigns.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -17,6 +17,8 @@ use crate::counters::Counter;
 use crate::hosts::Hosts;
 use crate::ids::{CampaignId, HostId};
 use crate::live::{HostResult, ResultSink};
+use crate::mirror::Outbox;
+use crate::relay::CampaignSpec;
 use crate::store::{CampaignRecord, CampaignStore, StoreError};
 
 #[derive(Clone, Debug)]
@@ -78,6 +80,10 @@ pub struct CampaignCounters {
     /// Answers for campaigns not running here (finished, or never known).
     pub results_unrouted: Counter,
     pub subscribers_overflowed: Counter,
+    /// Answers this node sent to the shared relay.
+    pub results_relayed: Counter,
+    /// Answers lost because the relay stayed unreachable past every campaign's end.
+    pub results_dropped: Counter,
 }
 
 impl CampaignCounters {
@@ -97,6 +103,7 @@ pub struct CampaignEntry {
     pub sql: Arc<str>,
     /// The user who started it; only they may watch it.
     pub owner: Option<u64>,
+    spec: Arc<CampaignSpec>,
     actor: Option<ActorRef<CampaignMsg>>,
 }
 
@@ -112,6 +119,9 @@ impl CampaignEntry {
 pub struct CampaignRouter {
     campaigns: Arc<DashMap<CampaignId, CampaignEntry>>,
     counters: Arc<CampaignCounters>,
+    /// With a shared relay, answers go out through it (and come back to every node's
+    /// campaign actor from the campaign's log) instead of straight to the local actor.
+    outbox: Arc<OnceLock<Outbox>>,
 }
 
 impl CampaignRouter {
@@ -134,6 +144,10 @@ impl CampaignRouter {
 
 impl ResultSink for CampaignRouter {
     fn deliver(&self, result: HostResult) {
+        if let Some(outbox) = self.outbox.get() {
+            outbox.send(result);
+            return;
+        }
         let campaign = result.answer.campaign;
         match self.actor(campaign) {
             Some(actor) if actor.cast(CampaignMsg::Result(result)).is_ok() => {}
@@ -153,6 +167,8 @@ pub(crate) struct CampaignContext {
     pub(crate) counters: Arc<CampaignCounters>,
     /// Campaigns started and not yet stopped; bounded by `config.max_active`.
     active: AtomicUsize,
+    /// Serialises joins so two announcements of one campaign start one mirror.
+    joining: tokio::sync::Mutex<()>,
 }
 
 impl CampaignContext {
@@ -171,6 +187,9 @@ pub struct NewCampaign {
     pub deadline: Option<Duration>,
 }
 
+/// Hosts not seen for this long count as missing in action.
+const MISSING_AFTER_SECS: i64 = 30 * 24 * 3600;
+
 /// A started campaign.
 #[derive(Clone, Debug)]
 pub struct StartedCampaign {
@@ -184,13 +203,16 @@ pub struct Campaigns {
 }
 
 impl Campaigns {
+    /// The campaigns of this node. When `hosts` has a shared relay, this also starts the tasks
+    /// that publish answers, follow the other nodes' announcements and reconcile with the relay.
     pub fn new(
         router: CampaignRouter,
         hosts: Hosts,
         store: Arc<dyn CampaignStore>,
         config: CampaignConfig,
     ) -> Campaigns {
-        Campaigns {
+        let relay = hosts.relay();
+        let campaigns = Campaigns {
             ctx: Arc::new(CampaignContext {
                 counters: router.counters.clone(),
                 hosts,
@@ -198,8 +220,15 @@ impl Campaigns {
                 store,
                 config,
                 active: AtomicUsize::new(0),
+                joining: tokio::sync::Mutex::new(()),
             }),
+        };
+        if !relay.is_local() {
+            let outbox = Outbox::start(relay.clone(), campaigns.ctx.counters.clone());
+            let _ = campaigns.ctx.router.outbox.set(outbox);
+            crate::mirror::follow(campaigns.clone(), relay);
         }
+        campaigns
     }
 
     pub fn counters(&self) -> &CampaignCounters {
@@ -216,7 +245,8 @@ impl Campaigns {
         self.ctx.router.campaigns.get(&id).map(|e| e.clone())
     }
 
-    /// Records and starts a campaign: its SQL goes to every target's mailbox.
+    /// Records and starts a campaign: its SQL goes to every target's mailbox — on every node,
+    /// when nodes share a relay (it fails if the relay is unreachable).
     pub async fn start(&self, new: NewCampaign) -> Result<StartedCampaign, CampaignError> {
         if new.targets.is_empty() {
             return Err(CampaignError::NoTargets);
@@ -226,6 +256,15 @@ impl Campaigns {
             self.ctx.release_slot();
             return Err(CampaignError::TooMany { limit });
         }
+        let relay = self.ctx.hosts.relay();
+        if !relay.is_local()
+            && let Err(error) = relay.ping().await
+        {
+            self.ctx.release_slot();
+            return Err(CampaignError::Unavailable(format!(
+                "live queries need the relay between nodes, which is unreachable ({error})"
+            )));
+        }
         let id = match self.ctx.store.create_campaign(&new.record).await {
             Ok(id) => id,
             Err(error) => {
@@ -233,27 +272,154 @@ impl Campaigns {
                 return Err(error.into());
             }
         };
-        let mut targets = new.targets;
+        let deadline = new.deadline.unwrap_or(self.ctx.config.deadline);
+        let spec = self.spec(id, &new.record, new.targets, deadline);
+        if !relay.is_local()
+            && let Err(error) = relay.announce_campaign(&spec).await
+        {
+            self.ctx.release_slot();
+            self.abandon(id, &spec);
+            return Err(CampaignError::Unavailable(format!(
+                "live queries need the relay between nodes, which is unreachable ({error})"
+            )));
+        }
+        let actor = self.spawn(spec).await?;
+        let totals = self.totals(&actor).await.unwrap_or_default();
+        Ok(StartedCampaign { id, totals })
+    }
+
+    /// What a campaign is, for every node: targets sorted, who is online now, the deadline.
+    fn spec(
+        &self,
+        id: CampaignId,
+        record: &CampaignRecord,
+        mut targets: Vec<HostId>,
+        deadline: Duration,
+    ) -> CampaignSpec {
         targets.sort_unstable();
         targets.dedup();
+        let now = crate::unix_now();
+        let mut online = Vec::new();
+        let mut missing = 0;
+        for &host in &targets {
+            match self.ctx.hosts.presence(host, now) {
+                Some(p) if p.online => online.push(host),
+                Some(p) if now - p.last_seen >= MISSING_AFTER_SECS => missing += 1,
+                _ => {}
+            }
+        }
+        CampaignSpec {
+            id,
+            sql: record.sql.as_str().into(),
+            owner: record.user_id,
+            targets,
+            online,
+            missing,
+            deadline_unix_ms: crate::relay::unix_now_ms() + deadline.as_millis() as i64,
+        }
+    }
+
+    /// Records a campaign that could not be announced as finished, so it does not stay open.
+    fn abandon(&self, id: CampaignId, spec: &CampaignSpec) {
+        let store = self.ctx.store.clone();
+        let outcome = crate::store::CampaignOutcome {
+            reason: "relay_unavailable",
+            targets: spec.targets.len() as u64,
+            online: spec.online.len() as u64,
+            responded: 0,
+            finished_at: crate::unix_now(),
+        };
+        tokio::spawn(async move {
+            if let Err(error) = store.finish_campaign(id, &outcome).await {
+                tracing::warn!(campaign = %id, %error, "could not record the campaign's outcome");
+            }
+        });
+    }
+
+    /// Starts this node's actor for `spec`; its slot is already taken.
+    async fn spawn(&self, spec: CampaignSpec) -> Result<ActorRef<CampaignMsg>, CampaignError> {
         let entry = CampaignEntry {
-            sql: new.record.sql.as_str().into(),
-            owner: new.record.user_id,
+            sql: spec.sql.clone(),
+            owner: spec.owner,
+            spec: Arc::new(spec.clone()),
             actor: None,
         };
         let args = CampaignArgs {
-            id,
+            spec,
             entry,
-            targets,
-            deadline: new.deadline.unwrap_or(self.ctx.config.deadline),
             ctx: self.ctx.clone(),
         };
         let (actor, _) = Actor::spawn(None, CampaignActor, args).await.map_err(|e| {
             self.ctx.release_slot();
             CampaignError::Unavailable(format!("campaign failed to start: {e}"))
         })?;
-        let totals = self.totals(&actor).await.unwrap_or_default();
-        Ok(StartedCampaign { id, totals })
+        Ok(actor)
+    }
+
+    /// Mirrors a campaign another node started (or one that was running when this node
+    /// started). Nothing to do if it already runs here, has finished, or the relay does not
+    /// know it. Mirrors are not refused for the `max_active` limit: their hosts must get the
+    /// query whichever node they talk to.
+    pub async fn join(&self, id: CampaignId) -> Result<bool, CampaignError> {
+        if self.ctx.router.campaigns.contains_key(&id) {
+            return Ok(false);
+        }
+        let relay = self.ctx.hosts.relay();
+        let spec = relay
+            .campaign(id)
+            .await
+            .map_err(|e| CampaignError::Unavailable(e.to_string()))?;
+        let Some(spec) = spec else {
+            return Ok(false);
+        };
+        if relay
+            .finished(id)
+            .await
+            .map_err(|e| CampaignError::Unavailable(e.to_string()))?
+            .is_some()
+            || spec.deadline_unix_ms <= crate::relay::unix_now_ms()
+        {
+            return Ok(false);
+        }
+        let _guard = self.ctx.joining.lock().await;
+        if self.ctx.router.campaigns.contains_key(&id) {
+            return Ok(false);
+        }
+        self.ctx.active.fetch_add(1, Ordering::AcqRel);
+        self.spawn(spec).await?;
+        tracing::info!(campaign = %id, "mirroring a live query started on another node");
+        Ok(true)
+    }
+
+    /// Ids of the campaigns running on this node.
+    pub fn running(&self) -> Vec<CampaignId> {
+        self.ctx.router.campaigns.iter().map(|e| *e.key()).collect()
+    }
+
+    /// The spec of a campaign running here.
+    pub(crate) fn spec_of(&self, id: CampaignId) -> Option<Arc<CampaignSpec>> {
+        self.ctx.router.campaigns.get(&id).map(|e| e.spec.clone())
+    }
+
+    /// Whether this node's actor for the campaign has finished (and waits for a subscriber).
+    pub(crate) async fn is_finished_here(&self, id: CampaignId) -> bool {
+        let Some(actor) = self.ctx.router.actor(id) else {
+            return true;
+        };
+        !matches!(
+            actor
+                .call(CampaignMsg::IsFinished, Some(Duration::from_secs(5)))
+                .await,
+            Ok(ractor::rpc::CallResult::Success(false))
+        )
+    }
+
+    /// Tells this node's actor that another node finished the campaign.
+    pub(crate) fn finished_elsewhere(&self, id: CampaignId, reason: &str) {
+        let reason = FinishReason::parse(reason).unwrap_or(FinishReason::Stopped);
+        if let Some(actor) = self.ctx.router.actor(id) {
+            let _ = actor.cast(CampaignMsg::RemoteFinished(reason));
+        }
     }
 
     async fn totals(&self, actor: &ActorRef<CampaignMsg>) -> Option<Totals> {
@@ -284,6 +450,10 @@ impl Campaigns {
     /// Subscribes to a running campaign: totals, every result so far, then results and status
     /// as they happen, until it finishes.
     pub async fn subscribe(&self, id: CampaignId) -> Result<Subscription, CampaignError> {
+        if !self.ctx.hosts.relay().is_local() && self.ctx.router.actor(id).is_none() {
+            // Started on another node a moment ago: mirror it now rather than wait.
+            self.join(id).await?;
+        }
         let actor = self
             .ctx
             .router

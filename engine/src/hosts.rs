@@ -26,6 +26,7 @@ use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
 use crate::labels::{LabelQuery, Labels};
 use crate::live::{LiveQuery, ResultSink};
 use crate::record::HostRecord;
+use crate::relay::{LocalRelay, Relay, RelayEvent};
 use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
 use crate::vitals::Vitals;
 use crate::writer::{HostWriter, WriterHandle};
@@ -55,6 +56,10 @@ pub struct HostSlot {
     last_seen: AtomicI64,
     /// The last-seen time the store holds; the writer compares the two.
     persisted_seen: AtomicI64,
+    /// The latest check-in another node announced (shared relay only).
+    remote_seen: AtomicI64,
+    /// The latest check-in here this node has announced to the others.
+    announced_seen: AtomicI64,
     state: Mutex<SlotState>,
 }
 
@@ -70,6 +75,8 @@ impl HostSlot {
             id: record.id,
             last_seen: AtomicI64::new(seen),
             persisted_seen: AtomicI64::new(seen),
+            remote_seen: AtomicI64::new(0),
+            announced_seen: AtomicI64::new(seen),
             state: Mutex::new(SlotState {
                 record,
                 actor: None,
@@ -81,7 +88,15 @@ impl HostSlot {
         self.state.lock()
     }
 
+    /// The latest check-in here (exact) or, with a shared relay, on another node.
     pub fn last_seen(&self) -> i64 {
+        self.last_seen
+            .load(Ordering::Relaxed)
+            .max(self.remote_seen.load(Ordering::Relaxed))
+    }
+
+    /// The latest check-in with this node.
+    fn seen_here(&self) -> i64 {
         self.last_seen.load(Ordering::Relaxed)
     }
 
@@ -92,7 +107,7 @@ impl HostSlot {
     /// A last-seen time the store has not got yet, if it is worth a write: `force` at shutdown,
     /// otherwise only once it is `granularity` seconds newer than the stored one.
     pub(crate) fn unpersisted_seen(&self, granularity: i64, force: bool) -> Option<i64> {
-        let seen = self.last_seen();
+        let seen = self.seen_here();
         let stored = self.persisted_seen.load(Ordering::Relaxed);
         (seen > stored && (force || seen - stored >= granularity)).then_some(seen)
     }
@@ -138,7 +153,16 @@ struct HostsInner {
     secrets: EnrollSecrets,
     enroll_stripes: Vec<tokio::sync::Mutex<()>>,
     writer: HostWriter,
+    relay: Arc<dyn Relay>,
+    /// Node keys the store did not know when last asked (shared relay only), so a client
+    /// repeating a bad key costs one store lookup per interval, not one per request.
+    unknown_keys: DashMap<Box<str>, i64>,
 }
+
+/// How long a node key the store did not know is answered `node_invalid` without asking again.
+const UNKNOWN_KEY_TTL_SECS: i64 = 10;
+/// Bound on remembered unknown keys; the memory is cleared when it is reached.
+const UNKNOWN_KEYS_MAX: usize = 100_000;
 
 /// Cheap to clone; every clone is the same registry.
 #[derive(Clone)]
@@ -148,10 +172,22 @@ pub struct Hosts {
 
 impl Hosts {
     /// Loads every enrolled host and the enroll secrets from `store` and starts the writer.
+    /// A single node: nothing is relayed.
     pub async fn start(
         store: Arc<dyn HostStore>,
         config: EngineConfig,
         sink: Arc<dyn ResultSink>,
+    ) -> Result<Hosts, StoreError> {
+        Hosts::start_with_relay(store, config, sink, Arc::new(LocalRelay::default())).await
+    }
+
+    /// As [`Hosts::start`], for one of several nodes sharing `relay`: hosts enrolled or
+    /// changed on other nodes are found in the store, and check-ins are shared.
+    pub async fn start_with_relay(
+        store: Arc<dyn HostStore>,
+        config: EngineConfig,
+        sink: Arc<dyn ResultSink>,
+        relay: Arc<dyn Relay>,
     ) -> Result<Hosts, StoreError> {
         let stored = store.load_hosts().await?;
         let secrets = EnrollSecrets::default();
@@ -179,7 +215,7 @@ impl Hosts {
             select_one: "SELECT 1".into(),
             labels: Labels::default(),
         });
-        Ok(Hosts {
+        let hosts = Hosts {
             inner: Arc::new(HostsInner {
                 by_key,
                 by_id,
@@ -190,8 +226,84 @@ impl Hosts {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
                 writer,
+                relay: relay.clone(),
+                unknown_keys: DashMap::new(),
             }),
-        })
+        };
+        if !relay.is_local() {
+            crate::mirror::follow_hosts(hosts.clone(), relay);
+        }
+        Ok(hosts)
+    }
+
+    /// The relay this node shares with others ([`LocalRelay`] for a single node).
+    pub fn relay(&self) -> Arc<dyn Relay> {
+        self.inner.relay.clone()
+    }
+
+    /// Tells the other nodes, without waiting; a failure only delays what they learn.
+    fn announce(&self, event: RelayEvent) {
+        if self.inner.relay.is_local() {
+            return;
+        }
+        let relay = self.inner.relay.clone();
+        tokio::spawn(async move {
+            if let Err(error) = relay.publish(&event).await {
+                tracing::warn!(%error, ?event, "could not tell the other nodes");
+            }
+        });
+    }
+
+    /// Tells the other nodes that shared configuration changed.
+    pub fn announce_changed(&self, topic: crate::relay::Topic) {
+        self.announce(RelayEvent::Changed(topic));
+    }
+
+    /// Brings a host in line with the store after another node changed it: new node key,
+    /// team, hostname — or gone.
+    pub async fn reload_host(&self, id: HostId) -> Result<(), StoreError> {
+        match self.inner.store.load_host(id).await? {
+            None => {
+                self.forget(id);
+            }
+            Some(stored) => {
+                if let Some(key) = stored.node_key.clone() {
+                    self.install_stored(&stored, key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check-ins other nodes announced.
+    pub fn seen_elsewhere(&self, seen: &[(HostId, i64)]) {
+        for &(id, at) in seen {
+            if let Some(slot) = self.inner.by_id.get(&id) {
+                slot.remote_seen.fetch_max(at, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Hosts that checked in here since they were last announced, marked announced.
+    pub(crate) fn seen_here_since_announced(&self) -> Vec<(HostId, i64)> {
+        let mut seen = Vec::new();
+        for slot in self.inner.by_id.iter() {
+            let here = slot.seen_here();
+            if here > slot.announced_seen.load(Ordering::Relaxed) {
+                slot.announced_seen.store(here, Ordering::Relaxed);
+                seen.push((slot.id, here));
+            }
+        }
+        seen
+    }
+
+    /// Marks check-ins as not announced after the announcement failed.
+    pub(crate) fn unannounce(&self, seen: &[(HostId, i64)]) {
+        for &(id, _) in seen {
+            if let Some(slot) = self.inner.by_id.get(&id) {
+                slot.announced_seen.store(0, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn counters(&self) -> &HostCounters {
@@ -217,8 +329,8 @@ impl Hosts {
 
     /// Finds the host presenting `key` and stamps its last-seen time. For endpoints that need
     /// no actor (config, log, carve).
-    pub fn authenticate(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
-        let slot = self.slot_by_key(key)?;
+    pub async fn authenticate(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
+        let slot = self.slot_by_key(key, now).await?;
         slot.touch(now);
         Ok(slot.lock().record.clone())
     }
@@ -252,7 +364,7 @@ impl Hosts {
 
     /// A distributed read: the queries this host should run now.
     pub async fn read(&self, key: &str, now: i64) -> Result<Arc<ReadWork>, HostError> {
-        let slot = self.slot_by_key(key)?;
+        let slot = self.slot_by_key(key, now).await?;
         slot.touch(now);
         self.inner.ctx.counters.reads.incr();
         {
@@ -273,7 +385,7 @@ impl Hosts {
 
     /// A distributed write: detail answers fill vitals, live answers go to their campaigns.
     pub async fn write(&self, key: &str, now: i64, results: HostResults) -> Result<(), HostError> {
-        let slot = self.slot_by_key(key)?;
+        let slot = self.slot_by_key(key, now).await?;
         slot.touch(now);
         self.inner.ctx.counters.writes.incr();
         if results.is_empty() {
@@ -352,6 +464,7 @@ impl Hosts {
         } else {
             self.inner.ctx.counters.reenrollments.incr();
         }
+        self.announce(RelayEvent::HostChanged(enrolled.host.id));
         Ok(node_key)
     }
 
@@ -397,6 +510,12 @@ impl Hosts {
     /// Forgets a deleted host: its node key stops working at once (the agent gets
     /// `node_invalid` and enrolls as a new host). The store row is the caller's to delete.
     pub fn remove(&self, host: HostId) -> bool {
+        let removed = self.forget(host);
+        self.announce(RelayEvent::HostChanged(host));
+        removed
+    }
+
+    fn forget(&self, host: HostId) -> bool {
         let Some((_, slot)) = self.inner.by_id.remove(&host) else {
             return false;
         };
@@ -416,6 +535,7 @@ impl Hosts {
         if let Some(slot) = self.inner.by_id.get(&host) {
             slot.lock().record.team = team;
         }
+        self.announce(RelayEvent::HostChanged(host));
     }
 
     /// Ids of every registered host.
@@ -428,6 +548,13 @@ impl Hosts {
         self.inner
             .secrets
             .replace(self.inner.store.enroll_secrets().await?);
+        Ok(())
+    }
+
+    /// Reloads the enroll secrets here and tells the other nodes to do the same.
+    pub async fn enroll_secrets_changed(&self) -> Result<(), StoreError> {
+        self.reload_enroll_secrets().await?;
+        self.announce(RelayEvent::Changed(crate::relay::Topic::EnrollSecrets));
         Ok(())
     }
 
@@ -449,9 +576,11 @@ impl Hosts {
         team: Option<TeamId>,
     ) -> Result<bool, StoreError> {
         let created = self.inner.store.ensure_enroll_secret(secret, team).await?;
-        self.inner
-            .secrets
-            .replace(self.inner.store.enroll_secrets().await?);
+        if created {
+            self.enroll_secrets_changed().await?;
+        } else {
+            self.reload_enroll_secrets().await?;
+        }
         Ok(created)
     }
 
@@ -464,14 +593,82 @@ impl Hosts {
         self.inner.writer.flush_all().await
     }
 
-    fn slot_by_key(&self, key: &str) -> Result<Arc<HostSlot>, HostError> {
-        match self.inner.by_key.get(key) {
-            Some(slot) => Ok(slot.clone()),
-            None => {
-                self.inner.ctx.counters.unknown_node_keys.incr();
-                Err(HostError::UnknownNodeKey)
-            }
+    async fn slot_by_key(&self, key: &str, now: i64) -> Result<Arc<HostSlot>, HostError> {
+        if let Some(slot) = self.inner.by_key.get(key) {
+            return Ok(slot.clone());
         }
+        if !self.inner.relay.is_local()
+            && let Some(slot) = self.lookup_key(key, now).await?
+        {
+            return Ok(slot);
+        }
+        self.inner.ctx.counters.unknown_node_keys.incr();
+        Err(HostError::UnknownNodeKey)
+    }
+
+    /// A key this node does not know may belong to a host that enrolled on another node a
+    /// moment ago: ask the store (once per key per few seconds).
+    async fn lookup_key(&self, key: &str, now: i64) -> Result<Option<Arc<HostSlot>>, HostError> {
+        if self
+            .inner
+            .unknown_keys
+            .get(key)
+            .is_some_and(|at| now - *at < UNKNOWN_KEY_TTL_SECS)
+        {
+            return Ok(None);
+        }
+        let stored = self
+            .inner
+            .store
+            .host_by_node_key(key)
+            .await
+            .map_err(|_| HostError::Busy("the store is unavailable"))?;
+        let Some(stored) = stored else {
+            if self.inner.unknown_keys.len() >= UNKNOWN_KEYS_MAX {
+                self.inner.unknown_keys.clear();
+            }
+            self.inner.unknown_keys.insert(key.into(), now);
+            return Ok(None);
+        };
+        let Some(node_key) = stored.node_key.clone() else {
+            return Ok(None);
+        };
+        self.install_stored(&stored, node_key);
+        Ok(self.inner.by_key.get(key).map(|slot| slot.clone()))
+    }
+
+    /// Registers a host as the store has it (another node enrolled or changed it), keeping
+    /// what this node knows of its check-ins.
+    fn install_stored(&self, host: &StoredHost, key: NodeKey) {
+        let existing = self.inner.by_id.get(&host.id).map(|s| s.clone());
+        let slot = match existing {
+            Some(slot) => {
+                let old_key = {
+                    let mut state = slot.lock();
+                    state.record.team = host.team;
+                    if !host.hostname.is_empty() {
+                        state.record.hostname = host.hostname.as_str().into();
+                    }
+                    std::mem::replace(&mut state.record.node_key, key.clone())
+                };
+                if old_key != key {
+                    self.inner
+                        .by_key
+                        .remove_if(&old_key, |_, s| s.id == host.id);
+                }
+                slot
+            }
+            None => {
+                let slot = Arc::new(HostSlot::new(
+                    HostRecord::from_stored(host, key.clone()),
+                    host.seen_time,
+                ));
+                self.inner.by_id.insert(host.id, slot.clone());
+                slot
+            }
+        };
+        self.inner.unknown_keys.remove(key.as_str());
+        self.inner.by_key.insert(key, slot);
     }
 
     /// The slot's actor, spawning one if the host has none.

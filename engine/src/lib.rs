@@ -10,6 +10,7 @@
 //!   [`campaigns::CampaignRouter`] is the [`live::ResultSink`] host actors hand answers to.
 //! - [`live`] — live-query types shared by hosts and campaigns.
 //! - [`store`] — the durability traits `flotilla-storage` implements.
+//! - [`relay`] — what nodes sharing a relay tell each other; [`relay::LocalRelay`] for one node.
 //!
 //! The engine knows nothing of HTTP, JSON wire formats, sqlx or Redis.
 
@@ -25,7 +26,9 @@ pub mod hosts;
 pub mod ids;
 pub mod labels;
 pub mod live;
+mod mirror;
 pub mod record;
+pub mod relay;
 pub mod store;
 pub mod vitals;
 mod writer;
@@ -37,6 +40,7 @@ pub use campaigns::{CampaignConfig, CampaignError, CampaignRouter, Campaigns};
 pub use config::EngineConfig;
 pub use hosts::{HostError, Hosts, Presence};
 pub use ids::{CampaignId, HostId, NodeKey, TeamId};
+pub use relay::{LocalRelay, Relay, RelayError, RelayEvent};
 
 /// Seconds since the Unix epoch, from the wall clock.
 pub fn unix_now() -> i64 {

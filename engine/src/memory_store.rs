@@ -36,6 +36,26 @@ impl HostStore for MemoryStore {
         Ok(self.hosts.lock().iter().map(|(h, _)| h.clone()).collect())
     }
 
+    async fn load_host(&self, id: HostId) -> Result<Option<StoredHost>, StoreError> {
+        self.check()?;
+        Ok(self
+            .hosts
+            .lock()
+            .iter()
+            .find(|(h, _)| h.id == id)
+            .map(|(h, _)| h.clone()))
+    }
+
+    async fn host_by_node_key(&self, key: &str) -> Result<Option<StoredHost>, StoreError> {
+        self.check()?;
+        Ok(self
+            .hosts
+            .lock()
+            .iter()
+            .find(|(h, _)| h.node_key.as_ref().is_some_and(|k| k.as_str() == key))
+            .map(|(h, _)| h.clone()))
+    }
+
     async fn enroll_host(&self, e: &Enrollment) -> Result<EnrolledHost, StoreError> {
         self.check()?;
         let mut hosts = self.hosts.lock();
@@ -142,10 +162,17 @@ impl CampaignStore for MemoryStore {
         Ok(())
     }
 
-    async fn finish_abandoned_campaigns(&self, _now: i64) -> Result<u64, StoreError> {
+    async fn finish_abandoned_campaigns(
+        &self,
+        _now: i64,
+        keep: &[CampaignId],
+    ) -> Result<u64, StoreError> {
         self.check()?;
         let mut finished = 0;
-        for entry in self.campaigns.lock().iter_mut().filter(|e| e.1.is_none()) {
+        for (index, entry) in self.campaigns.lock().iter_mut().enumerate() {
+            if entry.1.is_some() || keep.contains(&CampaignId(index as u64 + 1)) {
+                continue;
+            }
             entry.1 = Some(CampaignOutcome {
                 reason: "abandoned",
                 targets: 0,

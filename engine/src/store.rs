@@ -98,6 +98,14 @@ pub trait HostStore: Send + Sync + 'static {
     /// Every enrolled host, for the registry at start.
     async fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError>;
 
+    /// One host, as [`load_hosts`](HostStore::load_hosts) has it; `None` if it was deleted.
+    /// Used when another node changed it.
+    async fn load_host(&self, id: HostId) -> Result<Option<StoredHost>, StoreError>;
+
+    /// The host holding `node_key`, if any: a node that does not know a key asks here, since
+    /// the host may have enrolled on another node.
+    async fn host_by_node_key(&self, node_key: &str) -> Result<Option<StoredHost>, StoreError>;
+
     /// Records an enrollment: an existing host (same identifier, else same hardware UUID) gets
     /// the new node key; otherwise a host is created. Never creates a duplicate.
     async fn enroll_host(&self, enrollment: &Enrollment) -> Result<EnrolledHost, StoreError>;
@@ -174,6 +182,11 @@ pub trait CampaignStore: Send + Sync + 'static {
         outcome: &CampaignOutcome,
     ) -> Result<(), StoreError>;
 
-    /// Completes campaigns left running by a previous process (it stopped before they did).
-    async fn finish_abandoned_campaigns(&self, now: i64) -> Result<u64, StoreError>;
+    /// Completes campaigns left running by a previous process (it stopped before they did),
+    /// except those in `keep`: still running on other nodes that share a relay.
+    async fn finish_abandoned_campaigns(
+        &self,
+        now: i64,
+        keep: &[crate::ids::CampaignId],
+    ) -> Result<u64, StoreError>;
 }

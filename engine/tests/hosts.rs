@@ -272,7 +272,7 @@ async fn enrollment_is_refused_with_a_bad_secret_or_a_down_store() {
 async fn unknown_keys_are_refused_everywhere() {
     let hosts = start(Arc::default(), Arc::default()).await;
     let stranger = NodeKey::generate();
-    assert!(hosts.authenticate(stranger.as_str(), 1).is_err());
+    assert!(hosts.authenticate(stranger.as_str(), 1).await.is_err());
     assert!(hosts.read(stranger.as_str(), 1).await.is_err());
     assert!(
         hosts

@@ -74,15 +74,26 @@ impl CampaignStore for SqliteStore {
         Ok(())
     }
 
-    async fn finish_abandoned_campaigns(&self, now: i64) -> Result<u64, StoreError> {
-        let result = sqlx::query(
+    async fn finish_abandoned_campaigns(
+        &self,
+        now: i64,
+        keep: &[CampaignId],
+    ) -> Result<u64, StoreError> {
+        let mut sql = String::from(
             "UPDATE distributed_query_campaigns SET status = 2, finish_reason = 'abandoned', \
              updated_at = ? WHERE status <> 2",
-        )
-        .bind(now)
-        .execute(self.pool())
-        .await
-        .map_err(unavailable)?;
+        );
+        if !keep.is_empty() {
+            sql.push_str(" AND id NOT IN (");
+            sql.push_str(&vec!["?"; keep.len()].join(", "));
+            sql.push(')');
+        }
+        // Only placeholders are added to the text; the ids are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in keep {
+            query = query.bind(id.0 as i64);
+        }
+        let result = query.execute(self.pool()).await.map_err(unavailable)?;
         Ok(result.rows_affected())
     }
 }

@@ -332,6 +332,38 @@ impl HostStore for SqliteStore {
             .map_err(|e| StoreError::Data(e.to_string()))
     }
 
+    async fn load_host(&self, id: HostId) -> Result<Option<StoredHost>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            host_columns!(),
+            " FROM hosts WHERE id = ?"
+        ))
+        .bind(id.0 as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref()
+            .map(stored_host)
+            .transpose()
+            .map_err(|e| StoreError::Data(e.to_string()))
+    }
+
+    async fn host_by_node_key(&self, node_key: &str) -> Result<Option<StoredHost>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            host_columns!(),
+            " FROM hosts WHERE node_key = ?"
+        ))
+        .bind(node_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref()
+            .map(stored_host)
+            .transpose()
+            .map_err(|e| StoreError::Data(e.to_string()))
+    }
+
     async fn enroll_host(&self, enrollment: &Enrollment) -> Result<EnrolledHost, StoreError> {
         self.enroll(enrollment).await.map_err(unavailable)
     }

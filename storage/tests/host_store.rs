@@ -167,6 +167,7 @@ async fn sqlite_campaigns_are_recorded_and_abandoned_ones_closed() {
     };
     let a = store.create_campaign(&record("SELECT 1")).await.unwrap();
     let b = store.create_campaign(&record("SELECT 2")).await.unwrap();
+    let c = store.create_campaign(&record("SELECT 3")).await.unwrap();
     assert_ne!(a, b, "ids are never reused");
     let outcome = CampaignOutcome {
         reason: "all_answered",
@@ -176,10 +177,15 @@ async fn sqlite_campaigns_are_recorded_and_abandoned_ones_closed() {
         finished_at: 200,
     };
     store.finish_campaign(a, &outcome).await.unwrap();
+    // c still runs on another node sharing the relay: it is kept.
     assert_eq!(
-        store.finish_abandoned_campaigns(300).await.unwrap(),
+        store.finish_abandoned_campaigns(300, &[c]).await.unwrap(),
         1,
-        "only b was still running"
+        "only b was still running and not kept"
     );
-    assert_eq!(store.finish_abandoned_campaigns(300).await.unwrap(), 0);
+    assert_eq!(
+        store.finish_abandoned_campaigns(300, &[c]).await.unwrap(),
+        0
+    );
+    assert_eq!(store.finish_abandoned_campaigns(300, &[]).await.unwrap(), 1);
 }

@@ -346,7 +346,20 @@ pub async fn hosts(
 /// Hands the stored dynamic labels to the engine, which sends them to hosts as
 /// `fleet_label_query_<id>`. At start (`initial`) hosts keep their own label schedule; after a
 /// change every host runs the new set at its next check-in.
+/// Hands the dynamic-label queries to the engine; after an admin's change (`initial` false)
+/// the other nodes are told to do the same.
 pub async fn publish_label_queries(state: &AppState, initial: bool) -> Result<(), FleetError> {
+    reload_label_queries(state, initial).await?;
+    if !initial {
+        state
+            .hosts
+            .announce_changed(flotilla_engine::relay::Topic::Labels);
+    }
+    Ok(())
+}
+
+/// Hands the dynamic-label queries as stored to the engine.
+pub async fn reload_label_queries(state: &AppState, initial: bool) -> Result<(), FleetError> {
     let queries = state
         .admin
         .dynamic_label_queries()

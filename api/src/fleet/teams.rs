@@ -87,7 +87,7 @@ fn generate_secret() -> String {
 
 /// Makes the engine pick up a change to enroll secrets.
 async fn reload_secrets(state: &AppState) -> Result<(), FleetError> {
-    state.hosts.reload_enroll_secrets().await?;
+    state.hosts.enroll_secrets_changed().await?;
     Ok(())
 }
 

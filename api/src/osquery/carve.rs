@@ -19,7 +19,7 @@ pub async fn begin(
     let request: CarveBeginBody = parse(&bytes)?;
     let key = node_key(request.node_key.as_deref(), &headers)?;
     let now = flotilla_engine::unix_now();
-    let host = state.hosts.authenticate(key, now)?;
+    let host = state.hosts.authenticate(key, now).await?;
     let number = |value, name: &str| {
         lenient_u64(value).ok_or_else(|| {
             OsqueryError::BadRequest(format!("{name} must be a non-negative integer"))

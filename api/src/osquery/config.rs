@@ -17,7 +17,10 @@ pub async fn config(
     let bytes = read_body(&headers, body, state.limits.default).await?;
     let request: KeyBody = parse(&bytes)?;
     let key = node_key(request.node_key.as_deref(), &headers)?;
-    let host = state.hosts.authenticate(key, flotilla_engine::unix_now())?;
+    let host = state
+        .hosts
+        .authenticate(key, flotilla_engine::unix_now())
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         state.agent_configs.for_host(&host),

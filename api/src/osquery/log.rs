@@ -23,7 +23,10 @@ pub async fn log(
     let bytes = read_body(&headers, body, state.limits.log).await?;
     let request: LogBody = parse(&bytes)?;
     let key = node_key(request.node_key.as_deref(), &headers)?;
-    let host = state.hosts.authenticate(key, flotilla_engine::unix_now())?;
+    let host = state
+        .hosts
+        .authenticate(key, flotilla_engine::unix_now())
+        .await?;
     let kind = match request.log_type.as_deref() {
         Some("result") => LogKind::Result,
         Some("status") => LogKind::Status,
