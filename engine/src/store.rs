@@ -175,5 +175,10 @@ pub trait CampaignStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Completes campaigns left running by a previous process (it stopped before they did).
+    ///
+    /// Today this closes *every* campaign not yet complete, which is right when one process
+    /// owns the database. When several nodes share one (MySQL), a starting node must not
+    /// close campaigns a live node is running: the multi-node relay has to decide which are
+    /// abandoned (e.g. by the node that owns each and its heartbeat) before this is called.
     async fn finish_abandoned_campaigns(&self, now: i64) -> Result<u64, StoreError>;
 }
