@@ -131,6 +131,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub flush_interval: Duration,
 
+    /// A host's last-seen time is written to the database at most this often (it is exact in
+    /// memory); the main source of steady-state database writes: one per host per interval.
+    #[arg(long, env = "FLOTILLA_SEEN_WRITE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub seen_write_interval: Duration,
+
     /// How often a host's detail queries (vitals) run again.
     #[arg(long, env = "FLOTILLA_DETAIL_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub detail_update_interval: Duration,
@@ -150,6 +155,21 @@ pub struct ServeArgs {
     /// How long the synchronous live-query endpoints wait for answers.
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_SYNC_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub live_query_sync_timeout: Duration,
+
+    /// Store everything in this MySQL 8 / MariaDB 10.11 database instead of SQLite, e.g.
+    /// `mysql://flotilla:secret@db:3306/flotilla` (the database must exist; tables are created
+    /// at start). Several nodes may share one database.
+    #[arg(long, env = "FLOTILLA_MYSQL_URL", hide_env_values = true)]
+    pub mysql_url: Option<String>,
+
+    /// MySQL connections this node keeps open at most.
+    #[arg(long, env = "FLOTILLA_MYSQL_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mysql_max_connections: u32,
+
+    /// How long connecting to MySQL, or waiting for a free connection, may take before the
+    /// operation fails (enroll answers "retry later", /healthz reports 500) instead of waiting.
+    #[arg(long, env = "FLOTILLA_MYSQL_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub mysql_connect_timeout: Duration,
 
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]

@@ -14,8 +14,8 @@ use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
+use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
-use flotilla_storage::{RedisRelay, SqliteStore};
 
 use crate::agent_config::{AgentConfigs, default_agent_options};
 use crate::carves::Carves;
@@ -40,14 +40,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
 
-    let sqlite = Arc::new(
-        SqliteStore::open(&data_dir.join("flotilla.db"))
-            .await
-            .context("opening the SQLite database")?,
-    );
-    let store: Arc<dyn HostStore> = sqlite.clone();
-    let campaign_store: Arc<dyn CampaignStore> = sqlite.clone();
-    let admin: Arc<dyn AdminStore> = sqlite.clone();
+    let Stores {
+        hosts: store,
+        campaigns: campaign_store,
+        admin,
+    } = open_stores(&args, &data_dir).await?;
     let admin_status = ensure_admin(
         admin.as_ref(),
         args.admin_email.as_deref(),
@@ -85,6 +82,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine_config = EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
+        seen_write_granularity: args.seen_write_interval.max(std::time::Duration::from_secs(1)),
         ..EngineConfig::default()
     };
     let router = CampaignRouter::new();
@@ -242,6 +240,62 @@ fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
     });
 }
 
+/// The three store traits, all on one backend.
+struct Stores {
+    hosts: Arc<dyn HostStore>,
+    campaigns: Arc<dyn CampaignStore>,
+    admin: Arc<dyn AdminStore>,
+}
+
+/// MySQL when `--mysql-url` is given (for everything), else SQLite in the data directory.
+/// Migrations run here; an unreachable or misnamed database stops the start with its cause.
+async fn open_stores(args: &ServeArgs, data_dir: &Path) -> Result<Stores> {
+    if let Some(url) = args.mysql_url.as_deref() {
+        let options = MysqlOptions {
+            max_connections: args.mysql_max_connections,
+            connect_timeout: args.mysql_connect_timeout,
+        };
+        let mysql = Arc::new(
+            MysqlStore::connect(url, &options)
+                .await
+                .with_context(|| format!("opening the MySQL database at {}", redact_url(url)))?,
+        );
+        tracing::info!(database = %redact_url(url), "storing in MySQL");
+        return Ok(Stores {
+            hosts: mysql.clone(),
+            campaigns: mysql.clone(),
+            admin: mysql,
+        });
+    }
+    let sqlite = Arc::new(
+        SqliteStore::open(&data_dir.join("flotilla.db"))
+            .await
+            .context("opening the SQLite database")?,
+    );
+    Ok(Stores {
+        hosts: sqlite.clone(),
+        campaigns: sqlite.clone(),
+        admin: sqlite,
+    })
+}
+
+/// A database URL with its password replaced, fit for logs and banners.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable URL>".into();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    let path = path.split('?').next().unwrap_or("");
+    format!("{scheme}://{host}/{path}")
+}
+
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {
     CampaignConfig {
         max_active: args.live_query_max_active,
@@ -350,6 +404,10 @@ fn print_banner(
         env!("CARGO_PKG_VERSION")
     );
     println!("  data directory: {}", data_dir.display());
+    match args.mysql_url.as_deref() {
+        Some(url) => println!("  database: MySQL {}", redact_url(url)),
+        None => println!("  database: SQLite {}", data_dir.join("flotilla.db").display()),
+    }
     println!("  enrolled hosts: {}", hosts.len());
     println!("  admin users: {admin_status}");
     if let Some(secret) = generated_secret {
@@ -419,4 +477,22 @@ async fn shutdown_signal() {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod mysql_url_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            redact_url("mysql://flotilla:s3cret@db.internal:3306/fleet?ssl-mode=required"),
+            "mysql://flotilla@db.internal:3306/fleet"
+        );
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/flotilla"),
+            "mysql://root@127.0.0.1/flotilla"
+        );
+        assert_eq!(redact_url("not a url"), "<unparsable URL>");
+    }
 }

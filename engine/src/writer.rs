@@ -6,7 +6,9 @@
 //! - Every `flush_interval` it also scans the registry for last-seen times worth writing (at most
 //!   one per host per `seen_write_granularity`) and sends everything in one `flush_hosts` call.
 //! - If the store fails, nothing is dropped: the vitals stay pending and the last-seen times stay
-//!   unmarked, and the next tick tries again.
+//!   unmarked, and the next tick tries again. However long the outage, what waits is bounded by
+//!   the number of hosts: one pending update per host (newest vitals merged, newest answer per
+//!   label), and last-seen times live in the registry's slots, not in a queue.
 //! - `flush_all` (shutdown) writes every pending change, however recent.
 
 use std::collections::HashMap;
@@ -100,9 +102,7 @@ impl HostWriter {
                             task.remember(host, *vitals, detail_updated_at);
                         }
                         Some(WriterMsg::Labels { host, labels, label_updated_at }) => {
-                            let update = task.pending.entry(host).or_default();
-                            update.labels.get_or_insert_with(Vec::new).extend(labels);
-                            update.label_updated_at = Some(label_updated_at);
+                            task.remember_labels(host, labels, label_updated_at);
                         }
                         Some(WriterMsg::FlushAll(reply)) => {
                             let _ = reply.send(task.flush(true).await);
@@ -145,6 +145,20 @@ impl WriterTask {
             None => update.vitals = Some(vitals),
         }
         update.detail_updated_at = Some(detail_updated_at);
+    }
+
+    /// Keeps the newest answer per label: however long the store stays away, a host's pending
+    /// labels never outgrow the set of labels.
+    fn remember_labels(&mut self, host: HostId, labels: Vec<(u64, bool)>, label_updated_at: i64) {
+        let update = self.pending.entry(host).or_default();
+        let pending = update.labels.get_or_insert_with(Vec::new);
+        for (label, member) in labels {
+            match pending.iter_mut().find(|(known, _)| *known == label) {
+                Some(entry) => entry.1 = member,
+                None => pending.push((label, member)),
+            }
+        }
+        update.label_updated_at = Some(label_updated_at);
     }
 
     async fn flush(&mut self, force: bool) -> Result<(), StoreError> {

@@ -14,7 +14,7 @@ use flotilla_engine::store::{
     CarveRecord, EnrollSecret, EnrolledHost, Enrollment, HostStore, HostUpdate, StoreError,
     StoredHost,
 };
-use flotilla_engine::vitals::{Intervals, Vitals};
+use flotilla_engine::vitals::Vitals;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -85,7 +85,7 @@ fn bind_vitals<'q>(query: Query<'q>, v: &'q Vitals) -> Query<'q> {
         .bind(v.logger_tls_period)
 }
 
-/// The columns [`stored_host`] reads.
+/// The columns [`crate::rows::stored_host`] reads.
 macro_rules! host_columns {
     () => {
         "id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval, \
@@ -96,29 +96,6 @@ macro_rules! host_columns {
 
 fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
-}
-
-fn stored_host(row: &sqlx::sqlite::SqliteRow) -> Result<StoredHost, sqlx::Error> {
-    let node_key: Option<String> = row.try_get("node_key")?;
-    Ok(StoredHost {
-        id: HostId(row.try_get::<i64, _>("id")? as u64),
-        node_key: node_key.as_deref().and_then(NodeKey::new),
-        identifier: row.try_get("osquery_host_id")?,
-        hostname: row.try_get("hostname")?,
-        platform: row.try_get("platform")?,
-        team: row
-            .try_get::<Option<i64>, _>("team_id")?
-            .map(|t| TeamId(t as u64)),
-        intervals: Intervals {
-            distributed: row.try_get::<i64, _>("distributed_interval")? as u32,
-            config_refresh: row.try_get::<i64, _>("config_tls_refresh")? as u32,
-            logger: row.try_get::<i64, _>("logger_tls_period")? as u32,
-        },
-        seen_time: row.try_get("seen_time")?,
-        detail_updated_at: row.try_get("detail_updated_at")?,
-        label_updated_at: row.try_get("label_updated_at")?,
-        refetch_requested: row.try_get("refetch_requested")?,
-    })
 }
 
 #[derive(Clone)]
@@ -244,7 +221,7 @@ impl SqliteStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        let host = stored_host(&row)?;
+        let host = crate::rows::stored_host(&row)?;
         tx.commit().await?;
         Ok(EnrolledHost {
             host,
@@ -327,7 +304,7 @@ impl HostStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         rows.iter()
-            .map(stored_host)
+            .map(crate::rows::stored_host)
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Data(e.to_string()))
     }
@@ -343,7 +320,7 @@ impl HostStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         row.as_ref()
-            .map(stored_host)
+            .map(crate::rows::stored_host)
             .transpose()
             .map_err(|e| StoreError::Data(e.to_string()))
     }
@@ -359,7 +336,7 @@ impl HostStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         row.as_ref()
-            .map(stored_host)
+            .map(crate::rows::stored_host)
             .transpose()
             .map_err(|e| StoreError::Data(e.to_string()))
     }
@@ -378,15 +355,8 @@ impl HostStore for SqliteStore {
             .await
             .map_err(unavailable)?;
         rows.iter()
-            .map(|row| {
-                Ok(EnrollSecret {
-                    secret: row.try_get("secret")?,
-                    team: row
-                        .try_get::<Option<i64>, _>("team_id")?
-                        .map(|t| TeamId(t as u64)),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
+            .map(crate::rows::enroll_secret)
+            .collect::<Result<Vec<EnrollSecret>, sqlx::Error>>()
             .map_err(|e| StoreError::Data(e.to_string()))
     }
 

@@ -1,22 +1,15 @@
-//! The admin storage suite against a real SQLite file: users and sessions, host lists and
-//! filters, labels (builtin, manual, dynamic), teams and secrets, saved queries, activities.
-//! Checks take `&dyn AdminStore` (plus `&dyn HostStore` to enroll hosts) so other backends can
-//! run the same.
+//! The admin storage suite: users and sessions, host lists and filters, labels (builtin,
+//! manual, dynamic), teams and secrets, saved queries, activities. Each check runs once on a
+//! SQLite file and once on a scratch MySQL/MariaDB database (see `backends/mod.rs`).
+
+mod backends;
 
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
 use flotilla_engine::store::{Enrollment, HostStore};
 use flotilla_engine::vitals::Vitals;
-use flotilla_storage::SqliteStore;
+use backends::Backend;
 use flotilla_storage::admin::*;
 use serde_json::json;
-
-async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("flotilla.db"))
-        .await
-        .unwrap();
-    (dir, store)
-}
 
 async fn enroll(hosts: &dyn HostStore, name: &str, platform: &str, now: i64) -> HostId {
     let enrolled = hosts
@@ -62,10 +55,16 @@ const ALL: Page = Page {
     offset: 0,
 };
 
-#[tokio::test]
-async fn users_sessions_and_roles() {
-    let (_dir, store) = sqlite().await;
-    let store: &dyn AdminStore = &store;
+backend_tests!(
+    users_sessions_and_roles,
+    host_lists_filter_order_page_and_count,
+    labels_builtin_manual_and_dynamic,
+    teams_and_enroll_secrets,
+    saved_queries_and_activities,
+);
+
+async fn users_sessions_and_roles(backend: &Backend) {
+    let store = backend.admin();
     let first = new_user("admin@example.com", Roles::Global("admin".into()));
     let admin = store.create_first_user(&first, 10).await.unwrap().unwrap();
     assert_eq!(admin.global_role.as_deref(), Some("admin"));
@@ -167,10 +166,8 @@ async fn users_sessions_and_roles() {
     assert!(store.delete_user(member.id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn host_lists_filter_order_page_and_count() {
-    let (_dir, sqlite) = sqlite().await;
-    let (store, hosts): (&dyn AdminStore, &dyn HostStore) = (&sqlite, &sqlite);
+async fn host_lists_filter_order_page_and_count(backend: &Backend) {
+    let (store, hosts) = (backend.admin(), backend.hosts());
     let mac = enroll(hosts, "mac-1", "darwin", 1_000).await;
     let ubuntu = enroll(hosts, "ubuntu-1", "ubuntu", 2_000).await;
     let windows = enroll(hosts, "win-1", "windows", 3_000).await;
@@ -308,10 +305,8 @@ async fn host_lists_filter_order_page_and_count() {
     );
 }
 
-#[tokio::test]
-async fn labels_builtin_manual_and_dynamic() {
-    let (_dir, sqlite) = sqlite().await;
-    let (store, hosts): (&dyn AdminStore, &dyn HostStore) = (&sqlite, &sqlite);
+async fn labels_builtin_manual_and_dynamic(backend: &Backend) {
+    let (store, hosts) = (backend.admin(), backend.hosts());
     let mac = enroll(hosts, "mac-1", "darwin", 1).await;
     let ubuntu = enroll(hosts, "ubuntu-1", "ubuntu", 1).await;
 
@@ -453,10 +448,8 @@ async fn labels_builtin_manual_and_dynamic() {
     );
 }
 
-#[tokio::test]
-async fn teams_and_enroll_secrets() {
-    let (_dir, sqlite) = sqlite().await;
-    let store: &dyn AdminStore = &sqlite;
+async fn teams_and_enroll_secrets(backend: &Backend) {
+    let store = backend.admin();
     let team = store
         .create_team("Servers", "racks", "s-1", 1)
         .await
@@ -493,7 +486,7 @@ async fn teams_and_enroll_secrets() {
         "g-1",
         "a refused replacement changes nothing"
     );
-    let all = HostStore::enroll_secrets(&sqlite).await.unwrap();
+    let all = backend.hosts().enroll_secrets().await.unwrap();
     assert_eq!(all.len(), 3, "the engine sees team and global secrets");
 
     let renamed = store
@@ -514,10 +507,8 @@ async fn teams_and_enroll_secrets() {
     assert_eq!(store.teams().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn saved_queries_and_activities() {
-    let (_dir, sqlite) = sqlite().await;
-    let store: &dyn AdminStore = &sqlite;
+async fn saved_queries_and_activities(backend: &Backend) {
+    let store = backend.admin();
     let author = store
         .create_user(&new_user("a@example.com", Roles::Global("admin".into())), 1)
         .await

@@ -1,10 +1,23 @@
-//! The storage suite: behaviour every `HostStore` backend must have, run against a real SQLite
-//! file. Each check is written against `&dyn HostStore` so other backends can run the same.
+//! The storage suite: behaviour every `HostStore` and `CampaignStore` backend must have. Each
+//! check runs once on a SQLite file and once on a scratch MySQL/MariaDB database (see
+//! `backends/mod.rs`).
 
+mod backends;
+
+use backends::Backend;
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
-use flotilla_engine::store::{Enrollment, HostStore, HostUpdate};
+use flotilla_engine::store::{Enrollment, HostUpdate};
 use flotilla_engine::vitals::Vitals;
-use flotilla_storage::SqliteStore;
+
+backend_tests!(
+    reenrollment_keeps_the_host_and_retires_the_old_key,
+    flushes_persist_seen_times_and_vitals,
+    enroll_secrets_are_idempotent,
+    enrolled_hosts_survive_reopen,
+    campaigns_are_recorded_and_abandoned_ones_closed,
+    large_flushes_and_long_details_are_written,
+    hosts_are_found_by_id_and_current_node_key,
+);
 
 fn enrollment(identifier: &str, uuid: &str, now: i64) -> Enrollment {
     Enrollment {
@@ -22,15 +35,8 @@ fn enrollment(identifier: &str, uuid: &str, now: i64) -> Enrollment {
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("flotilla.db"))
-        .await
-        .unwrap();
-    (dir, store)
-}
-
-async fn reenrollment_keeps_the_host_and_retires_the_old_key(store: &dyn HostStore) {
+async fn reenrollment_keeps_the_host_and_retires_the_old_key(backend: &Backend) {
+    let store = backend.hosts();
     let first = enrollment("host-a", "UUID-A", 100);
     let a = store.enroll_host(&first).await.unwrap();
     assert!(a.created);
@@ -57,7 +63,8 @@ async fn reenrollment_keeps_the_host_and_retires_the_old_key(store: &dyn HostSto
     assert_eq!(store.load_hosts().await.unwrap().len(), 2);
 }
 
-async fn flushes_persist_seen_times_and_vitals(store: &dyn HostStore) {
+async fn flushes_persist_seen_times_and_vitals(backend: &Backend) {
+    let store = backend.hosts();
     let host = store
         .enroll_host(&enrollment("host-f", "UUID-F", 100))
         .await
@@ -102,7 +109,8 @@ async fn flushes_persist_seen_times_and_vitals(store: &dyn HostStore) {
     assert!(missing.is_ok(), "a deleted host's update is harmless");
 }
 
-async fn enroll_secrets_are_idempotent(store: &dyn HostStore) {
+async fn enroll_secrets_are_idempotent(backend: &Backend) {
+    let store = backend.hosts();
     assert!(store.ensure_enroll_secret("s1", None).await.unwrap());
     assert!(!store.ensure_enroll_secret("s1", None).await.unwrap());
     assert!(
@@ -120,44 +128,18 @@ async fn enroll_secrets_are_idempotent(store: &dyn HostStore) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_reenrollment() {
-    let (_dir, store) = sqlite().await;
-    reenrollment_keeps_the_host_and_retires_the_old_key(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_flushes() {
-    let (_dir, store) = sqlite().await;
-    flushes_persist_seen_times_and_vitals(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_secrets() {
-    let (_dir, store) = sqlite().await;
-    enroll_secrets_are_idempotent(&store).await;
-}
-
-#[tokio::test]
-async fn sqlite_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flotilla.db");
-    let key = {
-        let store = SqliteStore::open(&path).await.unwrap();
-        let e = enrollment("host-r", "UUID-R", 100);
-        store.enroll_host(&e).await.unwrap();
-        e.node_key
-    };
-    let store = SqliteStore::open(&path).await.unwrap();
-    let hosts = store.load_hosts().await.unwrap();
+async fn enrolled_hosts_survive_reopen(backend: &Backend) {
+    let e = enrollment("host-r", "UUID-R", 100);
+    backend.hosts().enroll_host(&e).await.unwrap();
+    let reopened = backend.reopen().await;
+    let hosts = reopened.load_hosts().await.unwrap();
     assert_eq!(hosts.len(), 1);
-    assert_eq!(hosts[0].node_key.as_ref(), Some(&key));
+    assert_eq!(hosts[0].node_key.as_ref(), Some(&e.node_key));
 }
 
-#[tokio::test]
-async fn sqlite_campaigns_are_recorded_and_abandoned_ones_closed() {
-    use flotilla_engine::store::{CampaignOutcome, CampaignRecord, CampaignStore, TargetKind};
-    let (_dir, store) = sqlite().await;
+async fn campaigns_are_recorded_and_abandoned_ones_closed(backend: &Backend) {
+    use flotilla_engine::store::{CampaignOutcome, CampaignRecord, TargetKind};
+    let store = backend.campaigns();
     let record = |sql: &str| CampaignRecord {
         sql: sql.into(),
         query_id: None,
@@ -188,4 +170,96 @@ async fn sqlite_campaigns_are_recorded_and_abandoned_ones_closed() {
         0
     );
     assert_eq!(store.finish_abandoned_campaigns(300, &[]).await.unwrap(), 1);
+}
+
+/// A flush of many hosts at once (more than one statement's chunk on MySQL) moves every
+/// host's time forward and none back, and host details longer than MySQL's columns do not
+/// make the batch fail.
+async fn large_flushes_and_long_details_are_written(backend: &Backend) {
+    let store = backend.hosts();
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let e = enrollment(&format!("bulk-{i}"), &format!("UUID-BULK-{i}"), 100);
+        ids.push(store.enroll_host(&e).await.unwrap().host.id);
+    }
+    // 12,000 updates: the 30 real hosts (twice, the second older) and hosts that are gone.
+    let mut updates: Vec<(HostId, HostUpdate)> = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        updates.push((
+            *id,
+            HostUpdate {
+                seen_time: Some(1_000 + n as i64),
+                ..HostUpdate::default()
+            },
+        ));
+    }
+    for gone in 0..11_940u64 {
+        updates.push((
+            HostId(1_000_000 + gone),
+            HostUpdate {
+                seen_time: Some(5),
+                ..HostUpdate::default()
+            },
+        ));
+    }
+    for id in &ids {
+        updates.push((
+            *id,
+            HostUpdate {
+                seen_time: Some(500),
+                ..HostUpdate::default()
+            },
+        ));
+    }
+    let long = "x".repeat(1_000);
+    updates.push((
+        ids[0],
+        HostUpdate {
+            vitals: Some(Vitals {
+                cpu_brand: Some(long.clone()),
+                hostname: Some("ünïcode-host".into()),
+                ..Vitals::default()
+            }),
+            detail_updated_at: Some(900),
+            ..HostUpdate::default()
+        },
+    ));
+    store.flush_hosts(&updates).await.unwrap();
+    let loaded = backend.reopen().await.load_hosts().await.unwrap();
+    for (n, id) in ids.iter().enumerate() {
+        let host = loaded.iter().find(|h| h.id == *id).unwrap();
+        assert_eq!(host.seen_time, 1_000 + n as i64, "never moved back");
+    }
+    let first = loaded.iter().find(|h| h.id == ids[0]).unwrap();
+    assert_eq!(first.hostname, "ünïcode-host");
+    assert_eq!(first.detail_updated_at, 900);
+}
+
+/// What a node sharing the store looks up when another node enrolled or changed a host.
+async fn hosts_are_found_by_id_and_current_node_key(backend: &Backend) {
+    let store = backend.hosts();
+    let first = enrollment("host-k", "UUID-K", 100);
+    let a = store.enroll_host(&first).await.unwrap();
+    let found = store
+        .host_by_node_key(first.node_key.as_str())
+        .await
+        .unwrap()
+        .expect("found by its key");
+    assert_eq!(found.id, a.host.id);
+    assert_eq!(found.hostname, "host-k.local");
+
+    let again = enrollment("host-k", "UUID-K", 200);
+    store.enroll_host(&again).await.unwrap();
+    assert!(
+        store
+            .host_by_node_key(first.node_key.as_str())
+            .await
+            .unwrap()
+            .is_none(),
+        "the retired key finds nothing"
+    );
+    let by_id = store.load_host(a.host.id).await.unwrap().expect("by id");
+    assert_eq!(by_id.node_key.as_ref(), Some(&again.node_key));
+    assert!(store.load_host(HostId(999_999)).await.unwrap().is_none());
+    assert!(store.host_by_node_key("no-such-key").await.unwrap().is_none());
 }

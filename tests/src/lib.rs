@@ -531,3 +531,224 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// MySQL: scratch databases and a proxy that can cut the server off from its database.
+
+/// The MySQL/MariaDB server the tests use, without a database: `FLOTILLA_TEST_MYSQL_URL`,
+/// default `mysql://root@127.0.0.1:3306`.
+pub fn mysql_server_url() -> String {
+    std::env::var("FLOTILLA_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// True when `FLOTILLA_TEST_SKIP_MYSQL=1` asks to skip tests that need MySQL. Without it, an
+/// unreachable server fails them with a message saying so.
+pub fn skip_mysql() -> bool {
+    let skip = std::env::var("FLOTILLA_TEST_SKIP_MYSQL").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("FLOTILLA_TEST_SKIP_MYSQL=1: skipping a test that needs MySQL");
+    }
+    skip
+}
+
+/// A fresh database `flotilla_t_<random>` on [`mysql_server_url`], dropped (with everything
+/// in it) when this is dropped, also when the test panics.
+pub struct ScratchDatabase {
+    pub name: String,
+    /// `mysql://…/<name>`: what `--mysql-url` takes.
+    pub url: String,
+}
+
+impl ScratchDatabase {
+    pub async fn create() -> ScratchDatabase {
+        use sqlx::Connection;
+        let server = mysql_server_url();
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        let name = format!("flotilla_t_{random:016x}");
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            sqlx::MySqlConnection::connect(&server),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "MySQL/MariaDB at {server} is unreachable ({e}); start MariaDB \
+                 (apt-get install mariadb-server), set FLOTILLA_TEST_MYSQL_URL, or set \
+                 FLOTILLA_TEST_SKIP_MYSQL=1 to skip the MySQL tests"
+            )
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("creating the scratch database");
+        let _ = conn.close().await;
+        ScratchDatabase {
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+
+    /// The URL of this database reached through `proxy` instead of directly.
+    pub fn url_via(&self, proxy: &TcpProxy) -> String {
+        let server = mysql_server_url();
+        let (scheme, rest) = server.split_once("://").expect("mysql://… URL");
+        let user = rest.rsplit_once('@').map(|(user, _)| format!("{user}@"));
+        format!(
+            "{scheme}://{}{}/{}",
+            user.unwrap_or_default(),
+            proxy.addr,
+            self.name
+        )
+    }
+
+    /// A direct connection pool on this database, to read what the server wrote.
+    pub async fn pool(&self) -> sqlx::MySqlPool {
+        sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .expect("connecting to the scratch database")
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        // The test's runtime may be gone or unwinding: use a thread with a runtime of its own.
+        let (server, name) = (mysql_server_url(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    let mut conn = sqlx::MySqlConnection::connect(&server).await?;
+                    drop_database(&mut conn, &name).await?;
+                    conn.close().await
+                })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("could not drop the scratch database {}: {error}", self.name),
+            Err(_) => eprintln!("could not drop the scratch database {}", self.name),
+        }
+    }
+}
+
+/// A TCP proxy on `127.0.0.1:<free port>` to `upstream`, that a test can cut (every open
+/// connection closed, new ones closed as soon as accepted) and restore: a database outage
+/// without touching the database server other tests share.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    open: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listener");
+        let addr = listener.local_addr().expect("proxy address");
+        let open = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
+        let accept = {
+            let open = open.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !*open.borrow() {
+                        drop(client);
+                        continue;
+                    }
+                    let mut cut = open.subscribe();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = cut.wait_for(|open| !*open) => {}
+                        }
+                    });
+                }
+            })
+        };
+        TcpProxy { addr, open, accept }
+    }
+
+    /// The upstream of [`mysql_server_url`].
+    pub async fn to_mysql() -> TcpProxy {
+        let server = mysql_server_url();
+        let authority = server
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&server);
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:3306")
+        };
+        let upstream = tokio::net::lookup_host(&host_port)
+            .await
+            .expect("resolving the MySQL server")
+            .next()
+            .expect("an address for the MySQL server");
+        TcpProxy::start(upstream).await
+    }
+
+    /// Closes every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// Drops `name` after ending every session still using it: a test that panicked mid-transaction
+/// leaves a pooled connection holding a metadata lock that `DROP DATABASE` would wait on.
+async fn drop_database(conn: &mut sqlx::MySqlConnection, name: &str) -> Result<(), sqlx::Error> {
+    let sessions: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+    )
+    .bind(name)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in sessions {
+        // Already gone is fine.
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {id}")))
+            .execute(&mut *conn)
+            .await;
+    }
+    sqlx::raw_sql("SET SESSION lock_wait_timeout = 30")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

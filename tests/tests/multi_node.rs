@@ -8,25 +8,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_loadtest::{LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer};
-use flotilla_tests::{RedisServer, ResultsSocket, Server};
+use flotilla_tests::{RedisServer, ResultsSocket, ScratchDatabase, Server, skip_mysql};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
-/// The nodes of one deployment: one data directory (SQLite and the TLS certificate they
-/// share) and one Redis.
+/// The nodes of one deployment: a scratch MySQL database, a private Redis, and one data
+/// directory for the TLS certificate they share (as nodes behind one name do).
 struct Cluster {
     dir: tempfile::TempDir,
+    database: ScratchDatabase,
     redis: RedisServer,
     nodes: Vec<Option<Server>>,
     addresses: Vec<String>,
 }
 
 impl Cluster {
-    fn start(count: usize) -> Cluster {
+    async fn start(count: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let database = ScratchDatabase::create().await;
         let redis = RedisServer::start();
         let mut cluster = Cluster {
             dir,
+            database,
             redis,
             nodes: Vec::new(),
             addresses: Vec::new(),
@@ -42,7 +45,14 @@ impl Cluster {
     fn launch(&self, i: usize, address: Option<&str>) -> Server {
         let name = format!("node-{i}");
         let url = self.redis.url();
-        let mut args = vec!["--redis-url", &url, "--node-name", &name];
+        let mut args = vec![
+            "--redis-url",
+            &url,
+            "--node-name",
+            &name,
+            "--mysql-url",
+            &self.database.url,
+        ];
         if let Some(address) = address {
             args.extend(["--listen", address]);
         }
@@ -253,8 +263,11 @@ fn result_hosts(messages: &[Value]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_query_started_on_one_node_and_watched_on_another_gets_every_answer_once() {
+    if skip_mysql() {
+        return;
+    }
     const HOSTS: usize = 24;
-    let cluster = Cluster::start(3);
+    let cluster = Cluster::start(3).await;
     let hosts = enroll_hosts(&cluster, HOSTS).await;
     let keys: Vec<Option<String>> = hosts.iter().map(|(_, h)| h.key()).collect();
 
@@ -300,8 +313,11 @@ async fn a_live_query_started_on_one_node_and_watched_on_another_gets_every_answ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_going_away_mid_query_loses_nothing_and_new_queries_fail_clearly() {
+    if skip_mysql() {
+        return;
+    }
     const HOSTS: usize = 12;
-    let mut cluster = Cluster::start(2);
+    let mut cluster = Cluster::start(2).await;
     let hosts = enroll_hosts(&cluster, HOSTS).await;
     let (campaign, token) = start_campaign(cluster.node(0), "SELECT * FROM uptime").await;
     let mut socket = watch(cluster.node(1), &token, campaign).await;
@@ -384,8 +400,11 @@ async fn redis_going_away_mid_query_loses_nothing_and_new_queries_fail_clearly()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_query_is_taken_over_and_rejoins_when_restarted() {
+    if skip_mysql() {
+        return;
+    }
     const HOSTS: usize = 12;
-    let mut cluster = Cluster::start(3);
+    let mut cluster = Cluster::start(3).await;
     let hosts = enroll_hosts(&cluster, HOSTS).await;
     // Started on node 0, which then dies; watched on node 2.
     let (campaign, token) = start_campaign(cluster.node(0), "SELECT * FROM processes").await;

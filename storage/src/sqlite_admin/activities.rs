@@ -1,7 +1,7 @@
 //! The activity log: who did what, newest first by default.
 
 use flotilla_engine::store::StoreError;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::store_error;
 use crate::admin::{Activity, Order, Page, UserId};
@@ -61,22 +61,5 @@ pub async fn list(
         .push(" OFFSET ")
         .push_bind(page.offset.min(i64::MAX as u64) as i64);
     let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
-    rows.iter()
-        .map(|row| {
-            let details: String = row.try_get("details").map_err(store_error)?;
-            Ok(Activity {
-                id: row.try_get::<i64, _>("id").map_err(store_error)? as u64,
-                actor: row
-                    .try_get::<Option<i64>, _>("actor_id")
-                    .map_err(store_error)?
-                    .map(|a| UserId(a as u64)),
-                actor_full_name: row.try_get("actor_full_name").map_err(store_error)?,
-                actor_email: row.try_get("actor_email").map_err(store_error)?,
-                kind: row.try_get("type").map_err(store_error)?,
-                details: serde_json::from_str(&details)
-                    .map_err(|e| StoreError::Data(format!("activity details: {e}")))?,
-                created_at: row.try_get("created_at").map_err(store_error)?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::rows::activity).collect()
 }

@@ -2,10 +2,9 @@
 
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{id_array, like_pattern, store_error, team_id, write_error};
+use super::{id_array, like_pattern, store_error, write_error};
 use crate::admin::{
     AdminError, Host, HostFilter, HostScope, HostTotals, LabelId, Order, Page, StatusFilter,
     TeamFilter,
@@ -30,45 +29,6 @@ const HOSTS_FROM: &str = " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id";
 pub(crate) const LABEL_MEMBER: &str = "((l.label_type = 'builtin' AND (l.platform = '' OR \
      l.platform = h.platform)) OR (l.label_type <> 'builtin' AND EXISTS (SELECT 1 FROM \
      label_membership m WHERE m.label_id = l.id AND m.host_id = h.id)))";
-
-fn host_row(row: &SqliteRow) -> Result<Host, sqlx::Error> {
-    Ok(Host {
-        id: HostId(row.try_get::<i64, _>("id")? as u64),
-        osquery_host_id: row.try_get("osquery_host_id")?,
-        uuid: row.try_get("uuid")?,
-        hostname: row.try_get("hostname")?,
-        computer_name: row.try_get("computer_name")?,
-        platform: row.try_get("platform")?,
-        platform_like: row.try_get("platform_like")?,
-        os_version: row.try_get("os_version")?,
-        build: row.try_get("build")?,
-        code_name: row.try_get("code_name")?,
-        osquery_version: row.try_get("osquery_version")?,
-        cpu_type: row.try_get("cpu_type")?,
-        cpu_brand: row.try_get("cpu_brand")?,
-        cpu_physical_cores: row.try_get("cpu_physical_cores")?,
-        cpu_logical_cores: row.try_get("cpu_logical_cores")?,
-        memory: row.try_get("memory")?,
-        hardware_vendor: row.try_get("hardware_vendor")?,
-        hardware_model: row.try_get("hardware_model")?,
-        hardware_version: row.try_get("hardware_version")?,
-        hardware_serial: row.try_get("hardware_serial")?,
-        primary_ip: row.try_get("primary_ip")?,
-        primary_mac: row.try_get("primary_mac")?,
-        uptime_seconds: row.try_get("uptime")?,
-        distributed_interval: row.try_get("distributed_interval")?,
-        config_tls_refresh: row.try_get("config_tls_refresh")?,
-        logger_tls_period: row.try_get("logger_tls_period")?,
-        team: team_id(row.try_get("team_id")?),
-        team_name: row.try_get("team_name")?,
-        seen_time: row.try_get("seen_time")?,
-        detail_updated_at: row.try_get("detail_updated_at")?,
-        refetch_requested: row.try_get("refetch_requested")?,
-        created_at: row.try_get("created_at")?,
-        last_enrolled_at: row.try_get("last_enrolled_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 /// Appends ` AND <scope>` for hosts aliased `h`.
 pub(crate) fn push_scope(query: &mut QueryBuilder<Sqlite>, scope: &HostScope) {
@@ -204,7 +164,7 @@ pub async fn list(
         .push_bind(page.offset.min(i64::MAX as u64) as i64);
     let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
     rows.iter()
-        .map(host_row)
+        .map(crate::rows::host)
         .collect::<Result<_, _>>()
         .map_err(store_error)
 }
@@ -230,7 +190,7 @@ pub async fn get(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreErr
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(host_row).transpose().map_err(store_error)
+    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
 }
 
 pub async fn by_identifier(
@@ -256,7 +216,7 @@ pub async fn by_identifier(
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(host_row).transpose().map_err(store_error)
+    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
 }
 
 pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {
@@ -275,7 +235,7 @@ pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, Store
     let Some(row) = row else {
         return Ok(None);
     };
-    let host = host_row(&row).map_err(store_error)?;
+    let host = crate::rows::host(&row).map_err(store_error)?;
     sqlx::query("DELETE FROM hosts WHERE id = ?")
         .bind(id.0 as i64)
         .execute(&mut *tx)

@@ -3,8 +3,7 @@
 
 use flotilla_engine::ids::HostId;
 use flotilla_engine::store::StoreError;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::hosts::{LABEL_MEMBER, push_scope};
 use super::{id_array, store_error, write_error};
@@ -18,31 +17,6 @@ macro_rules! label_columns {
         "l.id, l.name, l.description, l.query, l.platform, l.label_type, \
          l.label_membership_type, l.created_at, l.updated_at"
     };
-}
-
-fn label_row(row: &SqliteRow) -> Result<Label, sqlx::Error> {
-    let label_type: String = row.try_get("label_type")?;
-    let membership: String = row.try_get("label_membership_type")?;
-    Ok(Label {
-        id: LabelId(row.try_get::<i64, _>("id")? as u64),
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        query: row.try_get("query")?,
-        platform: row.try_get("platform")?,
-        label_type: if label_type == "builtin" {
-            LabelType::Builtin
-        } else {
-            LabelType::Regular
-        },
-        membership: if membership == "manual" {
-            LabelMembership::Manual
-        } else {
-            LabelMembership::Dynamic
-        },
-        host_count: row.try_get::<i64, _>("host_count")? as u64,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 /// `SELECT <label columns>, <host count within scope> AS host_count FROM labels l`.
@@ -66,7 +40,7 @@ async fn load(
     let mut query = select_labels(scope);
     query.push(" WHERE l.id = ").push_bind(id.0 as i64);
     let row = query.build().fetch_optional(&mut *conn).await?;
-    row.as_ref().map(label_row).transpose()
+    row.as_ref().map(crate::rows::label).transpose()
 }
 
 async fn set_members(
@@ -130,7 +104,7 @@ pub async fn list(pool: &SqlitePool, scope: &HostScope) -> Result<Vec<Label>, St
     query.push(" ORDER BY l.id");
     let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
     rows.iter()
-        .map(label_row)
+        .map(crate::rows::label)
         .collect::<Result<_, _>>()
         .map_err(store_error)
 }
@@ -152,7 +126,7 @@ pub async fn by_name(pool: &SqlitePool, name: &str) -> Result<Option<Label>, Sto
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(label_row).transpose().map_err(store_error)
+    row.as_ref().map(crate::rows::label).transpose().map_err(store_error)
 }
 
 pub async fn ids_by_names(pool: &SqlitePool, names: &[String]) -> Result<Vec<LabelId>, StoreError> {
@@ -262,7 +236,7 @@ pub async fn of_host(pool: &SqlitePool, host: HostId) -> Result<Vec<Label>, Stor
         .push(") ORDER BY l.id");
     let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
     rows.iter()
-        .map(label_row)
+        .map(crate::rows::label)
         .collect::<Result<_, _>>()
         .map_err(store_error)
 }
@@ -276,14 +250,8 @@ pub async fn dynamic_queries(pool: &SqlitePool) -> Result<Vec<LabelQuery>, Store
     .await
     .map_err(store_error)?;
     rows.iter()
-        .map(|row| {
-            Ok(LabelQuery {
-                id: LabelId(row.try_get::<i64, _>("id")? as u64),
-                query: row.try_get("query")?,
-                platform: row.try_get("platform")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
+        .map(crate::rows::label_query)
+        .collect::<Result<_, _>>()
         .map_err(store_error)
 }
 

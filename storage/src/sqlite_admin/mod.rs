@@ -16,54 +16,7 @@ use flotilla_engine::store::StoreError;
 use crate::SqliteStore;
 use crate::admin::*;
 
-/// A failed read: the database answered with data we cannot decode, or did not answer.
-pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::TypeNotFound { .. } => StoreError::Data(error.to_string()),
-        other => StoreError::Unavailable(other.to_string()),
-    }
-}
-
-/// A failed write: a taken unique name becomes [`AdminError::Conflict`] (`what` says which),
-/// a reference to a missing row becomes [`AdminError::Invalid`].
-pub(crate) fn write_error(error: sqlx::Error, what: &str) -> AdminError {
-    if let sqlx::Error::Database(db) = &error {
-        if db.is_unique_violation() {
-            return AdminError::Conflict(format!("{what} already exists"));
-        }
-        if db.is_foreign_key_violation() {
-            return AdminError::Invalid(format!("{what} refers to something that does not exist"));
-        }
-    }
-    AdminError::Store(store_error(error))
-}
-
-/// A JSON array of ids, bound as one parameter and read with `json_each(?)`.
-pub(crate) fn id_array(ids: impl IntoIterator<Item = u64>) -> String {
-    let ids: Vec<u64> = ids.into_iter().collect();
-    serde_json::to_string(&ids).expect("a list of integers serialises")
-}
-
-/// `%text%` for `LIKE … ESCAPE '\'`, with the pattern characters in `text` escaped.
-pub(crate) fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-pub(crate) fn team_id(value: Option<i64>) -> Option<TeamId> {
-    value.map(|t| TeamId(t as u64))
-}
+pub(crate) use crate::common::{id_array, like_pattern, store_error, write_error};
 
 #[async_trait]
 impl AdminStore for SqliteStore {

@@ -2,10 +2,9 @@
 
 use flotilla_engine::ids::TeamId;
 use flotilla_engine::store::StoreError;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use super::{id_array, like_pattern, store_error, team_id, write_error};
+use super::{id_array, like_pattern, store_error, write_error};
 use crate::admin::{AdminError, QueryFields, QueryId, SavedQuery, UserId};
 
 const SELECT_QUERIES: &str = "SELECT q.id, q.team_id, q.name, q.description, q.query, \
@@ -16,39 +15,13 @@ const SELECT_QUERIES: &str = "SELECT q.id, q.team_id, q.name, q.description, q.q
 
 const NAME_TAKEN: &str = "a query with this name in this team";
 
-fn query_row(row: &SqliteRow) -> Result<SavedQuery, sqlx::Error> {
-    Ok(SavedQuery {
-        id: QueryId(row.try_get::<i64, _>("id")? as u64),
-        team: team_id(row.try_get("team_id")?),
-        fields: QueryFields {
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            query: row.try_get("query")?,
-            interval: row.try_get::<i64, _>("interval")?.clamp(0, u32::MAX as i64) as u32,
-            platform: row.try_get("platform")?,
-            min_osquery_version: row.try_get("min_osquery_version")?,
-            automations_enabled: row.try_get("automations_enabled")?,
-            logging: row.try_get("logging")?,
-            observer_can_run: row.try_get("observer_can_run")?,
-            discard_data: row.try_get("discard_data")?,
-        },
-        author: row
-            .try_get::<Option<i64>, _>("author_id")?
-            .map(|a| UserId(a as u64)),
-        author_name: row.try_get("author_name")?,
-        author_email: row.try_get("author_email")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 async fn load(conn: &mut SqliteConnection, id: QueryId) -> Result<Option<SavedQuery>, sqlx::Error> {
     let sql = format!("{SELECT_QUERIES} WHERE q.id = ?");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.0 as i64)
         .fetch_optional(&mut *conn)
         .await?;
-    row.as_ref().map(query_row).transpose()
+    row.as_ref().map(crate::rows::saved_query).transpose()
 }
 
 pub async fn create(
@@ -116,7 +89,7 @@ pub async fn list(
     query.push(" ORDER BY q.name, q.id");
     let rows = query.build().fetch_all(pool).await.map_err(store_error)?;
     rows.iter()
-        .map(query_row)
+        .map(crate::rows::saved_query)
         .collect::<Result<_, _>>()
         .map_err(store_error)
 }
@@ -138,7 +111,7 @@ pub async fn by_name(
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(query_row).transpose().map_err(store_error)
+    row.as_ref().map(crate::rows::saved_query).transpose().map_err(store_error)
 }
 
 pub async fn update(

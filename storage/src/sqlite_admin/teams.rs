@@ -4,36 +4,14 @@ use std::collections::HashMap;
 
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{store_error, team_id, write_error};
+use super::{store_error, write_error};
 use crate::admin::{AdminError, Team, TeamChanges, TeamSecret};
 
 const SELECT_TEAMS: &str = "SELECT t.id, t.name, t.description, t.created_at, t.updated_at, \
      (SELECT COUNT(*) FROM user_teams ut WHERE ut.team_id = t.id) AS user_count, \
      (SELECT COUNT(*) FROM hosts h WHERE h.team_id = t.id) AS host_count FROM teams t";
-
-fn team_row(row: &SqliteRow) -> Result<Team, sqlx::Error> {
-    Ok(Team {
-        id: TeamId(row.try_get::<i64, _>("id")? as u64),
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        user_count: row.try_get::<i64, _>("user_count")? as u64,
-        host_count: row.try_get::<i64, _>("host_count")? as u64,
-        secrets: Vec::new(),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn secret_row(row: &SqliteRow) -> Result<TeamSecret, sqlx::Error> {
-    Ok(TeamSecret {
-        secret: row.try_get("secret")?,
-        team: team_id(row.try_get("team_id")?),
-        created_at: row.try_get("created_at")?,
-    })
-}
 
 async fn secrets(
     conn: &mut SqliteConnection,
@@ -46,7 +24,7 @@ async fn secrets(
     .bind(team.map(|t| t.0 as i64))
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(secret_row).collect()
+    rows.iter().map(crate::rows::team_secret).collect()
 }
 
 async fn load(conn: &mut SqliteConnection, id: TeamId) -> Result<Option<Team>, sqlx::Error> {
@@ -58,7 +36,7 @@ async fn load(conn: &mut SqliteConnection, id: TeamId) -> Result<Option<Team>, s
     let Some(row) = row else {
         return Ok(None);
     };
-    let mut team = team_row(&row)?;
+    let mut team = crate::rows::team(&row)?;
     team.secrets = secrets(conn, Some(id)).await?;
     Ok(Some(team))
 }
@@ -108,7 +86,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<Team>, StoreError> {
         .map_err(store_error)?;
     let mut teams: Vec<Team> = rows
         .iter()
-        .map(team_row)
+        .map(crate::rows::team)
         .collect::<Result<_, _>>()
         .map_err(store_error)?;
     let rows = sqlx::query(
@@ -120,7 +98,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<Team>, StoreError> {
     .map_err(store_error)?;
     let mut by_team: HashMap<TeamId, Vec<TeamSecret>> = HashMap::new();
     for row in &rows {
-        let secret = secret_row(row).map_err(store_error)?;
+        let secret = crate::rows::team_secret(row).map_err(store_error)?;
         if let Some(team) = secret.team {
             by_team.entry(team).or_default().push(secret);
         }

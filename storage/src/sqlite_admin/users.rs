@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 
-use flotilla_engine::ids::TeamId;
 use flotilla_engine::store::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{store_error, write_error};
@@ -15,29 +13,6 @@ macro_rules! user_columns {
         "id, name, email, global_role, api_only, enabled, force_password_reset, created_at, \
          updated_at"
     };
-}
-
-fn user_row(row: &SqliteRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: UserId(row.try_get::<i64, _>("id")? as u64),
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        global_role: row.try_get("global_role")?,
-        teams: Vec::new(),
-        api_only: row.try_get("api_only")?,
-        enabled: row.try_get("enabled")?,
-        force_password_reset: row.try_get("force_password_reset")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn user_team_row(row: &SqliteRow) -> Result<UserTeam, sqlx::Error> {
-    Ok(UserTeam {
-        team: TeamId(row.try_get::<i64, _>("team_id")? as u64),
-        team_name: row.try_get("team_name")?,
-        role: row.try_get("role")?,
-    })
 }
 
 async fn load(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, sqlx::Error> {
@@ -52,7 +27,7 @@ async fn load(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, s
     else {
         return Ok(None);
     };
-    let mut user = user_row(&row)?;
+    let mut user = crate::rows::user(&row)?;
     let teams = sqlx::query(
         "SELECT ut.team_id, t.name AS team_name, ut.role FROM user_teams ut \
          JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = ? ORDER BY t.name",
@@ -60,7 +35,7 @@ async fn load(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, s
     .bind(id.0 as i64)
     .fetch_all(&mut *conn)
     .await?;
-    user.teams = teams.iter().map(user_team_row).collect::<Result<_, _>>()?;
+    user.teams = teams.iter().map(crate::rows::user_team).collect::<Result<_, _>>()?;
     Ok(Some(user))
 }
 
@@ -195,7 +170,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<User>, StoreError> {
     .map_err(store_error)?;
     let mut users: Vec<User> = rows
         .iter()
-        .map(user_row)
+        .map(crate::rows::user)
         .collect::<Result<_, _>>()
         .map_err(store_error)?;
     let roles = sqlx::query(
@@ -211,7 +186,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<User>, StoreError> {
         by_user
             .entry(user)
             .or_default()
-            .push(user_team_row(row).map_err(store_error)?);
+            .push(crate::rows::user_team(row).map_err(store_error)?);
     }
     for user in &mut users {
         user.teams = by_user.remove(&user.id.0).unwrap_or_default();
