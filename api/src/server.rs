@@ -81,6 +81,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
     let transport = transport(&args, &data_dir)?;
+    // Shared with the relay between nodes once there is one; zero until then.
+    let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
+    let metrics = metrics(&args, &hosts, &campaigns, &relay_counters, &sqlite);
+    let health = crate::health::Health::new(store.clone());
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
         campaigns: campaigns.clone(),
@@ -105,11 +109,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             carve_block: args.max_body_carve_block,
         },
         live_query_sync_timeout: args.live_query_sync_timeout,
+        metrics,
+        health,
     });
     crate::fleet::labels::publish_label_queries(&state, true)
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
-    let app = crate::app::app(state);
+    let app = crate::app::app(state.clone());
 
     let handle = Handle::new();
     let server = {
@@ -146,6 +152,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         generated_secret.as_deref(),
         &admin_status,
     );
+    state.health.mark_started();
     tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
 
     shutdown_signal().await;
@@ -166,6 +173,38 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .context("flushing host writes at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// `/metrics`' sources: the engine's registries and counters, the relay's counters and the
+/// database pool.
+fn metrics(
+    args: &ServeArgs,
+    hosts: &Hosts,
+    campaigns: &Campaigns,
+    relay: &Arc<flotilla_engine::counters::RelayCounters>,
+    sqlite: &Arc<SqliteStore>,
+) -> Arc<crate::metrics::Metrics> {
+    let pool = sqlite.pool().clone();
+    let sources = crate::metrics::MetricsSources {
+        hosts: hosts.clone(),
+        campaigns: campaigns.clone(),
+        relay: relay.clone(),
+        relay_configured: false,
+        store_backend: "sqlite",
+        pool: Some(Box::new(move || crate::metrics::PoolUsage {
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        })),
+    };
+    let auth = match (&args.prometheus_username, &args.prometheus_password) {
+        (Some(username), Some(password)) => Some(crate::metrics::BasicAuth {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    Arc::new(crate::metrics::Metrics::new(sources, auth))
 }
 
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {

@@ -253,9 +253,10 @@ impl CampaignActorState {
             responded: progress.actual_results as u64,
             finished_at: crate::unix_now(),
         };
-        let (store, id) = (self.ctx.store.clone(), self.id);
+        let (store, id, counters) = (self.ctx.store.clone(), self.id, self.ctx.counters.clone());
         tokio::spawn(async move {
             if let Err(error) = store.finish_campaign(id, &outcome).await {
+                counters.store_errors.incr();
                 tracing::warn!(campaign = %id, %error, "could not record the campaign's outcome");
             }
         });

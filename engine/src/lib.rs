@@ -35,7 +35,7 @@ pub mod memory_store;
 
 pub use campaigns::{CampaignConfig, CampaignError, CampaignRouter, Campaigns};
 pub use config::EngineConfig;
-pub use hosts::{HostError, Hosts, Presence};
+pub use hosts::{Census, HostError, Hosts, PlatformCount, Presence};
 pub use ids::{CampaignId, HostId, NodeKey, TeamId};
 
 /// Seconds since the Unix epoch, from the wall clock.
