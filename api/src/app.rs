@@ -2,8 +2,6 @@
 //! it directly.
 
 use axum::Router;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::state::SharedState;
 
@@ -12,11 +10,12 @@ pub fn app(state: SharedState) -> Router {
         .merge(crate::osquery::router())
         .merge(crate::fleet::router())
         .merge(crate::health::router())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
+        .merge(crate::metrics::router())
+        // Metrics and the per-request log line; `Router::layer` wraps each route, so the
+        // middleware sees the matched route template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }

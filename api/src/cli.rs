@@ -95,11 +95,11 @@ pub struct ServeArgs {
     pub node_name: Option<String>,
 
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives such as
-    /// `info,flotilla_engine=debug`.
-    #[arg(long, env = "FLOTILLA_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// `info,flotilla_engine=debug`. Without it, RUST_LOG is used if set, else `info`.
+    #[arg(long, env = "FLOTILLA_LOG_LEVEL")]
+    pub log_level: Option<String>,
 
-    /// Log format on standard error.
+    /// Log format on standard error: text for people, json (one object a line) for machines.
     #[arg(long, env = "FLOTILLA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
@@ -170,6 +170,24 @@ pub struct ServeArgs {
     /// operation fails (enroll answers "retry later", /healthz reports 500) instead of waiting.
     #[arg(long, env = "FLOTILLA_MYSQL_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub mysql_connect_timeout: Duration,
+
+    /// Username a Prometheus scraper must present for /metrics (HTTP basic auth; needs
+    /// --prometheus-password). Without it /metrics is open.
+    #[arg(
+        long,
+        env = "FLOTILLA_PROMETHEUS_USERNAME",
+        requires = "prometheus_password"
+    )]
+    pub prometheus_username: Option<String>,
+
+    /// Password for --prometheus-username.
+    #[arg(
+        long,
+        env = "FLOTILLA_PROMETHEUS_PASSWORD",
+        hide_env_values = true,
+        requires = "prometheus_username"
+    )]
+    pub prometheus_password: Option<String>,
 
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]

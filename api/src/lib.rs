@@ -2,7 +2,8 @@
 //!
 //! - [`osquery`] — the osquery TLS remote API (`/api/osquery/*`, `/api/v1/osquery/*`).
 //! - [`fleet`] — the Fleet-compatible admin REST API (`/api/{v1,2022-04,latest}/fleet/*`).
-//! - [`health`] — `/healthz` and `/version`.
+//! - [`health`] — `/healthz`, `/readyz` and `/version`.
+//! - [`metrics`] — `/metrics` (Prometheus) and the middleware that records every request.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
 //! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on.
@@ -15,6 +16,7 @@ pub mod fleet;
 pub mod health;
 pub mod live;
 pub mod logsink;
+pub mod metrics;
 pub mod osquery;
 pub mod server;
 pub mod state;

@@ -25,7 +25,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            init_logging(&args.log_level, args.log_format)?;
+            let level = args
+                .log_level
+                .clone()
+                .or_else(|| std::env::var("RUST_LOG").ok())
+                .unwrap_or_else(|| "info".to_owned());
+            init_logging(&level, args.log_format)?;
             flotilla_api::server::run(args).await
         }
     }

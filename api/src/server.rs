@@ -44,6 +44,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         hosts: store,
         campaigns: campaign_store,
         admin,
+        backend,
+        pool,
     } = open_stores(&args, &data_dir).await?;
     let admin_status = ensure_admin(
         admin.as_ref(),
@@ -51,7 +53,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.admin_password.as_deref(),
     )
     .await?;
-    let relay = relay(&args)?;
+    // Shared with the relay between nodes, which records into it; zero on a single node.
+    let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
+    let relay = relay(&args, relay_counters.clone())?;
     // Campaigns do not outlive the processes that ran them: close what a previous run left
     // open, except what other nodes sharing the relay still run (this node will mirror those).
     let still_running = if relay.is_local() {
@@ -103,6 +107,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
     let transport = transport(&args, &data_dir)?;
+    let metrics = metrics(
+        &args,
+        &hosts,
+        &campaigns,
+        &relay_counters,
+        !relay.is_local(),
+        backend,
+        pool,
+    );
+    let mut health = crate::health::Health::new(store.clone());
+    if !relay.is_local() {
+        health = health
+            .with_check("redis", Arc::new(RelayCheck(relay.clone())))
+            .with_relay(relay_counters.clone());
+    }
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
         campaigns: campaigns.clone(),
@@ -127,6 +146,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             carve_block: args.max_body_carve_block,
         },
         live_query_sync_timeout: args.live_query_sync_timeout,
+        metrics,
+        health,
     });
     crate::fleet::labels::publish_label_queries(&state, true)
         .await
@@ -141,7 +162,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         }
     }
-    let app = crate::app::app(state);
+    let app = crate::app::app(state.clone());
 
     let handle = Handle::new();
     let server = {
@@ -178,6 +199,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         generated_secret.as_deref(),
         &admin_status,
     );
+    state.health.mark_started();
     tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
 
     shutdown_signal().await;
@@ -200,8 +222,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The relay's ping as the `redis` health check.
+struct RelayCheck(Arc<dyn Relay>);
+
+#[async_trait::async_trait]
+impl crate::health::HealthCheck for RelayCheck {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|error| error.to_string())
+    }
+}
+
 /// The relay: Redis when `--redis-url` is given, otherwise in process.
-fn relay(args: &ServeArgs) -> Result<Arc<dyn Relay>> {
+fn relay(
+    args: &ServeArgs,
+    counters: Arc<flotilla_engine::counters::RelayCounters>,
+) -> Result<Arc<dyn Relay>> {
     let Some(url) = &args.redis_url else {
         return Ok(Arc::new(LocalRelay::default()));
     };
@@ -212,7 +247,7 @@ fn relay(args: &ServeArgs) -> Result<Arc<dyn Relay>> {
         format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
     });
     tracing::info!(node = %node, "relaying live queries through Redis");
-    Ok(RedisRelay::connect(url, node, args.redis_pool_size)
+    Ok(RedisRelay::connect(url, node, args.redis_pool_size, counters)
         .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?)
 }
 
@@ -245,6 +280,10 @@ struct Stores {
     hosts: Arc<dyn HostStore>,
     campaigns: Arc<dyn CampaignStore>,
     admin: Arc<dyn AdminStore>,
+    /// `sqlite` or `mysql`.
+    backend: &'static str,
+    /// The connection pool's usage, for `/metrics`.
+    pool: crate::metrics::PoolProbe,
 }
 
 /// MySQL when `--mysql-url` is given (for everything), else SQLite in the data directory.
@@ -261,10 +300,17 @@ async fn open_stores(args: &ServeArgs, data_dir: &Path) -> Result<Stores> {
                 .with_context(|| format!("opening the MySQL database at {}", redact_url(url)))?,
         );
         tracing::info!(database = %redact_url(url), "storing in MySQL");
+        let pool = mysql.pool().clone();
         return Ok(Stores {
             hosts: mysql.clone(),
             campaigns: mysql.clone(),
             admin: mysql,
+            backend: "mysql",
+            pool: Box::new(move || crate::metrics::PoolUsage {
+                open: pool.size(),
+                idle: pool.num_idle() as u32,
+                max: pool.options().get_max_connections(),
+            }),
         });
     }
     let sqlite = Arc::new(
@@ -272,10 +318,17 @@ async fn open_stores(args: &ServeArgs, data_dir: &Path) -> Result<Stores> {
             .await
             .context("opening the SQLite database")?,
     );
+    let pool = sqlite.pool().clone();
     Ok(Stores {
         hosts: sqlite.clone(),
         campaigns: sqlite.clone(),
         admin: sqlite,
+        backend: "sqlite",
+        pool: Box::new(move || crate::metrics::PoolUsage {
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        }),
     })
 }
 
@@ -294,6 +347,35 @@ fn redact_url(url: &str) -> String {
     };
     let path = path.split('?').next().unwrap_or("");
     format!("{scheme}://{host}/{path}")
+}
+
+/// `/metrics`' sources: the engine's registries and counters, the relay's counters and the
+/// database pool.
+fn metrics(
+    args: &ServeArgs,
+    hosts: &Hosts,
+    campaigns: &Campaigns,
+    relay: &Arc<flotilla_engine::counters::RelayCounters>,
+    relay_configured: bool,
+    store_backend: &'static str,
+    pool: crate::metrics::PoolProbe,
+) -> Arc<crate::metrics::Metrics> {
+    let sources = crate::metrics::MetricsSources {
+        hosts: hosts.clone(),
+        campaigns: campaigns.clone(),
+        relay: relay.clone(),
+        relay_configured,
+        store_backend,
+        pool: Some(pool),
+    };
+    let auth = match (&args.prometheus_username, &args.prometheus_password) {
+        (Some(username), Some(password)) => Some(crate::metrics::BasicAuth {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    Arc::new(crate::metrics::Metrics::new(sources, auth))
 }
 
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {

@@ -46,6 +46,10 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// How long the synchronous live-query endpoints wait for answers.
     pub live_query_sync_timeout: std::time::Duration,
+    /// `/metrics`: what every request records into and what a scrape reads.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `/healthz` checks and `/readyz` state.
+    pub health: crate::health::Health,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -303,7 +303,7 @@ impl CampaignActorState {
             finished_at: crate::unix_now(),
         };
         if claim {
-            let (store, id) = (self.ctx.store.clone(), self.id);
+            let (store, id, counters) = (self.ctx.store.clone(), self.id, self.ctx.counters.clone());
             let relay = self.distributed().then(|| self.ctx.hosts.relay());
             tokio::spawn(async move {
                 if let Some(relay) = relay
@@ -312,6 +312,7 @@ impl CampaignActorState {
                     return;
                 }
                 if let Err(error) = store.finish_campaign(id, &outcome).await {
+                    counters.store_errors.incr();
                     tracing::warn!(campaign = %id, %error, "could not record the campaign's outcome");
                 }
             });

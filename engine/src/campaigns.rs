@@ -77,13 +77,21 @@ pub struct CampaignCounters {
     pub hosts_enqueued: Counter,
     pub results_routed: Counter,
     pub results_duplicate: Counter,
-    /// Answers for campaigns not running here (finished, or never known).
+    /// Answers for campaigns not running here (finished, or never known). Not a loss: nobody
+    /// is waiting for them.
     pub results_unrouted: Counter,
+    /// Answers accepted from a host for a running campaign that reached no subscriber, with
+    /// nobody told: a loss, so it must stay 0. Within one node nothing can drop an answer (a
+    /// subscriber that falls behind is disconnected and told, `subscribers_overflowed`; rows past
+    /// the cap are counted and announced); the relay between nodes counts here an answer it
+    /// accepted and could not append to the campaign's log because Redis stayed unreachable
+    /// past every campaign's end (15 minutes).
+    pub results_dropped: Counter,
     pub subscribers_overflowed: Counter,
     /// Answers this node sent to the shared relay.
     pub results_relayed: Counter,
-    /// Answers lost because the relay stayed unreachable past every campaign's end.
-    pub results_dropped: Counter,
+    /// Campaigns the store failed to record (at start or when finished).
+    pub store_errors: Counter,
 }
 
 impl CampaignCounters {
@@ -268,6 +276,7 @@ impl Campaigns {
         let id = match self.ctx.store.create_campaign(&new.record).await {
             Ok(id) => id,
             Err(error) => {
+                self.ctx.counters.store_errors.incr();
                 self.ctx.release_slot();
                 return Err(error.into());
             }

@@ -49,6 +49,52 @@ pub struct Presence {
     pub team: Option<TeamId>,
 }
 
+/// Hosts by platform and running host actors, counted when asked: what `/metrics` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// One entry per platform, in order of first appearance. A host that has not reported a
+    /// platform yet counts under `unknown`; past [`CENSUS_MAX_PLATFORMS`] distinct platforms,
+    /// the rest count under `other`, so an agent cannot make the list grow without bound.
+    pub platforms: Vec<PlatformCount>,
+    pub active_actors: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformCount {
+    pub platform: Box<str>,
+    pub enrolled: u64,
+    pub online: u64,
+}
+
+/// Distinct platforms [`Hosts::census`] reports before it lumps the rest into `other`.
+pub const CENSUS_MAX_PLATFORMS: usize = 32;
+
+impl Census {
+    fn count(&mut self, platform: &str, online: bool) {
+        let platform = if platform.is_empty() {
+            "unknown"
+        } else {
+            platform
+        };
+        let index = match self.platforms.iter().position(|p| &*p.platform == platform) {
+            Some(index) => index,
+            // The last place is kept for `other`.
+            None if self.platforms.len() + 1 < CENSUS_MAX_PLATFORMS || platform == "other" => {
+                self.platforms.push(PlatformCount {
+                    platform: platform.into(),
+                    enrolled: 0,
+                    online: 0,
+                });
+                self.platforms.len() - 1
+            }
+            None => return self.count("other", online),
+        };
+        let entry = &mut self.platforms[index];
+        entry.enrolled += 1;
+        entry.online += u64::from(online);
+    }
+}
+
 /// A host's place in the registry. Lives as long as the host is enrolled.
 pub struct HostSlot {
     pub id: HostId,
@@ -327,6 +373,23 @@ impl Hosts {
             .count()
     }
 
+    /// Enrolled and online hosts by platform, and running host actors, at `now`: one pass over
+    /// the registry holding each host's lock for a few field reads. For scrapes, not check-ins.
+    pub fn census(&self, now: i64) -> Census {
+        let config = &self.inner.ctx.config;
+        let mut census = Census::default();
+        for slot in self.inner.by_id.iter() {
+            let last_seen = slot.last_seen();
+            let state = slot.lock();
+            census.count(
+                &state.record.platform,
+                state.record.is_online(last_seen, now, config),
+            );
+            census.active_actors += u64::from(state.actor.is_some());
+        }
+        census
+    }
+
     /// Finds the host presenting `key` and stamps its last-seen time. For endpoints that need
     /// no actor (config, log, carve).
     pub async fn authenticate(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
@@ -452,7 +515,10 @@ impl Hosts {
                 now,
             })
             .await
-            .map_err(|e| EnrollError::Unavailable(e.to_string()))?;
+            .map_err(|e| {
+                self.inner.ctx.counters.enroll_store_failures.incr();
+                EnrollError::Unavailable(e.to_string())
+            })?;
         self.install(
             &enrolled.host,
             node_key.clone(),
@@ -765,4 +831,30 @@ fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
     osquery_uuid
         .map(str::to_owned)
         .or_else(|| vitals.uuid.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn census_counts_by_platform_and_bounds_the_platforms() {
+        let mut census = Census::default();
+        census.count("ubuntu", true);
+        census.count("ubuntu", false);
+        census.count("", true);
+        for i in 0..CENSUS_MAX_PLATFORMS + 5 {
+            census.count(&format!("made-up-{i}"), false);
+        }
+        assert_eq!(census.platforms.len(), CENSUS_MAX_PLATFORMS);
+        let get = |name: &str| census.platforms.iter().find(|p| &*p.platform == name);
+        let ubuntu = get("ubuntu").unwrap();
+        assert_eq!((ubuntu.enrolled, ubuntu.online), (2, 1));
+        assert_eq!(get("unknown").unwrap().online, 1);
+        // ubuntu and unknown, then 29 made-up platforms; the last place is `other`.
+        let other = get("other").unwrap();
+        assert_eq!(other.enrolled, (CENSUS_MAX_PLATFORMS + 5 - 29) as u64);
+        let total: u64 = census.platforms.iter().map(|p| p.enrolled).sum();
+        assert_eq!(total, 3 + (CENSUS_MAX_PLATFORMS + 5) as u64);
+    }
 }

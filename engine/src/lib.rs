@@ -38,7 +38,7 @@ pub mod memory_store;
 
 pub use campaigns::{CampaignConfig, CampaignError, CampaignRouter, Campaigns};
 pub use config::EngineConfig;
-pub use hosts::{HostError, Hosts, Presence};
+pub use hosts::{Census, HostError, Hosts, PlatformCount, Presence};
 pub use ids::{CampaignId, HostId, NodeKey, TeamId};
 pub use relay::{LocalRelay, Relay, RelayError, RelayEvent};
 

@@ -42,11 +42,22 @@ enum WriterMsg {
 #[derive(Clone)]
 pub(crate) struct WriterHandle {
     tx: mpsc::UnboundedSender<WriterMsg>,
+    /// `writer_queue` counts what is sent and not yet taken.
+    counters: Arc<HostCounters>,
 }
 
 impl WriterHandle {
+    fn send(&self, message: WriterMsg) -> bool {
+        self.counters.writer_queue.add(1);
+        let sent = self.tx.send(message).is_ok();
+        if !sent {
+            self.counters.writer_queue.add(-1);
+        }
+        sent
+    }
+
     pub(crate) fn labels(&self, host: HostId, labels: Vec<(u64, bool)>, label_updated_at: i64) {
-        let _ = self.tx.send(WriterMsg::Labels {
+        self.send(WriterMsg::Labels {
             host,
             labels,
             label_updated_at,
@@ -55,7 +66,7 @@ impl WriterHandle {
 
     pub(crate) fn vitals(&self, host: HostId, vitals: Vitals, detail_updated_at: i64) {
         // The writer only stops with the process; a failed send means we are shutting down.
-        let _ = self.tx.send(WriterMsg::Vitals {
+        self.send(WriterMsg::Vitals {
             host,
             vitals: Box::new(vitals),
             detail_updated_at,
@@ -84,6 +95,10 @@ impl HostWriter {
         counters: Arc<HostCounters>,
     ) -> HostWriter {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let handle = WriterHandle {
+            tx,
+            counters: counters.clone(),
+        };
         let mut task = WriterTask {
             store,
             slots,
@@ -97,7 +112,11 @@ impl HostWriter {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    message = rx.recv() => match message {
+                    message = rx.recv() => {
+                    if message.is_some() {
+                        task.counters.writer_queue.add(-1);
+                    }
+                    match message {
                         Some(WriterMsg::Vitals { host, vitals, detail_updated_at }) => {
                             task.remember(host, *vitals, detail_updated_at);
                         }
@@ -108,18 +127,19 @@ impl HostWriter {
                             let _ = reply.send(task.flush(true).await);
                         }
                         None => break,
+                    }
+                    task.counters.writer_pending_hosts.set(task.pending.len() as i64);
                     },
                     _ = tick.tick() => {
                         if let Err(error) = task.flush(false).await {
                             tracing::warn!(%error, pending = task.pending.len(), "host flush failed; will retry");
                         }
+                        task.counters.writer_pending_hosts.set(task.pending.len() as i64);
                     }
                 }
             }
         });
-        HostWriter {
-            handle: WriterHandle { tx },
-        }
+        HostWriter { handle }
     }
 
     pub(crate) fn handle(&self) -> WriterHandle {
@@ -128,10 +148,9 @@ impl HostWriter {
 
     pub(crate) async fn flush_all(&self) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
-        self.handle
-            .tx
-            .send(WriterMsg::FlushAll(reply))
-            .map_err(|_| StoreError::Unavailable("host writer stopped".into()))?;
+        if !self.handle.send(WriterMsg::FlushAll(reply)) {
+            return Err(StoreError::Unavailable("host writer stopped".into()));
+        }
         done.await
             .map_err(|_| StoreError::Unavailable("host writer stopped".into()))?
     }
@@ -190,7 +209,10 @@ impl WriterTask {
         if batch.is_empty() {
             return Ok(());
         }
-        match self.store.flush_hosts(&batch).await {
+        let started = std::time::Instant::now();
+        let flushed = self.store.flush_hosts(&batch).await;
+        self.counters.flush_duration.observe(started.elapsed());
+        match flushed {
             Ok(()) => {
                 for (slot, seen) in seen_marks {
                     slot.mark_persisted(seen);

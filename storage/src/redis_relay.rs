@@ -26,6 +26,7 @@ use flotilla_engine::live::{HostResult, LiveAnswer, QueryStats};
 use flotilla_engine::relay::{
     CampaignSpec, Relay, RelayError, RelayEvent, ResultReader, Topic, unix_now_ms,
 };
+use flotilla_engine::counters::{RelayCounters, RelayKind};
 use flotilla_engine::{CampaignId, HostId};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -84,6 +85,9 @@ async fn timed<T>(
 struct Envelope {
     v: u32,
     node: String,
+    /// When it was published, Unix milliseconds (for the relay-lag metric).
+    #[serde(default)]
+    at_ms: i64,
     #[serde(flatten)]
     event: Wire,
 }
@@ -132,7 +136,7 @@ fn from_wire(wire: Wire) -> Option<RelayEvent> {
 }
 
 /// Decodes one announcement; `None` for this node's own, other versions, or garbage.
-fn decode_event(payload: &[u8], own_node: &str) -> Option<RelayEvent> {
+fn decode_event(payload: &[u8], own_node: &str) -> Option<(RelayEvent, i64)> {
     let envelope: Envelope = match serde_json::from_slice(payload) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -143,7 +147,22 @@ fn decode_event(payload: &[u8], own_node: &str) -> Option<RelayEvent> {
     if envelope.v != VERSION || envelope.node == own_node {
         return None;
     }
-    from_wire(envelope.event)
+    Some((from_wire(envelope.event)?, envelope.at_ms))
+}
+
+fn kind_of(event: &RelayEvent) -> RelayKind {
+    match event {
+        RelayEvent::CampaignStarted(_) => RelayKind::CampaignStarted,
+        RelayEvent::CampaignFinished { .. } => RelayKind::CampaignFinished,
+        _ => RelayKind::Other,
+    }
+}
+
+fn observe_lag(counters: &RelayCounters, sent_ms: i64) {
+    if sent_ms > 0 {
+        let lag = (unix_now_ms() - sent_ms).max(0) as u64;
+        counters.lag.observe(Duration::from_millis(lag));
+    }
 }
 
 pub struct RedisRelay {
@@ -151,13 +170,20 @@ pub struct RedisRelay {
     client: redis::Client,
     pool: bb8::Pool<bb8_redis::RedisConnectionManager>,
     events: broadcast::Sender<RelayEvent>,
+    counters: Arc<RelayCounters>,
 }
 
 impl RedisRelay {
     /// A relay on `url` (`redis://host:port/db`, `rediss://` for TLS) for the node `node`.
     /// Does not need Redis to be up: the connection is made (and remade, with backoff) in the
     /// background; until then relay operations fail fast with [`RelayError::Unavailable`].
-    pub fn connect(url: &str, node: String, pool_size: u32) -> Result<Arc<RedisRelay>, RelayError> {
+    /// `counters` is where it records what it sends and receives, for `/metrics`.
+    pub fn connect(
+        url: &str,
+        node: String,
+        pool_size: u32,
+        counters: Arc<RelayCounters>,
+    ) -> Result<Arc<RedisRelay>, RelayError> {
         let client = redis::Client::open(url).map_err(|e| RelayError::Data(e.to_string()))?;
         let manager = bb8_redis::RedisConnectionManager::new(url)
             .map_err(|e| RelayError::Data(e.to_string()))?;
@@ -171,6 +197,7 @@ impl RedisRelay {
             client,
             pool,
             events,
+            counters,
         });
         relay.clone().spawn_subscriber();
         Ok(relay)
@@ -179,7 +206,18 @@ impl RedisRelay {
     async fn conn(
         &self,
     ) -> Result<bb8::PooledConnection<'_, bb8_redis::RedisConnectionManager>, RelayError> {
-        self.pool.get().await.map_err(unavailable)
+        self.pool.get().await.map_err(|e| {
+            self.counters.errors.incr();
+            unavailable(e)
+        })
+    }
+
+    /// Counts a failed command.
+    fn count<T>(&self, result: Result<T, RelayError>) -> Result<T, RelayError> {
+        if result.is_err() {
+            self.counters.errors.incr();
+        }
+        result
     }
 
     /// Listens on the events channel for as long as the process runs, reconnecting with
@@ -206,21 +244,35 @@ impl RedisRelay {
                                 let _ = sender.send(RelayEvent::Reconnected);
                             }
                             connected_before = true;
+                            counters.set_connected(true);
                             delay = Duration::from_millis(100);
                             let mut messages = pubsub.on_message();
                             while let Some(message) = messages.next().await {
-                                if let Some(event) =
+                                if let Some((event, at_ms)) =
                                     decode_event(message.get_payload_bytes(), &node)
                                 {
+                                    counters.received(kind_of(&event));
+                                    observe_lag(&counters, at_ms);
                                     let _ = sender.send(event);
                                 }
                             }
+                            counters.set_connected(false);
+                            counters.errors.incr();
                             tracing::warn!(node = %node, "relay lost its Redis subscription; reconnecting");
                         }
-                        Err(error) => tracing::warn!(%error, "relay could not subscribe to Redis"),
+                        Err(error) => {
+                            counters.errors.incr();
+                            tracing::warn!(%error, "relay could not subscribe to Redis")
+                        }
                     },
-                    Ok(Err(error)) => tracing::warn!(%error, "relay cannot reach Redis; retrying"),
-                    Err(_) => tracing::warn!("relay cannot reach Redis (timeout); retrying"),
+                    Ok(Err(error)) => {
+                        counters.errors.incr();
+                        tracing::warn!(%error, "relay cannot reach Redis; retrying")
+                    }
+                    Err(_) => {
+                        counters.errors.incr();
+                        tracing::warn!("relay cannot reach Redis (timeout); retrying")
+                    }
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -279,6 +331,7 @@ fn decode_result(
 
 struct StreamReader {
     client: redis::Client,
+    counters: Arc<RelayCounters>,
     connection: Option<MultiplexedConnection>,
     key: String,
     campaign: CampaignId,
@@ -314,6 +367,7 @@ impl ResultReader for StreamReader {
             Ok(reply) => reply,
             Err(error) => {
                 self.connection = None;
+                self.counters.errors.incr();
                 return Err(unavailable(error));
             }
         };
@@ -321,7 +375,13 @@ impl ResultReader for StreamReader {
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in stream.ids {
                 match decode_result(self.campaign, &entry.map) {
-                    Some(result) => results.push(result),
+                    Some(result) => {
+                        self.counters.received(RelayKind::Result);
+                        if let Some(sent) = field::<i64>(&entry.map, "sent_ms") {
+                            observe_lag(&self.counters, sent);
+                        }
+                        results.push(result)
+                    }
                     None => {
                         tracing::warn!(campaign = %self.campaign, entry = %entry.id, "skipping a relayed answer this node cannot read")
                     }
@@ -462,12 +522,17 @@ impl Relay for RedisRelay {
                 .arg("NX")
                 .ignore();
         }
-        timed(pipe.query_async::<()>(&mut *conn)).await
+        let sent = self.count(timed(pipe.query_async::<()>(&mut *conn)).await);
+        if sent.is_ok() {
+            self.counters.published.add(results.len() as u64);
+        }
+        sent
     }
 
     async fn results(&self, id: CampaignId) -> Result<Box<dyn ResultReader>, RelayError> {
         Ok(Box::new(StreamReader {
             client: self.client.clone(),
+            counters: self.counters.clone(),
             connection: None,
             key: results_key(id),
             campaign: id,
@@ -518,11 +583,16 @@ impl Relay for RedisRelay {
         let payload = serde_json::to_vec(&Envelope {
             v: VERSION,
             node: self.node.clone(),
+            at_ms: unix_now_ms(),
             event: wire,
         })
         .map_err(|e| RelayError::Data(e.to_string()))?;
         let mut conn = self.conn().await?;
-        timed(conn.publish::<_, _, ()>(EVENTS_CHANNEL, payload)).await
+        let published = self.count(timed(conn.publish::<_, _, ()>(EVENTS_CHANNEL, payload)).await);
+        if published.is_ok() {
+            self.counters.published.incr();
+        }
+        published
     }
 
     fn events(&self) -> broadcast::Receiver<RelayEvent> {
@@ -531,7 +601,7 @@ impl Relay for RedisRelay {
 
     async fn ping(&self) -> Result<(), RelayError> {
         let mut conn = self.conn().await?;
-        timed(redis::cmd("PING").query_async::<()>(&mut *conn)).await
+        self.count(timed(redis::cmd("PING").query_async::<()>(&mut *conn)).await)
     }
 }
 
@@ -555,10 +625,11 @@ mod tests {
             let payload = serde_json::to_vec(&Envelope {
                 v: VERSION,
                 node: "a".into(),
+                at_ms: 5,
                 event: to_wire(&event).unwrap(),
             })
             .unwrap();
-            assert_eq!(decode_event(&payload, "b"), Some(event.clone()));
+            assert_eq!(decode_event(&payload, "b"), Some((event.clone(), 5)));
             assert_eq!(
                 decode_event(&payload, "a"),
                 None,

@@ -118,10 +118,22 @@ impl Server {
     /// Starts a server on `127.0.0.1:0` over `data_dir` with the test secret and a short flush
     /// interval (unless `extra` sets them), plus `extra` arguments.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(data_dir, extra, Stdio::inherit())
+    }
+
+    /// [`Server::start`] with the server's log (its standard error) written to `log` instead of
+    /// the test's, for tests that read what the server logged.
+    pub fn start_logging_to(data_dir: &Path, extra: &[&str], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("creating the server log file");
+        Server::spawn(data_dir, extra, Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Server {
         let mut command = Command::new(flotilla_binary());
-        command
-            .args(["serve", "--enroll-secret", SECRET])
-            .args(["--log-level", "info,flotilla_api=debug"]);
+        command.args(["serve", "--enroll-secret", SECRET]);
+        if !extra.contains(&"--log-level") {
+            command.args(["--log-level", "info,flotilla_api=debug"]);
+        }
         if !extra.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
@@ -133,7 +145,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting flotilla");
         let stdout = child.stdout.take().expect("piped stdout");

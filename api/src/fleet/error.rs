@@ -164,6 +164,7 @@ pub fn ok<T: Serialize>(body: &T) -> Response {
 
 impl From<StoreError> for FleetError {
     fn from(error: StoreError) -> Self {
+        crate::metrics::ADMIN_STORE_ERRORS.incr();
         match error {
             StoreError::Unavailable(why) => FleetError::Unavailable(why),
             StoreError::Data(why) => FleetError::Internal(why),
