@@ -5,9 +5,11 @@
 //! - [`health`] — `/healthz` and `/version`.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
-//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on.
+//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on;
+//!   [`agent_options`] (validation), [`reports`] (query reports), [`webhook`] (log delivery).
 
 pub mod agent_config;
+pub mod agent_options;
 pub mod app;
 pub mod carves;
 pub mod cli;
@@ -16,6 +18,8 @@ pub mod health;
 pub mod live;
 pub mod logsink;
 pub mod osquery;
+pub mod reports;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod webhook;

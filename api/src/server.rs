@@ -15,11 +15,14 @@ use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, H
 use flotilla_storage::SqliteStore;
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 
-use crate::agent_config::{AgentConfigs, default_agent_options};
+use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
 use crate::cli::ServeArgs;
 use crate::fleet::ratelimit::LoginLimiter;
-use crate::logsink::{LogSink, Rotation};
+use crate::cli::LogPlugin;
+use crate::logsink::{Destination, LogSink, Rotation};
+use crate::reports::Reports;
+use crate::webhook::WebhookSettings;
 use crate::state::{AppState, BodyLimits};
 use crate::tls::{DevPki, default_sans, server_config};
 
@@ -81,21 +84,40 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
     let transport = transport(&args, &data_dir)?;
+    let agent_configs = AgentConfigs::new(
+        AgentConfigs::load(admin.as_ref())
+            .await
+            .context("loading agent options and scheduled queries")?,
+    );
+    let logs = LogSink::with_destinations(
+        &data_dir.join("logs"),
+        Rotation {
+            max_bytes: args.osquery_log_rotate_size as u64,
+            keep: args.osquery_log_rotate_keep,
+        },
+        &log_destination(&args, args.osquery_result_log_plugin, &args.osquery_result_log_webhook_url, "result")?,
+        &log_destination(&args, args.osquery_status_log_plugin, &args.osquery_status_log_webhook_url, "status")?,
+    )
+    .context("opening the osquery log destinations")?;
+    let reports = Arc::new(
+        Reports::load(admin.as_ref(), args.query_report_cap)
+            .await
+            .context("loading query reports")?,
+    );
+    let report_flusher = tokio::spawn(
+        reports
+            .clone()
+            .run_flusher(admin.clone(), args.flush_interval),
+    );
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
         campaigns: campaigns.clone(),
         store: store.clone(),
-        admin,
+        admin: admin.clone(),
         login_limiter: LoginLimiter::fleet_default(),
-        agent_configs: AgentConfigs::new(&default_agent_options()),
-        logs: LogSink::open(
-            &data_dir.join("logs"),
-            Rotation {
-                max_bytes: args.osquery_log_rotate_size as u64,
-                keep: args.osquery_log_rotate_keep,
-            },
-        )
-        .context("opening the osquery log files")?,
+        agent_configs,
+        logs,
+        reports: reports.clone(),
         carves: Carves::new(data_dir.join("carves"), store.clone())
             .context("creating the carves directory")?,
         limits: BodyLimits {
@@ -164,8 +186,35 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .flush()
         .await
         .context("flushing host writes at shutdown")?;
+    report_flusher.abort();
+    reports
+        .flush(admin.as_ref())
+        .await
+        .context("writing query reports at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The destination for one kind of osquery log, from its plugin and webhook URL flags.
+fn log_destination(
+    args: &ServeArgs,
+    plugin: LogPlugin,
+    url: &Option<String>,
+    kind: &str,
+) -> Result<Destination> {
+    Ok(match plugin {
+        LogPlugin::Filesystem => Destination::Filesystem,
+        LogPlugin::Stdout => Destination::Stdout,
+        LogPlugin::Webhook => {
+            let url = url.clone().with_context(|| {
+                format!("--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url")
+            })?;
+            let mut settings = WebhookSettings::new(url);
+            settings.batch_lines = args.osquery_log_webhook_batch_lines.max(1);
+            settings.max_spool_bytes = args.osquery_log_webhook_spool_size as u64;
+            Destination::Webhook(settings)
+        }
+    })
 }
 
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {
