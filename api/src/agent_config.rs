@@ -129,7 +129,10 @@ pub fn build_config(inputs: &ConfigInputs, team: Option<TeamId>, platform: &str)
     if let Some(team) = team
         && let Some(queries) = inputs.team_packs.get(&team).filter(|q| !q.is_empty())
     {
-        packs.insert(format!("team-{team}"), json!({ "queries": queries.clone() }));
+        packs.insert(
+            format!("team-{team}"),
+            json!({ "queries": queries.clone() }),
+        );
     }
     if !packs.is_empty() {
         config.insert("packs".into(), Value::Object(packs));
@@ -267,7 +270,13 @@ mod tests {
         versioned.fields.platform = "darwin,linux".into();
         versioned.fields.min_osquery_version = "5.4.0".into();
         versioned.fields.automations_enabled = true;
-        let mut ignore = query(5, Some(7), "ignore removals", 120, "differential_ignore_removals");
+        let mut ignore = query(
+            5,
+            Some(7),
+            "ignore removals",
+            120,
+            "differential_ignore_removals",
+        );
         ignore.fields.automations_enabled = true;
         let queries = [
             query(1, None, "usb", 3600, "snapshot"),
@@ -295,7 +304,11 @@ mod tests {
         );
         let global_only = build_config(&inputs, None, "darwin");
         assert_eq!(
-            global_only["packs"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            global_only["packs"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
             ["Global"]
         );
         let mut discarded = query(9, None, "discarded", 60, "snapshot");
@@ -318,13 +331,19 @@ mod tests {
         );
         let linux = build_config(&inputs, Some(TeamId(2)), "ubuntu");
         assert_eq!(linux["options"], json!({"distributed_interval": 30}));
-        assert!(linux.get("decorators").is_none(), "team options replace, not merge");
+        assert!(
+            linux.get("decorators").is_none(),
+            "team options replace, not merge"
+        );
         assert!(linux.get("command_line_flags").is_none());
         assert!(linux["packs"]["Global"].is_object());
         let windows = build_config(&inputs, Some(TeamId(2)), "windows");
         assert_eq!(windows["options"], json!({"distributed_interval": 90}));
         let other_team = build_config(&inputs, Some(TeamId(3)), "ubuntu");
-        assert_eq!(other_team["options"], default_agent_options()["config"]["options"]);
+        assert_eq!(
+            other_team["options"],
+            default_agent_options()["config"]["options"]
+        );
     }
 
     #[test]
@@ -353,10 +372,7 @@ mod tests {
         ));
         let changed: Value = serde_json::from_slice(&configs.for_host(&host)).unwrap();
         assert!(changed["packs"]["Global"]["queries"]["q"].is_object());
-        assert_eq!(
-            configs.scheduled(None, "q").map(|q| q.id),
-            Some(QueryId(1))
-        );
+        assert_eq!(configs.scheduled(None, "q").map(|q| q.id), Some(QueryId(1)));
         assert!(configs.scheduled(Some(TeamId(1)), "q").is_none());
     }
 }

@@ -457,7 +457,9 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                 };
                 for (name, option) in options {
                     match option_kind(name) {
-                        Some(kind) => ctx(context, check_kind(&format!("{at}.{name}"), option, kind))?,
+                        Some(kind) => {
+                            ctx(context, check_kind(&format!("{at}.{name}"), option, kind))?
+                        }
                         None => return Err(unknown_key(context, &at, name)),
                     }
                 }
@@ -470,7 +472,9 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                     ));
                 }
             }
-            "file_paths" | "file_paths_query" | "exclude_paths" => ctx(context, map_of_strings(&at, value))?,
+            "file_paths" | "file_paths_query" | "exclude_paths" => {
+                ctx(context, map_of_strings(&at, value))?
+            }
             "file_accesses" => ctx(context, strings(&at, value))?,
             "views" => {
                 if let Some(views) = ctx(context, object(&at, value))? {
@@ -495,7 +499,10 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                 }
             }
             "yara" => {
-                ctx(context, fields(&at, value, &["signatures", "file_paths", "signature_urls"]))?;
+                ctx(
+                    context,
+                    fields(&at, value, &["signatures", "file_paths", "signature_urls"]),
+                )?;
                 if let Some(yara) = value.as_object() {
                     for section in ["signatures", "file_paths"] {
                         if let Some(item) = yara.get(section) {
@@ -519,7 +526,10 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                 }
             }
             "events" => {
-                ctx(context, fields(&at, value, &["disable_subscribers", "enable_subscribers"]))?;
+                ctx(
+                    context,
+                    fields(&at, value, &["disable_subscribers", "enable_subscribers"]),
+                )?;
                 if let Some(events) = value.as_object() {
                     for list in ["disable_subscribers", "enable_subscribers"] {
                         if let Some(item) = events.get(list) {
@@ -532,11 +542,17 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                 if let Some(tables) = ctx(context, object(&at, value))? {
                     for (name, table) in tables {
                         let table_at = format!("{at}.{name}");
-                        ctx(context, fields(&table_at, table, &["query", "path", "columns", "platform"]))?;
+                        ctx(
+                            context,
+                            fields(&table_at, table, &["query", "path", "columns", "platform"]),
+                        )?;
                         if let Some(table) = table.as_object() {
                             for text in ["query", "path", "platform"] {
                                 if let Some(item) = table.get(text) {
-                                    ctx(context, check_kind(&format!("{table_at}.{text}"), item, Str))?;
+                                    ctx(
+                                        context,
+                                        check_kind(&format!("{table_at}.{text}"), item, Str),
+                                    )?;
                                 }
                             }
                             if let Some(columns) = table.get("columns") {
@@ -589,7 +605,11 @@ pub fn validate(agent_options: &Value) -> Result<(), String> {
                 };
                 for (name, flag) in flags {
                     let Some(kind) = flag_kind(name) else {
-                        return Err(unknown_key("command-line flags: ", "command_line_flags", name));
+                        return Err(unknown_key(
+                            "command-line flags: ",
+                            "command_line_flags",
+                            name,
+                        ));
                     };
                     check_kind(&format!("command_line_flags.{name}"), flag, kind)?;
                     let set = match flag {
@@ -606,7 +626,10 @@ pub fn validate(agent_options: &Value) -> Result<(), String> {
             }
             "script_execution_timeout" => {
                 check_kind("script_execution_timeout", value, Uint)?;
-                if value.as_u64().is_some_and(|t| t > MAX_SCRIPT_EXECUTION_TIMEOUT) {
+                if value
+                    .as_u64()
+                    .is_some_and(|t| t > MAX_SCRIPT_EXECUTION_TIMEOUT)
+                {
                     return Err(format!(
                         "'script_execution_timeout' value exceeds limit. Maximum value is {MAX_SCRIPT_EXECUTION_TIMEOUT}"
                     ));
@@ -652,14 +675,15 @@ mod tests {
 
     #[test]
     fn value_types_are_checked() {
-        let err = validate(&json!({"config": {"options": {"distributed_interval": "ten"}}}))
-            .unwrap_err();
+        let err =
+            validate(&json!({"config": {"options": {"distributed_interval": "ten"}}})).unwrap_err();
         assert!(err.contains("config.options.distributed_interval"), "{err}");
         assert!(validate(&json!({"config": {"options": {"distributed_interval": -1}}})).is_err());
         assert!(validate(&json!({"config": {"options": {"verbose": "yes"}}})).is_err());
         assert!(validate(&json!({"config": {"decorators": {"load": [1]}}})).is_err());
-        assert!(validate(&json!({"config": {"options": {"logger_tls_endpoint": "api/log"}}}))
-            .is_err());
+        assert!(
+            validate(&json!({"config": {"options": {"logger_tls_endpoint": "api/log"}}})).is_err()
+        );
         validate(&json!({"config": {"options": {"logger_min_status": -1, "verbose": null}}}))
             .unwrap();
     }
@@ -677,7 +701,8 @@ mod tests {
         assert!(err.starts_with("darwin platform config: "), "{err}");
         assert!(validate(&json!({"overrides": {"platforms": {"darwin": null}}})).is_err());
         assert!(validate(&json!({"overrides": {"linux": {}}})).is_err());
-        let err = validate(&json!({"command_line_flags": {"host_identifier": "uuid"}})).unwrap_err();
+        let err =
+            validate(&json!({"command_line_flags": {"host_identifier": "uuid"}})).unwrap_err();
         assert!(err.contains("--host_identifier"), "{err}");
         assert!(validate(&json!({"command_line_flags": {"nope": 1}})).is_err());
         assert!(validate(&json!({"script_execution_timeout": 7200})).is_err());

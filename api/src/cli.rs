@@ -121,11 +121,21 @@ pub struct ServeArgs {
 
     /// Where result logs go: files in <data-dir>/logs, standard output, or an HTTP receiver
     /// (needs --osquery-result-log-webhook-url).
-    #[arg(long, env = "FLOTILLA_OSQUERY_RESULT_LOG_PLUGIN", value_enum, default_value = "filesystem")]
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_RESULT_LOG_PLUGIN",
+        value_enum,
+        default_value = "filesystem"
+    )]
     pub osquery_result_log_plugin: LogPlugin,
 
     /// Where status logs go (as for results).
-    #[arg(long, env = "FLOTILLA_OSQUERY_STATUS_LOG_PLUGIN", value_enum, default_value = "filesystem")]
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_STATUS_LOG_PLUGIN",
+        value_enum,
+        default_value = "filesystem"
+    )]
     pub osquery_status_log_plugin: LogPlugin,
 
     /// URL result logs are POSTed to (JSON arrays of lines) with the webhook plugin.
@@ -137,7 +147,11 @@ pub struct ServeArgs {
     pub osquery_status_log_webhook_url: Option<String>,
 
     /// Lines per webhook POST at most.
-    #[arg(long, env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_BATCH_LINES", default_value_t = 500)]
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_BATCH_LINES",
+        default_value_t = 500
+    )]
     pub osquery_log_webhook_batch_lines: usize,
 
     /// On-disk spool per webhook log; when full, osquery is answered 413 and keeps its lines.

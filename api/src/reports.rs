@@ -78,7 +78,13 @@ impl Reports {
     /// Replaces `host`'s rows for `query` with its newer answer, within the cap: an answer of
     /// more rows than the cap is not kept, and a report at its cap takes no new answers (as
     /// Fleet does). Returns whether the answer was kept.
-    pub fn record(&self, query: QueryId, host: HostId, last_fetched: i64, rows: Vec<String>) -> bool {
+    pub fn record(
+        &self,
+        query: QueryId,
+        host: HostId,
+        last_fetched: i64,
+        rows: Vec<String>,
+    ) -> bool {
         if rows.len() > self.cap {
             return false;
         }
@@ -166,14 +172,25 @@ impl Reports {
         Ok(batch.len())
     }
 
-    /// Flushes every `interval` until the process ends.
-    pub async fn run_flusher(self: Arc<Self>, store: Arc<dyn AdminStore>, interval: Duration) {
+    /// Flushes every `interval` until `stop` fires (or its sender is dropped), then flushes
+    /// once more and returns that last flush's outcome. A flush in progress is never cut
+    /// short, so nothing it took from the dirty set is lost.
+    pub async fn run_flusher(
+        self: Arc<Self>,
+        store: Arc<dyn AdminStore>,
+        interval: Duration,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<usize, StoreError> {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
-            if let Err(error) = self.flush(store.as_ref()).await {
-                tracing::warn!(%error, "writing query reports failed; retrying at the next flush");
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(error) = self.flush(store.as_ref()).await {
+                        tracing::warn!(%error, "writing query reports failed; retrying at the next flush");
+                    }
+                }
+                _ = &mut stop => return self.flush(store.as_ref()).await,
             }
         }
     }
@@ -202,7 +219,10 @@ mod tests {
     #[test]
     fn reports_stop_at_the_cap() {
         let reports = Reports::new(10);
-        assert!(!reports.record(QueryId(1), HostId(9), 1, rows(11)), "too many alone");
+        assert!(
+            !reports.record(QueryId(1), HostId(9), 1, rows(11)),
+            "too many alone"
+        );
         for host in 1..=3 {
             assert!(reports.record(QueryId(1), HostId(host), 1, rows(4)));
         }

@@ -17,14 +17,14 @@ use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
+use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::fleet::ratelimit::LoginLimiter;
-use crate::cli::LogPlugin;
 use crate::logsink::{Destination, LogSink, Rotation};
 use crate::reports::Reports;
-use crate::webhook::WebhookSettings;
 use crate::state::{AppState, BodyLimits};
 use crate::tls::{DevPki, default_sans, server_config};
+use crate::webhook::WebhookSettings;
 
 /// How the listener speaks, and what to tell agents about it.
 enum Transport {
@@ -95,8 +95,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             max_bytes: args.osquery_log_rotate_size as u64,
             keep: args.osquery_log_rotate_keep,
         },
-        &log_destination(&args, args.osquery_result_log_plugin, &args.osquery_result_log_webhook_url, "result")?,
-        &log_destination(&args, args.osquery_status_log_plugin, &args.osquery_status_log_webhook_url, "status")?,
+        &log_destination(
+            &args,
+            args.osquery_result_log_plugin,
+            &args.osquery_result_log_webhook_url,
+            "result",
+        )?,
+        &log_destination(
+            &args,
+            args.osquery_status_log_plugin,
+            &args.osquery_status_log_webhook_url,
+            "status",
+        )?,
     )
     .context("opening the osquery log destinations")?;
     let reports = Arc::new(
@@ -104,11 +114,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
             .context("loading query reports")?,
     );
-    let report_flusher = tokio::spawn(
-        reports
-            .clone()
-            .run_flusher(admin.clone(), args.flush_interval),
-    );
+    let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
+    let report_flusher = tokio::spawn(reports.clone().run_flusher(
+        admin.clone(),
+        args.flush_interval,
+        report_flusher_stopped,
+    ));
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
         campaigns: campaigns.clone(),
@@ -186,10 +197,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .flush()
         .await
         .context("flushing host writes at shutdown")?;
-    report_flusher.abort();
-    reports
-        .flush(admin.as_ref())
-        .await
+    let _ = stop_report_flusher.send(());
+    report_flusher
+        .await?
         .context("writing query reports at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
@@ -207,7 +217,9 @@ fn log_destination(
         LogPlugin::Stdout => Destination::Stdout,
         LogPlugin::Webhook => {
             let url = url.clone().with_context(|| {
-                format!("--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url")
+                format!(
+                    "--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url"
+                )
             })?;
             let mut settings = WebhookSettings::new(url);
             settings.batch_lines = args.osquery_log_webhook_batch_lines.max(1);

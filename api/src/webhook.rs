@@ -278,7 +278,10 @@ async fn post_until_accepted(
             Ok(response) => format!("the receiver answered {}", response.status()),
             Err(error) => error.to_string(),
         };
-        output.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
+        output
+            .counters
+            .failed_attempts
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(url = %settings.url, error = %failure, retry_in = ?backoff, "webhook delivery failed; the batch stays spooled");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(settings.max_backoff);
@@ -302,7 +305,11 @@ mod tests {
         let on_disk: u64 = Spool::segments(dir.path())
             .unwrap()
             .iter()
-            .map(|s| fs::metadata(dir.path().join(format!("{s:012}.jsonl"))).unwrap().len())
+            .map(|s| {
+                fs::metadata(dir.path().join(format!("{s:012}.jsonl")))
+                    .unwrap()
+                    .len()
+            })
             .sum();
         assert_eq!(on_disk, 60);
     }

@@ -108,8 +108,8 @@ async fn hosts_pull_global_and_team_packs_with_their_teams_options() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["team"]["agent_options"], team_options);
 
-    let global_host = server.agent("global-host", OsTemplate::Ubuntu22);
-    let team_host = server.agent_with_secret("team-host", OsTemplate::Ubuntu22, &team_secret);
+    let global_host = server.agent("global-host", OsTemplate::Ubuntu);
+    let team_host = server.agent_with_secret("team-host", OsTemplate::Ubuntu, &team_secret);
     let global_config = global_host.config().await.unwrap();
     let team_config = team_host.config().await.unwrap();
 
@@ -211,7 +211,10 @@ async fn hosts_pull_global_and_team_packs_with_their_teams_options() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["team"]["agent_options"].is_null());
-    assert_eq!(team_host.config().await.unwrap()["options"], forced["options"]);
+    assert_eq!(
+        team_host.config().await.unwrap()["options"],
+        forced["options"]
+    );
 }
 
 /// Result and status lines a test agent sends.
@@ -225,7 +228,6 @@ fn result_line(name: &str, seq: u64) -> Value {
 
 /// A webhook receiver: every line of every POSTed JSON array, in arrival order.
 struct Receiver {
-    lines: Arc<Mutex<Vec<Value>>>,
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -235,7 +237,7 @@ impl Receiver {
     async fn start(addr: SocketAddr, lines: Arc<Mutex<Vec<Value>>>) -> Receiver {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let store = lines.clone();
+        let store = lines;
         let app = axum::Router::new().route(
             "/results",
             axum::routing::post(move |axum::Json(batch): axum::Json<Vec<Value>>| {
@@ -256,7 +258,6 @@ impl Receiver {
                 .unwrap();
         });
         Receiver {
-            lines,
             addr,
             stop: Some(stop),
             task: Some(task),
@@ -273,8 +274,7 @@ impl Receiver {
 async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     flotilla_loadtest::install_crypto_provider();
     let received = Arc::new(Mutex::new(Vec::new()));
-    let mut receiver =
-        Receiver::start("127.0.0.1:0".parse().unwrap(), received.clone()).await;
+    let mut receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), received.clone()).await;
     let url = format!("http://{}/results", receiver.addr);
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_admin(
@@ -301,7 +301,7 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
         json!({"name": "quiet", "query": "SELECT 1;", "interval": 60}),
     )
     .await;
-    let agent: SimAgent = server.agent("webhook-host", OsTemplate::Ubuntu22);
+    let agent: SimAgent = server.agent("webhook-host", OsTemplate::Ubuntu);
     agent.enroll().await.unwrap();
 
     let mut sent = Vec::new();
@@ -358,13 +358,20 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     let lines = received.lock().unwrap().clone();
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for line in &lines {
-        assert_ne!(line["name"], "pack/Global/quiet", "automations off: not logged");
+        assert_ne!(
+            line["name"], "pack/Global/quiet",
+            "automations off: not logged"
+        );
         let seq = line["columns"]["seq"].as_str().unwrap().parse().unwrap();
         *counts.entry(seq).or_default() += 1;
     }
     let mut want = sent.clone();
     want.sort_unstable();
-    assert_eq!(counts.keys().copied().collect::<Vec<_>>(), want, "nothing lost");
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        want,
+        "nothing lost"
+    );
     // At least once: a batch is resent only if its answer was lost, which a graceful receiver
     // shutdown does not do; allow at most one resent batch (7 lines) all the same.
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
@@ -402,7 +409,7 @@ async fn query_reports_keep_the_latest_snapshot_per_host_up_to_the_cap() {
     )
     .await;
     let agents: Vec<SimAgent> = (0..3)
-        .map(|i| server.agent(&format!("report-{i}"), OsTemplate::Ubuntu22))
+        .map(|i| server.agent(&format!("report-{i}"), OsTemplate::Ubuntu))
         .collect();
     for agent in &agents {
         agent.enroll().await.unwrap();
@@ -411,12 +418,18 @@ async fn query_reports_keep_the_latest_snapshot_per_host_up_to_the_cap() {
 
     // A newer answer replaces the host's rows; event-format lines are gathered into one.
     agents[0]
-        .log(LogType::Result, vec![snapshot("pack/Global/usb", 5, "old", 1)], false)
+        .log(
+            LogType::Result,
+            vec![snapshot("pack/Global/usb", 5, "old", 1)],
+            false,
+        )
         .await
         .unwrap();
     let events: Vec<Value> = (0..3)
-        .map(|i| json!({"name": "pack/Global/usb", "unixTime": 2, "action": "snapshot",
-                        "columns": {"row": i.to_string(), "tag": "events"}}))
+        .map(|i| {
+            json!({"name": "pack/Global/usb", "unixTime": 2, "action": "snapshot",
+                        "columns": {"row": i.to_string(), "tag": "events"}})
+        })
         .collect();
     agents[1].log(LogType::Result, events, false).await.unwrap();
     agents[0]
@@ -430,9 +443,7 @@ async fn query_reports_keep_the_latest_snapshot_per_host_up_to_the_cap() {
         )
         .await
         .unwrap();
-    let (status, host_report) = admin
-        .get(&format!("/hosts/{first}/queries/{query}"))
-        .await;
+    let (status, host_report) = admin.get(&format!("/hosts/{first}/queries/{query}")).await;
     assert_eq!(status, 200, "{host_report}");
     let rows = host_report["results"].as_array().unwrap();
     assert_eq!(rows.len(), 400);
@@ -443,7 +454,11 @@ async fn query_reports_keep_the_latest_snapshot_per_host_up_to_the_cap() {
 
     // 403 + 700 > 1,000: the third host's rows are cut at the cap, and the report says so.
     agents[2]
-        .log(LogType::Result, vec![snapshot("pack/Global/usb", 700, "big", 5)], false)
+        .log(
+            LogType::Result,
+            vec![snapshot("pack/Global/usb", 700, "big", 5)],
+            false,
+        )
         .await
         .unwrap();
     let (_, report) = admin.get(&format!("/queries/{query}/report")).await;
@@ -451,10 +466,17 @@ async fn query_reports_keep_the_latest_snapshot_per_host_up_to_the_cap() {
     assert_eq!(results.len(), 1000);
     assert_eq!(report["report_clipped"], true);
     assert_eq!(
-        results.iter().filter(|r| r["columns"]["tag"] == "big").count(),
+        results
+            .iter()
+            .filter(|r| r["columns"]["tag"] == "big")
+            .count(),
         597
     );
-    assert!(results.iter().all(|r| r["host_name"].is_string() && r["last_fetched"].is_string()));
+    assert!(
+        results
+            .iter()
+            .all(|r| r["host_name"].is_string() && r["last_fetched"].is_string())
+    );
 
     // Reports survive a restart (they are flushed in batches and at shutdown).
     server.stop();
@@ -484,11 +506,16 @@ async fn specs_round_trip_and_reach_hosts() {
     ]});
     let (status, body) = admin.post("/spec/teams?dry_run=true", &teams).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["team_ids_by_name"]["Ops"], Value::Null, "a dry run creates nothing");
+    assert_eq!(
+        body["team_ids_by_name"]["Ops"],
+        Value::Null,
+        "a dry run creates nothing"
+    );
     let (status, body) = admin.post("/spec/teams", &teams).await;
     assert_eq!(status, 200, "{body}");
     let ops = body["team_ids_by_name"]["Ops"].as_u64().unwrap();
-    let bad = json!({"specs": [{"name": "Ops", "agent_options": {"config": {"options": {"bogus": 1}}}}]});
+    let bad =
+        json!({"specs": [{"name": "Ops", "agent_options": {"config": {"options": {"bogus": 1}}}}]});
     let (status, body) = admin.post("/spec/teams", &bad).await;
     assert_eq!(status, 422, "{body}");
 
@@ -512,7 +539,10 @@ async fn specs_round_trip_and_reach_hosts() {
     assert_eq!(one["specs"], queries["specs"][0]);
     // Applying again with a field omitted resets it.
     let (status, _) = admin
-        .post("/spec/queries", &json!({"specs": [{"name": "uptime", "query": "SELECT 2;"}]}))
+        .post(
+            "/spec/queries",
+            &json!({"specs": [{"name": "uptime", "query": "SELECT 2;"}]}),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, one) = admin.get("/spec/queries/uptime").await;
@@ -521,7 +551,10 @@ async fn specs_round_trip_and_reach_hosts() {
     let (status, body) = admin.post("/spec/queries", &queries).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = admin
-        .post("/spec/queries", &json!({"specs": [{"name": "x", "query": "SELECT 1;", "team": "Nope"}]}))
+        .post(
+            "/spec/queries",
+            &json!({"specs": [{"name": "x", "query": "SELECT 1;", "team": "Nope"}]}),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
 
@@ -534,7 +567,13 @@ async fn specs_round_trip_and_reach_hosts() {
     let (status, body) = admin.post("/spec/labels", &labels).await;
     assert_eq!(status, 200, "{body}");
     let (_, got) = admin.get("/spec/labels/Has uptime").await;
-    for key in ["name", "description", "query", "platform", "label_membership_type"] {
+    for key in [
+        "name",
+        "description",
+        "query",
+        "platform",
+        "label_membership_type",
+    ] {
         assert_eq!(got["specs"][key], labels["specs"][0][key], "{key}");
     }
     let (_, all) = admin.get("/spec/labels").await;
@@ -546,12 +585,18 @@ async fn specs_round_trip_and_reach_hosts() {
         .unwrap();
     assert_eq!(pets["hosts"], json!([]));
     let (status, body) = admin
-        .post("/spec/labels", &json!({"specs": [{"name": "All Hosts", "query": "SELECT 2;"}]}))
+        .post(
+            "/spec/labels",
+            &json!({"specs": [{"name": "All Hosts", "query": "SELECT 2;"}]}),
+        )
         .await;
     assert_eq!(status, 422, "builtin: {body}");
 
     let (status, _) = admin
-        .post("/spec/enroll_secret", &json!({"spec": {"secrets": [{"secret": "global-2"}]}}))
+        .post(
+            "/spec/enroll_secret",
+            &json!({"spec": {"secrets": [{"secret": "global-2"}]}}),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, secrets) = admin.get("/spec/enroll_secret").await;
@@ -568,10 +613,13 @@ async fn specs_round_trip_and_reach_hosts() {
     assert_eq!(got["agent_options"], agent_options);
     let (_, got) = admin.get("/spec/teams").await;
     assert_eq!(got["specs"][0]["agent_options"], ops_options);
-    assert_eq!(got["specs"][0]["secrets"], json!([{"secret": "ops-secret"}]));
+    assert_eq!(
+        got["specs"][0]["secrets"],
+        json!([{"secret": "ops-secret"}])
+    );
 
     // What was applied is what hosts get.
-    let ops_host = server.agent_with_secret("ops-host", OsTemplate::Ubuntu22, "ops-secret");
+    let ops_host = server.agent_with_secret("ops-host", OsTemplate::Ubuntu, "ops-secret");
     let ops_config = ops_host.config().await.unwrap();
     assert_eq!(ops_config["options"], json!({"distributed_interval": 7}));
     assert_eq!(
@@ -583,11 +631,15 @@ async fn specs_round_trip_and_reach_hosts() {
         ops_config["packs"][format!("team-{ops}")]["queries"]["ops procs"]["removed"],
         true
     );
-    let global_host = server.agent_with_secret("plain-host", OsTemplate::Ubuntu22, "global-2");
+    let global_host = server.agent_with_secret("plain-host", OsTemplate::Ubuntu, "global-2");
     let global_config = global_host.config().await.unwrap();
     assert_eq!(global_config["options"]["distributed_interval"], 15);
     assert_eq!(
-        global_config["packs"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        global_config["packs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         ["Global"]
     );
 }

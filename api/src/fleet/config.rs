@@ -47,7 +47,11 @@ pub fn check_agent_options(options: &Value, force: bool) -> Result<(), FleetErro
 
 /// The settings document, as `GET /config` shows it.
 async fn config_json(state: &AppState, viewer: &Viewer) -> Result<Value, FleetError> {
-    let settings = state.admin.app_settings().await?.unwrap_or_else(|| json!({}));
+    let settings = state
+        .admin
+        .app_settings()
+        .await?
+        .unwrap_or_else(|| json!({}));
     let mut config = json!({
         "org_info": {"org_name": "", "org_logo_url": "", "org_logo_url_light_background": "", "contact_url": ""},
         "server_settings": {
@@ -95,10 +99,7 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// `GET /config`.
-pub async fn get(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-) -> Result<Response, FleetError> {
+pub async fn get(State(state): State<SharedState>, viewer: Viewer) -> Result<Response, FleetError> {
     Viewer::require(viewer.has_any_role())?;
     Ok(ok(&config_json(&state, &viewer).await?))
 }
@@ -112,10 +113,7 @@ pub async fn apply_config(
     params: &ApplyParams,
 ) -> Result<(), FleetError> {
     Viewer::require(viewer.is_global_admin())?;
-    let agent_options = patch
-        .get("agent_options")
-        .filter(|v| !v.is_null())
-        .cloned();
+    let agent_options = patch.get("agent_options").filter(|v| !v.is_null()).cloned();
     if let Some(options) = &agent_options {
         check_agent_options(options, params.force)?;
     }
@@ -131,7 +129,11 @@ pub async fn apply_config(
     }
     let now = flotilla_engine::unix_now();
     if !settings.is_empty() {
-        let mut stored = state.admin.app_settings().await?.unwrap_or_else(|| json!({}));
+        let mut stored = state
+            .admin
+            .app_settings()
+            .await?
+            .unwrap_or_else(|| json!({}));
         merge(&mut stored, &Value::Object(settings));
         state.admin.set_app_settings(&stored, now).await?;
     }
@@ -183,7 +185,10 @@ pub async fn apply_team_agent_options(
         return Ok(());
     }
     let now = flotilla_engine::unix_now();
-    state.admin.set_agent_options(Some(team), options, now).await?;
+    state
+        .admin
+        .set_agent_options(Some(team), options, now)
+        .await?;
     reload_agent_configs(state).await?;
     super::record_activity(
         state,
@@ -329,5 +334,8 @@ pub fn routes() -> axum::Router<SharedState> {
             read(specs::get_labels).post(specs::apply_labels),
         )
         .route("/spec/labels/{name}", read(specs::get_label))
-        .route("/spec/teams", read(specs::get_teams).post(specs::apply_teams))
+        .route(
+            "/spec/teams",
+            read(specs::get_teams).post(specs::apply_teams),
+        )
 }

@@ -520,7 +520,10 @@ pub async fn apply_teams(
             }
         };
         if let Some(options) = agent_options {
-            state.admin.set_agent_options(Some(team.id), &options, now).await?;
+            state
+                .admin
+                .set_agent_options(Some(team.id), &options, now)
+                .await?;
             options_changed = true;
         }
         if let Some(secrets) = secrets {

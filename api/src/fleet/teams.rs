@@ -158,7 +158,11 @@ pub async fn create(
     Ok(team_body(&state, &viewer, &team))
 }
 
-pub(crate) async fn readable_team(state: &AppState, viewer: &Viewer, id: u64) -> Result<Team, FleetError> {
+pub(crate) async fn readable_team(
+    state: &AppState,
+    viewer: &Viewer,
+    id: u64,
+) -> Result<Team, FleetError> {
     Viewer::require(viewer.can_read(Some(TeamId(id))))?;
     state
         .admin

@@ -254,7 +254,10 @@ mod tests {
     #[test]
     fn pack_names_name_a_team_and_a_query() {
         assert_eq!(parse_pack_name("pack/Global/usb"), Some((None, "usb")));
-        assert_eq!(parse_pack_name("pack_Global_usb devices"), Some((None, "usb devices")));
+        assert_eq!(
+            parse_pack_name("pack_Global_usb devices"),
+            Some((None, "usb devices"))
+        );
         assert_eq!(
             parse_pack_name("pack/team-12/procs"),
             Some((Some(TeamId(12)), "procs"))
