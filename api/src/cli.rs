@@ -31,6 +31,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// A destination for osquery's result or status logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogPlugin {
+    Filesystem,
+    Stdout,
+    Webhook,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address and port to listen on.
@@ -126,6 +134,49 @@ pub struct ServeArgs {
     /// Rotated osquery log files kept.
     #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_KEEP", default_value_t = 5)]
     pub osquery_log_rotate_keep: usize,
+
+    /// Where result logs go: files in <data-dir>/logs, standard output, or an HTTP receiver
+    /// (needs --osquery-result-log-webhook-url).
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_RESULT_LOG_PLUGIN",
+        value_enum,
+        default_value = "filesystem"
+    )]
+    pub osquery_result_log_plugin: LogPlugin,
+
+    /// Where status logs go (as for results).
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_STATUS_LOG_PLUGIN",
+        value_enum,
+        default_value = "filesystem"
+    )]
+    pub osquery_status_log_plugin: LogPlugin,
+
+    /// URL result logs are POSTed to (JSON arrays of lines) with the webhook plugin.
+    #[arg(long, env = "FLOTILLA_OSQUERY_RESULT_LOG_WEBHOOK_URL")]
+    pub osquery_result_log_webhook_url: Option<String>,
+
+    /// URL status logs are POSTed to with the webhook plugin.
+    #[arg(long, env = "FLOTILLA_OSQUERY_STATUS_LOG_WEBHOOK_URL")]
+    pub osquery_status_log_webhook_url: Option<String>,
+
+    /// Lines per webhook POST at most.
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_BATCH_LINES",
+        default_value_t = 500
+    )]
+    pub osquery_log_webhook_batch_lines: usize,
+
+    /// On-disk spool per webhook log; when full, osquery is answered 413 and keeps its lines.
+    #[arg(long, env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_SPOOL_SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub osquery_log_webhook_spool_size: usize,
+
+    /// Rows a query report keeps at most (Fleet's query_report_cap).
+    #[arg(long, env = "FLOTILLA_QUERY_REPORT_CAP", default_value_t = 1000)]
+    pub query_report_cap: usize,
 
     /// How often last-seen times and vitals are written to the database (e.g. 5s).
     #[arg(long, env = "FLOTILLA_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]

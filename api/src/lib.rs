@@ -6,9 +6,11 @@
 //! - [`metrics`] — `/metrics` (Prometheus) and the middleware that records every request.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
-//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on.
+//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on;
+//!   [`agent_options`] (validation), [`reports`] (query reports), [`webhook`] (log delivery).
 
 pub mod agent_config;
+pub mod agent_options;
 pub mod app;
 pub mod carves;
 pub mod cli;
@@ -18,6 +20,8 @@ pub mod live;
 pub mod logsink;
 pub mod metrics;
 pub mod osquery;
+pub mod reports;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod webhook;

@@ -1,9 +1,15 @@
-//! `LogSink`: osquery result and status logs as JSON lines in `<data-dir>/logs/result.log` and
-//! `status.log`, rotated by size (`result.log.1` is the newest old file).
+//! `LogSink`: where osquery's result and status logs go, chosen separately for each
+//! ([`Destination`]):
+//!
+//! - `filesystem` (default): JSON lines in `<data-dir>/logs/result.log` and `status.log`,
+//!   rotated by size (`result.log.1` is the newest old file);
+//! - `stdout`: JSON lines on the server's standard output;
+//! - `webhook`: batched HTTP POSTs through a bounded on-disk spool ([`crate::webhook`]).
 //!
 //! A request's lines are written together and flushed to the operating system before the
-//! request is answered, so a success answer means the lines are in the file. Writes run on the
-//! blocking pool; each file has one writer at a time.
+//! request is answered, so a success answer means the lines are kept. Writes run on the
+//! blocking pool; each file has one writer at a time. A failed write is reported to osquery as
+//! 413, so it keeps the lines and sends them again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -11,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+
+use crate::webhook::{WebhookOutput, WebhookSettings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogKind {
@@ -108,18 +116,75 @@ impl LogFile {
     }
 }
 
+/// Where one kind of log goes.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Filesystem,
+    Stdout,
+    Webhook(WebhookSettings),
+}
+
+enum Output {
+    File(Mutex<LogFile>),
+    Stdout,
+    Webhook(Arc<WebhookOutput>),
+}
+
+impl Output {
+    fn append(&self, buffer: &[u8]) -> io::Result<()> {
+        match self {
+            Output::File(file) => file.lock().append(buffer),
+            Output::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(buffer).and_then(|()| out.flush())
+            }
+            Output::Webhook(webhook) => webhook.write(buffer),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LogSink {
-    result: Arc<Mutex<LogFile>>,
-    status: Arc<Mutex<LogFile>>,
+    result: Arc<Output>,
+    status: Arc<Output>,
 }
 
 impl LogSink {
+    /// Both logs as files in `dir`.
     pub fn open(dir: &Path, rotation: Rotation) -> io::Result<LogSink> {
+        LogSink::with_destinations(
+            dir,
+            rotation,
+            &Destination::Filesystem,
+            &Destination::Filesystem,
+        )
+    }
+
+    /// Each log to its destination: files go in `dir`, webhook spools in `dir/spool/<kind>`.
+    /// Starts webhook senders on the current runtime.
+    pub fn with_destinations(
+        dir: &Path,
+        rotation: Rotation,
+        result: &Destination,
+        status: &Destination,
+    ) -> io::Result<LogSink> {
         fs::create_dir_all(dir)?;
+        let output = |destination: &Destination, name: &str| -> io::Result<Arc<Output>> {
+            Ok(Arc::new(match destination {
+                Destination::Filesystem => Output::File(Mutex::new(LogFile::open(
+                    dir.join(format!("{name}.log")),
+                    rotation,
+                )?)),
+                Destination::Stdout => Output::Stdout,
+                Destination::Webhook(settings) => Output::Webhook(WebhookOutput::start(
+                    &dir.join("spool").join(name),
+                    settings.clone(),
+                )?),
+            }))
+        };
         Ok(LogSink {
-            result: Arc::new(Mutex::new(LogFile::open(dir.join("result.log"), rotation)?)),
-            status: Arc::new(Mutex::new(LogFile::open(dir.join("status.log"), rotation)?)),
+            result: output(result, "result")?,
+            status: output(status, "status")?,
         })
     }
 
@@ -128,11 +193,11 @@ impl LogSink {
         if buffer.is_empty() {
             return Ok(());
         }
-        let file = match kind {
+        let output = match kind {
             LogKind::Result => self.result.clone(),
             LogKind::Status => self.status.clone(),
         };
-        tokio::task::spawn_blocking(move || file.lock().append(&buffer))
+        tokio::task::spawn_blocking(move || output.append(&buffer))
             .await
             .map_err(io::Error::other)?
     }

@@ -17,13 +17,16 @@ use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 
-use crate::agent_config::{AgentConfigs, default_agent_options};
+use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
+use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::fleet::ratelimit::LoginLimiter;
-use crate::logsink::{LogSink, Rotation};
+use crate::logsink::{Destination, LogSink, Rotation};
+use crate::reports::Reports;
 use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
+use crate::webhook::WebhookSettings;
 
 /// How the listener speaks, and what to tell agents about it.
 enum Transport {
@@ -122,21 +125,51 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .with_check("redis", Arc::new(RelayCheck(relay.clone())))
             .with_relay(relay_counters.clone());
     }
+    let agent_configs = AgentConfigs::new(
+        AgentConfigs::load(admin.as_ref())
+            .await
+            .context("loading agent options and scheduled queries")?,
+    );
+    let logs = LogSink::with_destinations(
+        &data_dir.join("logs"),
+        Rotation {
+            max_bytes: args.osquery_log_rotate_size as u64,
+            keep: args.osquery_log_rotate_keep,
+        },
+        &log_destination(
+            &args,
+            args.osquery_result_log_plugin,
+            &args.osquery_result_log_webhook_url,
+            "result",
+        )?,
+        &log_destination(
+            &args,
+            args.osquery_status_log_plugin,
+            &args.osquery_status_log_webhook_url,
+            "status",
+        )?,
+    )
+    .context("opening the osquery log destinations")?;
+    let reports = Arc::new(
+        Reports::load(admin.as_ref(), args.query_report_cap)
+            .await
+            .context("loading query reports")?,
+    );
+    let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
+    let report_flusher = tokio::spawn(reports.clone().run_flusher(
+        admin.clone(),
+        args.flush_interval,
+        report_flusher_stopped,
+    ));
     let state = Arc::new(AppState {
         hosts: hosts.clone(),
         campaigns: campaigns.clone(),
         store: store.clone(),
-        admin,
+        admin: admin.clone(),
         login_limiter: LoginLimiter::fleet_default(),
-        agent_configs: AgentConfigs::new(&default_agent_options()),
-        logs: LogSink::open(
-            &data_dir.join("logs"),
-            Rotation {
-                max_bytes: args.osquery_log_rotate_size as u64,
-                keep: args.osquery_log_rotate_keep,
-            },
-        )
-        .context("opening the osquery log files")?,
+        agent_configs,
+        logs,
+        reports: reports.clone(),
         carves: Carves::new(data_dir.join("carves"), store.clone())
             .context("creating the carves directory")?,
         limits: BodyLimits {
@@ -218,6 +251,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .flush()
         .await
         .context("flushing host writes at shutdown")?;
+    let _ = stop_report_flusher.send(());
+    report_flusher
+        .await?
+        .context("writing query reports at shutdown")?;
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -251,8 +288,8 @@ fn relay(
         .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?)
 }
 
-/// Picks up what admins change on other nodes: dynamic labels (the engine itself follows
-/// hosts, enroll secrets and live queries).
+/// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled
+/// queries (the engine itself follows hosts, enroll secrets and live queries).
 fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
     if relay.is_local() {
         return;
@@ -261,11 +298,27 @@ fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(RelayEvent::Changed(Topic::Labels)) | Ok(RelayEvent::Reconnected) => {
+                Ok(RelayEvent::Changed(Topic::Labels)) => {
                     if let Err(error) =
                         crate::fleet::labels::reload_label_queries(&state, false).await
                     {
                         tracing::warn!(%error, "could not reload the dynamic labels another node changed");
+                    }
+                }
+                Ok(RelayEvent::Changed(Topic::AgentOptions)) => {
+                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                        tracing::warn!(%error, "could not reload the agent options another node changed");
+                    }
+                }
+                Ok(RelayEvent::Reconnected) => {
+                    // Announcements may have been missed while disconnected.
+                    if let Err(error) =
+                        crate::fleet::labels::reload_label_queries(&state, false).await
+                    {
+                        tracing::warn!(%error, "could not reload the dynamic labels");
+                    }
+                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                        tracing::warn!(%error, "could not reload the agent options");
                     }
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -376,6 +429,30 @@ fn metrics(
         _ => None,
     };
     Arc::new(crate::metrics::Metrics::new(sources, auth))
+}
+
+/// The destination for one kind of osquery log, from its plugin and webhook URL flags.
+fn log_destination(
+    args: &ServeArgs,
+    plugin: LogPlugin,
+    url: &Option<String>,
+    kind: &str,
+) -> Result<Destination> {
+    Ok(match plugin {
+        LogPlugin::Filesystem => Destination::Filesystem,
+        LogPlugin::Stdout => Destination::Stdout,
+        LogPlugin::Webhook => {
+            let url = url.clone().with_context(|| {
+                format!(
+                    "--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url"
+                )
+            })?;
+            let mut settings = WebhookSettings::new(url);
+            settings.batch_lines = args.osquery_log_webhook_batch_lines.max(1);
+            settings.max_spool_bytes = args.osquery_log_webhook_spool_size as u64;
+            Destination::Webhook(settings)
+        }
+    })
 }
 
 fn campaign_config(args: &ServeArgs) -> CampaignConfig {

@@ -10,6 +10,7 @@ use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
 use crate::fleet::ratelimit::LoginLimiter;
 use crate::logsink::LogSink;
+use crate::reports::Reports;
 
 /// Request-body limits per osquery endpoint, in bytes (after gzip inflation).
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub agent_configs: AgentConfigs,
     pub logs: LogSink,
+    /// Query reports: the latest snapshot rows per host of each scheduled query.
+    pub reports: Arc<Reports>,
     pub carves: Carves,
     pub limits: BodyLimits,
     /// How long the synchronous live-query endpoints wait for answers.

@@ -403,6 +403,20 @@ pub struct QueryFields {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Query reports
+
+/// One host's latest answer to a scheduled query: what its query report shows for that host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRows {
+    pub query: QueryId,
+    pub host: HostId,
+    /// Unix seconds when the server received the answer.
+    pub last_fetched: i64,
+    /// Each row as a JSON object's text; empty when the query returned no rows.
+    pub rows: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Activities
 
 #[derive(Clone, Debug, PartialEq)]
@@ -586,6 +600,44 @@ pub trait AdminStore: Send + Sync + 'static {
         team: Option<TeamId>,
         name: &str,
     ) -> Result<Option<SavedQuery>, StoreError>;
+
+    // Agent options and scheduled queries (the config hosts pull).
+
+    /// The stored agent options of a team (`None`: the global ones); `None` if never set.
+    async fn agent_options(
+        &self,
+        team: Option<TeamId>,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Stores the agent options of a team (`None`: the global ones). `Value::Null` for a team
+    /// removes its own options, so the global ones apply again. An unknown team is `NotFound`.
+    async fn set_agent_options(
+        &self,
+        team: Option<TeamId>,
+        options: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), AdminError>;
+    /// The organisation settings other than agent options (`org_info`, `server_settings`,
+    /// `features`, …) as one JSON object; `None` if never set.
+    async fn app_settings(&self) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn set_app_settings(
+        &self,
+        settings: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Every team that has agent options of its own, with them.
+    async fn team_agent_options(&self) -> Result<Vec<(TeamId, serde_json::Value)>, StoreError>;
+    /// Every saved query with an interval above 0, of every team and the global ones.
+    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError>;
+
+    // Query reports.
+
+    /// Replaces, for each entry, the rows stored for that (query, host). Entries whose query is
+    /// gone are skipped.
+    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError>;
+    /// Every stored report entry (at most the report cap per query), to load at start.
+    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError>;
+    /// Forgets a query's report (its SQL changed, or it stopped keeping snapshots).
+    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError>;
 
     // Activities.
 

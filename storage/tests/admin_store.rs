@@ -630,3 +630,139 @@ fn label_answers(
         ..Default::default()
     }
 }
+
+fn scheduled(name: &str, interval: u32) -> QueryFields {
+    QueryFields {
+        name: name.into(),
+        description: String::new(),
+        query: format!("SELECT '{name}';"),
+        interval,
+        platform: String::new(),
+        min_osquery_version: String::new(),
+        automations_enabled: false,
+        logging: "snapshot".into(),
+        observer_can_run: false,
+        discard_data: false,
+    }
+}
+
+#[tokio::test]
+async fn agent_options_scheduled_queries_and_reports() {
+    let (_dir, store) = sqlite().await;
+    let admin: &dyn AdminStore = &store;
+    let hosts: &dyn HostStore = &store;
+
+    assert_eq!(admin.agent_options(None).await.unwrap(), None);
+    let global = json!({"config": {"options": {"distributed_interval": 10}}});
+    admin.set_agent_options(None, &global, 1).await.unwrap();
+    assert_eq!(admin.agent_options(None).await.unwrap(), Some(global));
+
+    let team = admin.create_team("Ops", "", "ops-secret", 1).await.unwrap();
+    let team_options = json!({"config": {"options": {"distributed_interval": 5}}});
+    admin
+        .set_agent_options(Some(team.id), &team_options, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.team_agent_options().await.unwrap(),
+        vec![(team.id, team_options.clone())]
+    );
+    assert!(matches!(
+        admin
+            .set_agent_options(Some(TeamId(999)), &team_options, 2)
+            .await,
+        Err(AdminError::NotFound(_))
+    ));
+    admin
+        .set_agent_options(Some(team.id), &serde_json::Value::Null, 3)
+        .await
+        .unwrap();
+    assert!(admin.team_agent_options().await.unwrap().is_empty());
+
+    assert_eq!(admin.app_settings().await.unwrap(), None);
+    let settings = json!({"org_info": {"org_name": "Acme"}});
+    admin.set_app_settings(&settings, 4).await.unwrap();
+    assert_eq!(admin.app_settings().await.unwrap(), Some(settings));
+
+    let hourly = admin
+        .create_query(None, &scheduled("hourly", 3600), None, 5)
+        .await
+        .unwrap();
+    admin
+        .create_query(None, &scheduled("adhoc", 0), None, 5)
+        .await
+        .unwrap();
+    let team_query = admin
+        .create_query(Some(team.id), &scheduled("team", 60), None, 5)
+        .await
+        .unwrap();
+    let names: Vec<String> = admin
+        .scheduled_queries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.fields.name)
+        .collect();
+    assert_eq!(names, ["hourly", "team"]);
+
+    let host = enroll(hosts, "h1", "ubuntu", 5).await;
+    let rows = |n: usize| (0..n).map(|i| format!("{{\"i\":\"{i}\"}}")).collect();
+    admin
+        .write_reports(&[
+            ReportRows {
+                query: hourly.id,
+                host,
+                last_fetched: 6,
+                rows: rows(3),
+            },
+            ReportRows {
+                query: team_query.id,
+                host,
+                last_fetched: 6,
+                rows: Vec::new(),
+            },
+            // A query that is gone is skipped.
+            ReportRows {
+                query: QueryId(999),
+                host,
+                last_fetched: 6,
+                rows: rows(1),
+            },
+        ])
+        .await
+        .unwrap();
+    admin
+        .write_reports(&[ReportRows {
+            query: hourly.id,
+            host,
+            last_fetched: 7,
+            rows: rows(2),
+        }])
+        .await
+        .unwrap();
+    let stored = admin.reports().await.unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            ReportRows {
+                query: hourly.id,
+                host,
+                last_fetched: 7,
+                rows: rows(2),
+            },
+            ReportRows {
+                query: team_query.id,
+                host,
+                last_fetched: 6,
+                rows: Vec::new(),
+            },
+        ]
+    );
+    admin.delete_report(hourly.id).await.unwrap();
+    assert_eq!(admin.reports().await.unwrap().len(), 1);
+    admin.delete_query(team_query.id).await.unwrap();
+    assert!(
+        admin.reports().await.unwrap().is_empty(),
+        "deleted with its query"
+    );
+}

@@ -17,7 +17,7 @@ use super::{ListParams, rfc3339};
 use crate::state::{AppState, SharedState};
 
 /// Platforms a dynamic label can be limited to (empty: all).
-const PLATFORMS: &[&str] = &[
+pub(crate) const PLATFORMS: &[&str] = &[
     "", "darwin", "windows", "ubuntu", "centos", "linux", "chrome",
 ];
 
@@ -60,7 +60,7 @@ impl From<&Label> for LabelJson {
 
 /// The ids of hosts named by identifier (hostname, uuid, serial, osquery host id); 422 naming
 /// any that match no host.
-async fn resolve_hosts(
+pub(crate) async fn resolve_hosts(
     state: &AppState,
     identifiers: &[String],
 ) -> Result<Vec<HostId>, FleetError> {

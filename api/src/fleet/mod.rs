@@ -12,12 +12,14 @@
 
 pub mod activities;
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod hosts;
 pub mod labels;
 pub mod password;
 pub mod queries;
 pub mod ratelimit;
+pub mod specs;
 pub mod teams;
 pub mod users;
 
@@ -81,6 +83,7 @@ pub fn router() -> Router<SharedState> {
         )
         .route("/activities", get(activities::list))
         .merge(crate::live::routes::router())
+        .merge(config::routes())
         .fallback(not_found);
     Router::new()
         .route("/api/v1/setup", post(auth::setup))

@@ -87,7 +87,7 @@ fn can_read(viewer: &Viewer, team: Option<TeamId>) -> bool {
 }
 
 /// Every field checked: name and SQL present, logging and platform among Fleet's values.
-fn check(fields: &QueryFields) -> Result<(), FleetError> {
+pub(crate) fn check(fields: &QueryFields) -> Result<(), FleetError> {
     if fields.name.trim().is_empty() {
         return Err(FleetError::validation("name", "cannot be empty"));
     }
@@ -202,6 +202,7 @@ pub async fn create(
         .admin
         .create_query(team, &fields, Some(viewer.user.id), now)
         .await?;
+    schedule_changed(&state, None).await?;
     super::record_activity(
         &state,
         Some(viewer.user.id),
@@ -218,13 +219,28 @@ pub async fn create(
     Ok(query_body(&query))
 }
 
+/// After a saved query changed: hosts pull the new schedule, and a report whose rows no
+/// longer describe the query (`forget_report`) is dropped, as Fleet does when the SQL changes,
+/// data is discarded or logging leaves snapshot.
+pub(crate) async fn schedule_changed(
+    state: &AppState,
+    forget_report: Option<QueryId>,
+) -> Result<(), FleetError> {
+    if let Some(query) = forget_report {
+        state.reports.forget(query);
+        state.admin.delete_report(query).await?;
+    }
+    super::config::reload_agent_configs(state).await
+}
+
 fn parse_id(text: &str) -> Result<QueryId, FleetError> {
     text.parse()
         .map(QueryId)
         .map_err(|_| FleetError::BadRequest(format!("`{text}` is not a query id")))
 }
 
-async fn readable_query(
+/// The saved query with this id, if `viewer` may read it.
+pub(crate) async fn readable(
     state: &AppState,
     viewer: &Viewer,
     id: QueryId,
@@ -244,7 +260,7 @@ pub async fn get(
     viewer: Viewer,
     FleetPath(id): FleetPath<String>,
 ) -> Result<Response, FleetError> {
-    let query = readable_query(&state, &viewer, parse_id(&id)?).await?;
+    let query = readable(&state, &viewer, parse_id(&id)?).await?;
     Ok(query_body(&query))
 }
 
@@ -269,7 +285,7 @@ pub async fn modify(
     FleetPath(id): FleetPath<String>,
     FleetJson(body): FleetJson<ModifyQueryBody>,
 ) -> Result<Response, FleetError> {
-    let query = readable_query(&state, &viewer, parse_id(&id)?).await?;
+    let query = readable(&state, &viewer, parse_id(&id)?).await?;
     Viewer::require(viewer.can_write(query.team))?;
     let mut fields = query.fields.clone();
     if let Some(name) = body.name {
@@ -291,6 +307,10 @@ pub async fn modify(
     check(&fields)?;
     let now = flotilla_engine::unix_now();
     let updated = state.admin.update_query(query.id, &fields, now).await?;
+    let report_invalid = updated.fields.query != query.fields.query
+        || updated.fields.discard_data
+        || updated.fields.logging != "snapshot";
+    schedule_changed(&state, report_invalid.then_some(updated.id)).await?;
     super::record_activity(
         &state,
         Some(viewer.user.id),
@@ -318,6 +338,7 @@ async fn delete_one(
         .delete_query(query.id)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("query {} not found", query.id)))?;
+    schedule_changed(state, Some(deleted.id)).await?;
     super::record_activity(
         state,
         Some(viewer.user.id),
@@ -367,7 +388,7 @@ pub async fn delete_by_id(
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
-    let query = readable_query(&state, &viewer, QueryId(id)).await?;
+    let query = readable(&state, &viewer, QueryId(id)).await?;
     delete_one(&state, &viewer, query).await
 }
 
@@ -394,6 +415,12 @@ pub async fn delete_many(
         }
     }
     let deleted = state.admin.delete_queries(&ids).await?;
+    for &id in &ids {
+        state.reports.forget(id);
+    }
+    if deleted > 0 {
+        schedule_changed(&state, None).await?;
+    }
     if deleted > 0 {
         let team = teams.first().copied().flatten();
         super::record_activity(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::Viewer;
-use super::error::{FleetError, FleetJson, FleetPath, ok};
+use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
 use super::rfc3339;
 use crate::state::{AppState, SharedState};
 
@@ -53,13 +53,18 @@ struct TeamJson {
     mdm: serde_json::Value,
 }
 
-fn team_json(team: &Team, with_secrets: bool) -> TeamJson {
+fn team_json(state: &AppState, team: &Team, with_secrets: bool) -> TeamJson {
     TeamJson {
         id: team.id.0,
         created_at: rfc3339(team.created_at),
         name: team.name.clone(),
         description: team.description.clone(),
-        agent_options: None,
+        agent_options: state
+            .agent_configs
+            .inputs()
+            .team_options
+            .get(&team.id)
+            .cloned(),
         user_count: team.user_count,
         host_count: team.host_count,
         secrets: if with_secrets {
@@ -75,18 +80,28 @@ fn team_json(team: &Team, with_secrets: bool) -> TeamJson {
 }
 
 /// A team's object as `viewer` may see it: secrets only for those who manage them.
-fn team_body(viewer: &Viewer, team: &Team) -> Response {
-    ok(&json!({ "team": team_json(team, viewer.can_write(Some(team.id))) }))
+fn team_body(state: &AppState, viewer: &Viewer, team: &Team) -> Response {
+    ok(&json!({ "team": team_json(state, team, viewer.can_write(Some(team.id))) }))
+}
+
+/// `{"team": …}` for the team with this id, read afresh.
+pub async fn team_response(
+    state: &AppState,
+    viewer: &Viewer,
+    id: TeamId,
+) -> Result<Response, FleetError> {
+    let team = readable_team(state, viewer, id.0).await?;
+    Ok(team_body(state, viewer, &team))
 }
 
 /// A new enroll secret: 24 random bytes, URL-safe base64.
-fn generate_secret() -> String {
+pub(crate) fn generate_secret() -> String {
     let bytes: [u8; 24] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Makes the engine pick up a change to enroll secrets.
-async fn reload_secrets(state: &AppState) -> Result<(), FleetError> {
+pub(crate) async fn reload_secrets(state: &AppState) -> Result<(), FleetError> {
     state.hosts.enroll_secrets_changed().await?;
     Ok(())
 }
@@ -102,7 +117,7 @@ pub async fn list(
         .await?
         .iter()
         .filter(|t| viewer.can_read(Some(t.id)))
-        .map(|t| team_json(t, viewer.can_write(Some(t.id))))
+        .map(|t| team_json(&state, t, viewer.can_write(Some(t.id))))
         .collect();
     Ok(ok(&json!({ "teams": teams })))
 }
@@ -140,10 +155,14 @@ pub async fn create(
         now,
     )
     .await;
-    Ok(team_body(&viewer, &team))
+    Ok(team_body(&state, &viewer, &team))
 }
 
-async fn readable_team(state: &AppState, viewer: &Viewer, id: u64) -> Result<Team, FleetError> {
+pub(crate) async fn readable_team(
+    state: &AppState,
+    viewer: &Viewer,
+    id: u64,
+) -> Result<Team, FleetError> {
     Viewer::require(viewer.can_read(Some(TeamId(id))))?;
     state
         .admin
@@ -159,23 +178,43 @@ pub async fn get(
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
     let team = readable_team(&state, &viewer, id).await?;
-    Ok(team_body(&viewer, &team))
+    Ok(team_body(&state, &viewer, &team))
 }
 
 #[derive(Deserialize)]
 pub struct ModifyTeamBody {
     name: Option<String>,
     description: Option<String>,
+    /// The team's whole agent options document (`null` removes them: global ones apply).
+    #[serde(default, deserialize_with = "present")]
+    agent_options: Option<serde_json::Value>,
 }
 
-/// `PATCH /teams/{id}`: name and description.
+/// Tells a field that is present with `null` from one that is absent.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /teams/{id}` (`?force`, `?dry_run` for agent options): name, description and
+/// agent options.
 pub async fn modify(
     State(state): State<SharedState>,
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
+    FleetQuery(params): FleetQuery<super::config::ApplyParams>,
     FleetJson(body): FleetJson<ModifyTeamBody>,
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.is_global_admin())?;
+    if let Some(options) = &body.agent_options {
+        super::config::apply_team_agent_options(&state, &viewer, TeamId(id), options, &params)
+            .await?;
+    }
+    if params.dry_run {
+        let team = readable_team(&state, &viewer, id).await?;
+        return Ok(team_body(&state, &viewer, &team));
+    }
     let name = body.name.map(|n| n.trim().to_owned());
     if name.as_deref() == Some("") {
         return Err(FleetError::validation("name", "cannot be empty"));
@@ -188,7 +227,7 @@ pub async fn modify(
         .admin
         .update_team(TeamId(id), &changes, flotilla_engine::unix_now())
         .await?;
-    Ok(team_body(&viewer, &team))
+    Ok(team_body(&state, &viewer, &team))
 }
 
 /// `DELETE /teams/{id}`: its hosts move to no team, its enroll secrets stop working.
@@ -207,6 +246,7 @@ pub async fn delete(
         state.hosts.set_team(host, None);
     }
     reload_secrets(&state).await?;
+    super::config::reload_agent_configs(&state).await?;
     super::record_activity(
         &state,
         Some(viewer.user.id),
@@ -221,17 +261,17 @@ pub async fn delete(
 #[derive(Deserialize)]
 pub struct SecretBody {
     #[serde(default)]
-    secret: String,
+    pub(crate) secret: String,
 }
 
 #[derive(Deserialize)]
 pub struct SecretsBody {
     #[serde(default)]
-    secrets: Vec<SecretBody>,
+    pub(crate) secrets: Vec<SecretBody>,
 }
 
 /// Trimmed, non-empty, without duplicates, at most [`MAX_SECRETS`].
-fn checked_secrets(secrets: Vec<SecretBody>) -> Result<Vec<String>, FleetError> {
+pub(crate) fn checked_secrets(secrets: Vec<SecretBody>) -> Result<Vec<String>, FleetError> {
     if secrets.len() > MAX_SECRETS {
         return Err(FleetError::validation(
             "secrets",
@@ -326,15 +366,22 @@ pub struct SpecBody {
     spec: Option<SecretsBody>,
 }
 
-/// `POST /spec/enroll_secret` `{"spec":{"secrets":[{"secret"}]}}`: replaces the global secrets.
+/// `POST /spec/enroll_secret` `{"spec":{"secrets":[{"secret"}]}}` (`?dry_run`): replaces the
+/// global secrets.
 pub async fn replace_global_secrets(
     State(state): State<SharedState>,
     viewer: Viewer,
+    FleetQuery(params): FleetQuery<super::config::ApplyParams>,
     FleetJson(body): FleetJson<SpecBody>,
 ) -> Result<Response, FleetError> {
     let spec = body
         .spec
         .ok_or_else(|| FleetError::validation("spec", "`spec.secrets` is required"))?;
+    if params.dry_run {
+        Viewer::require(viewer.can_write(None))?;
+        checked_secrets(spec.secrets)?;
+        return Ok(ok(&json!({})));
+    }
     replace(&state, &viewer, None, spec.secrets).await?;
     Ok(ok(&json!({})))
 }
