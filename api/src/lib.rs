@@ -4,6 +4,7 @@
 //! - [`fleet`] — the Fleet-compatible admin REST API (`/api/{v1,2022-04,latest}/fleet/*`).
 //! - [`health`] — `/healthz` and `/version`.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
+//! - [`client`] — the admin's command line: `flotilla login`, `query`, `get`, `apply`, ….
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
 //! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on.
 
@@ -11,6 +12,7 @@ pub mod agent_config;
 pub mod app;
 pub mod carves;
 pub mod cli;
+pub mod client;
 pub mod fleet;
 pub mod health;
 pub mod live;
