@@ -23,6 +23,10 @@ pub enum Command {
     /// Run the server. With no options: HTTPS on 0.0.0.0:8080, SQLite and a generated
     /// certificate in ./flotilla-data, no other service needed.
     Serve(ServeArgs),
+
+    // The admin's client commands (login, query, get, apply, ...): `crate::client`.
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

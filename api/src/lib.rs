@@ -5,6 +5,7 @@
 //! - [`health`] — `/healthz`, `/readyz` and `/version`.
 //! - [`metrics`] — `/metrics` (Prometheus) and the middleware that records every request.
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
+//! - [`client`] — the admin's command line: `flotilla login`, `query`, `get`, `apply`, ….
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
 //! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on;
 //!   [`agent_options`] (validation), [`reports`] (query reports), [`webhook`] (log delivery).
@@ -14,6 +15,7 @@ pub mod agent_options;
 pub mod app;
 pub mod carves;
 pub mod cli;
+pub mod client;
 pub mod fleet;
 pub mod health;
 pub mod live;

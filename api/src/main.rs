@@ -1,4 +1,5 @@
-//! `flotilla`: the server (`flotilla serve`) and, in time, the admin's command line.
+//! `flotilla`: the server (`flotilla serve`) and the admin's command line (`flotilla login`,
+//! `query`, `get`, `apply`, …).
 
 use clap::Parser;
 use flotilla_api::cli::{Cli, Command, LogFormat};
@@ -33,5 +34,6 @@ async fn main() -> anyhow::Result<()> {
             init_logging(&level, args.log_format)?;
             flotilla_api::server::run(args).await
         }
+        Command::Client(command) => std::process::exit(flotilla_api::client::run(command).await),
     }
 }
