@@ -83,7 +83,8 @@ pub struct AgentConfig {
     /// (see [`tls_client_config`]); the load tester shares one between all agents.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Counters to count into instead of the agent's own (the load tester shares one set,
-    /// with latency histograms, between all agents).
+    /// with latency histograms, between all agents; [`SimAgent::stats`] then reports the
+    /// shared totals).
     pub counters: Option<Arc<AgentCounters>>,
     /// Called just before each `distributed/write` attempt is sent.
     pub write_hook: Option<WriteHook>,

@@ -243,6 +243,8 @@ struct ClientUsage {
     /// cpu_s / wall time × 100 (200 = two cores busy).
     cpu_percent: f64,
     rss_mb_before_agents: f64,
+    /// RSS with every agent built, before any connection (the per-host state).
+    rss_mb_agents_built: f64,
     /// RSS when every host had enrolled (or at the end, if they never all did).
     rss_mb_all_enrolled: f64,
     rss_mb_peak: f64,
@@ -531,6 +533,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let index = Arc::new(HostIndex::new(hostnames.iter().map(String::as_str)));
     drop(hostnames);
+    let (rss_built, _) = memory_mb();
 
     let started_at_unix = unix_now();
     let started = Instant::now();
@@ -547,7 +550,12 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = async move {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => {}
-                    _ = stop.wait_for(|stopped| *stopped) => {}
+                    _ = async {
+                        // Without a fan-out the sender is gone at once: wait for the deadline.
+                        if stop.wait_for(|stopped| *stopped).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
                 }
             };
             if started + offset >= deadline {
@@ -635,10 +643,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let mut total = AgentStats::default();
+    // Every agent counts into the shared counters, so the totals are read from them (an
+    // agent's own stats() would be the same shared figures).
     while let Some(res) = tasks.join_next().await {
-        total.merge(&res.context("agent task panicked")?);
+        res.context("agent task panicked")?;
     }
+    let total = counters.snapshot(false);
     let elapsed = started.elapsed();
     let fanout = match fanout {
         Some(task) => Some(task.await.context("fanout task panicked")??),
@@ -672,6 +682,7 @@ async fn main() -> anyhow::Result<()> {
             cpu_s: cpu,
             cpu_percent: cpu / elapsed.as_secs_f64().max(1e-3) * 100.0,
             rss_mb_before_agents: rss_before,
+            rss_mb_agents_built: rss_built,
             rss_mb_all_enrolled: rss_all,
             rss_mb_peak: rss_peak,
             rss_per_host_kb: (rss_all - rss_before).max(0.0) * 1024.0 / cli.hosts.max(1) as f64,
