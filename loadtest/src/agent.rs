@@ -79,6 +79,122 @@ pub struct AgentConfig {
     pub request_timeout: Duration,
     /// `--tls_accept_gzip` (5.21+): send `Accept-Encoding: gzip`, accept gzip responses.
     pub accept_gzip: bool,
+    /// A TLS client configuration to use instead of building one from `ca_pem`/`insecure`
+    /// (see [`tls_client_config`]); the load tester shares one between all agents.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Counters to count into instead of the agent's own (the load tester shares one set,
+    /// with latency histograms, between all agents; [`SimAgent::stats`] then reports the
+    /// shared totals).
+    pub counters: Option<Arc<AgentCounters>>,
+    /// Called just before each `distributed/write` attempt is sent.
+    pub write_hook: Option<WriteHook>,
+    /// One keep-alive connection for all "threads" instead of one per thread (a cheaper,
+    /// less faithful mode for very large runs; requests that overlap still open a second
+    /// connection, which is closed after use).
+    pub share_connection: bool,
+}
+
+/// A callback told about every `distributed/write` the moment before it is sent: the body and
+/// the send time. The load tester uses it to time live-query results end to end.
+#[derive(Clone)]
+pub struct WriteHook(pub Arc<dyn Fn(&WriteBody, Instant) + Send + Sync>);
+
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
+}
+
+/// Accepts any server certificate (`--insecure`; osquery debug builds' `tls_allow_unsafe`).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS client configuration of an agent: trust only the CAs in `ca_pem` (osquery's
+/// `--tls_server_certs`; certificate chain and host name are verified), or nothing at all
+/// with `insecure`. TLS 1.2 and 1.3, no session resumption (osquery reconnects with a full
+/// handshake). `None` when neither is given: the platform's roots are used then.
+///
+/// One configuration can serve any number of agents and connections; building it once and
+/// passing it in [`AgentConfig::tls`] saves a root store and verifier per connection.
+pub fn tls_client_config(
+    ca_pem: Option<&[u8]>,
+    insecure: bool,
+) -> Result<Option<rustls::ClientConfig>, AgentError> {
+    use rustls_pki_types::pem::PemObject;
+    install_crypto_provider();
+    let builder = rustls::ClientConfig::builder();
+    let mut config = if insecure {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else if let Some(pem) = ca_pem {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| AgentError::Setup(format!("CA bundle: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| AgentError::Setup(format!("CA bundle: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(AgentError::Setup(
+                "CA bundle contains no certificate".into(),
+            ));
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        return Ok(None);
+    };
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Some(config))
 }
 
 impl AgentConfig {
@@ -105,6 +221,10 @@ impl AgentConfig {
             retries: RetryPolicies::default(),
             request_timeout: REQUEST_TIMEOUT,
             accept_gzip: false,
+            tls: None,
+            counters: None,
+            write_hook: None,
+            share_connection: false,
         }
     }
 }
@@ -220,7 +340,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn build_client(
     cfg: &AgentConfig,
-    certs: &[reqwest::Certificate],
+    tls: Option<&rustls::ClientConfig>,
 ) -> Result<reqwest::Client, AgentError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -239,11 +359,8 @@ fn build_client(
     if !cfg.accept_gzip {
         b = b.no_gzip();
     }
-    if !certs.is_empty() {
-        b = b.tls_certs_only(certs.iter().cloned());
-    }
-    if cfg.insecure {
-        b = b.tls_danger_accept_invalid_certs(true);
+    if let Some(tls) = tls {
+        b = b.tls_backend_preconfigured(tls.clone());
     }
     if let Some((host, addr)) = &cfg.resolve {
         b = b.resolve(host, *addr);
@@ -257,6 +374,21 @@ fn build_client(
 impl Shared {
     fn current_key(&self) -> String {
         lock(&self.node_key).clone()
+    }
+
+    /// The connection (pool) of `thread`.
+    fn client(&self, thread: AgentThread) -> &reqwest::Client {
+        self.clients.get(thread.index()).unwrap_or(&self.clients[0])
+    }
+
+    /// Replace the cached key (empty = none), keeping the counters' key-holder count right.
+    fn store_key(&self, key: String) {
+        let mut current = lock(&self.node_key);
+        let (had, has) = (!current.is_empty(), !key.is_empty());
+        *current = key;
+        if had != has {
+            self.counters.record_key_held(has);
+        }
     }
 
     fn runtime(&self) -> Runtime {
@@ -284,7 +416,7 @@ impl Shared {
             if e.is_node_invalid() {
                 self.counters.record_node_invalid();
                 // osquery deletes whatever key is cached, even one a concurrent enroll just stored.
-                lock(&self.node_key).clear();
+                self.store_key(String::new());
             }
         }
         result
@@ -309,7 +441,7 @@ impl Shared {
                 .finish()
                 .map_err(|e| AgentError::Transport(e.to_string()))?;
         }
-        let client = &self.clients[thread.index()];
+        let client = self.client(thread);
         let mut req = client.post(self.urls[endpoint.index()].clone()).body(bytes);
         if gzip {
             req = req.header(CONTENT_ENCODING, "gzip");
@@ -365,7 +497,7 @@ impl Shared {
                 .await
             {
                 Ok(key) => {
-                    *lock(&self.node_key) = key.clone();
+                    self.store_key(key.clone());
                     self.counters.record_enroll();
                     return Ok(key);
                 }
@@ -467,6 +599,23 @@ impl Shared {
         Ok(config)
     }
 
+    /// `GET /version` on `thread`'s connection, counted as a request to `endpoint` (the request
+    /// it stands in for in the `/version` ceiling). Success = a 2xx status and a whole body.
+    async fn version_request(&self, thread: AgentThread, endpoint: Endpoint) -> bool {
+        let started = Instant::now();
+        let client = self.client(thread);
+        let url = &self.urls[Endpoint::ALL.len()];
+        let ok = match client.get(url.clone()).send().await {
+            Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+            Err(e) => {
+                tracing::debug!(host = %self.config.host_identifier, error = %error_chain(&e), "GET /version failed");
+                false
+            }
+        };
+        self.counters.record(endpoint, started.elapsed(), !ok);
+        ok
+    }
+
     async fn send_log(
         &self,
         log_type: LogType,
@@ -503,18 +652,20 @@ impl SimAgent {
             }
             urls.push(url);
         }
-        let certs = match &config.ca_pem {
-            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| AgentError::Setup(format!("CA bundle: {}", error_chain(&e))))?,
-            None => Vec::new(),
+        let version_url = reqwest::Url::parse(&format!("{base}/version"))
+            .map_err(|err| AgentError::Setup(format!("bad URL {base}/version: {err}")))?;
+        urls.push(version_url);
+        let tls = match &config.tls {
+            Some(shared) => Some(rustls::ClientConfig::clone(shared)),
+            None => tls_client_config(config.ca_pem.as_deref(), config.insecure)?,
         };
-        if config.ca_pem.is_some() && certs.is_empty() {
-            return Err(AgentError::Setup(
-                "CA bundle contains no certificate".into(),
-            ));
-        }
-        let clients = (0..AgentThread::COUNT)
-            .map(|_| build_client(&config, &certs))
+        let client_count = if config.share_connection {
+            1
+        } else {
+            AgentThread::COUNT
+        };
+        let clients = (0..client_count)
+            .map(|_| build_client(&config, tls.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let profile = HostProfile::new(
             config.template,
@@ -527,6 +678,7 @@ impl SimAgent {
             pack_delimiter: "_".into(),
             distributed_attempts: config.retries.distributed.attempts,
         };
+        let counters = config.counters.clone().unwrap_or_default();
         Ok(SimAgent {
             shared: Arc::new(Shared {
                 config,
@@ -535,7 +687,7 @@ impl SimAgent {
                 clients,
                 node_key: Mutex::new(String::new()),
                 enroll_lock: tokio::sync::Mutex::new(()),
-                counters: Arc::new(AgentCounters::default()),
+                counters,
                 runtime: Mutex::new(runtime),
             }),
             pending: WriteBody::default(),
@@ -561,7 +713,7 @@ impl SimAgent {
     /// Replace the cached node key (e.g. to simulate a restart with a key persisted in
     /// osquery's database); `None` deletes it.
     pub fn set_node_key(&self, key: Option<String>) {
-        *lock(&self.shared.node_key) = key.unwrap_or_default();
+        self.shared.store_key(key.unwrap_or_default());
     }
 
     /// Snapshot of the request counters.
@@ -632,7 +784,12 @@ impl SimAgent {
                 Endpoint::DistributedWrite,
                 policy,
                 false,
-                |key| body.to_json(key),
+                |key| {
+                    if let Some(hook) = &self.shared.config.write_hook {
+                        (hook.0)(body, Instant::now());
+                    }
+                    body.to_json(key)
+                },
             )
             .await
             .map(|_| ())
@@ -801,6 +958,60 @@ impl SimAgent {
         tokio::select! {
             _ = shutdown => {}
             _ = self.run_inner(answerer) => {}
+        }
+        self.stats()
+    }
+
+    /// The `/version` ceiling: the request pattern of an idle enrolled host with every request
+    /// replaced by `GET /version` on the same thread's keep-alive connection, until `shutdown`.
+    ///
+    /// Start-up: two requests on the start-up connection (standing for enroll and config) and
+    /// one on the logger connection (the first flush). Then a request on the distributed
+    /// connection at once and every `distributed` interval (a check-in), and one on the config
+    /// refresh connection every `config_refresh` (if > 0). Each request is counted under the
+    /// endpoint it stands in for. Nothing else is sent: an idle host's logger has nothing to
+    /// send and an empty check-in writes nothing, so the connections, TLS sessions and request
+    /// rate are those of [`SimAgent::run`] against a server with no work for the host.
+    pub async fn run_version_only(
+        self,
+        intervals: Intervals,
+        shutdown: impl Future<Output = ()>,
+    ) -> AgentStats {
+        let shared = self.shared.clone();
+        let work = async {
+            shared
+                .version_request(AgentThread::Main, Endpoint::Enroll)
+                .await;
+            shared
+                .version_request(AgentThread::Main, Endpoint::Config)
+                .await;
+            shared
+                .version_request(AgentThread::Logger, Endpoint::Log)
+                .await;
+            let distributed = async {
+                loop {
+                    shared
+                        .version_request(AgentThread::Distributed, Endpoint::DistributedRead)
+                        .await;
+                    tokio::time::sleep(intervals.distributed).await;
+                }
+            };
+            let refresh = async {
+                if intervals.config_refresh.is_zero() {
+                    return std::future::pending::<()>().await;
+                }
+                loop {
+                    tokio::time::sleep(intervals.config_refresh).await;
+                    shared
+                        .version_request(AgentThread::ConfigRefresh, Endpoint::Config)
+                        .await;
+                }
+            };
+            tokio::join!(distributed, refresh);
+        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = work => {}
         }
         self.stats()
     }

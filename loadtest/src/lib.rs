@@ -23,7 +23,8 @@
 //! | `schedule` (private) | config options, scheduled queries, decorators and result-line formats |
 //! | [`intervals`] | [`Intervals`]: timing flags of a running agent |
 //! | [`endpoints`] | [`Endpoint`], [`EndpointPaths`] (`/api/v1/osquery/...` or `/api/osquery/...`) |
-//! | [`stats`] | [`AgentCounters`] (live atomics), [`AgentStats`] / [`EndpointStats`] (snapshots, mergeable) |
+//! | [`stats`] | [`AgentCounters`] (live atomics, optional hdrhistogram latencies), [`AgentStats`] / [`EndpointStats`] (snapshots, mergeable), [`Percentiles`] |
+//! | [`fanout`] | the fan-out scenario: admin login, live query over the results websocket, [`fanout::SendTimes`] / [`fanout::CampaignTracker`] timing |
 //! | [`clock`] | `calendarTime` formatting and [`parse_duration`] for `10s`, `5m`, `500ms` |
 //! | [`error`] | [`AgentError`] |
 //!
@@ -51,6 +52,7 @@ pub mod answer;
 pub mod clock;
 pub mod endpoints;
 pub mod error;
+pub mod fanout;
 pub mod host;
 pub mod intervals;
 pub mod logger;
@@ -71,7 +73,7 @@ mod test_server;
 
 pub use agent::{
     AgentConfig, AgentThread, CarveReport, CycleReport, DEFAULT_OSQUERY_VERSION, REQUEST_TIMEOUT,
-    SimAgent, install_crypto_provider,
+    SimAgent, WriteHook, install_crypto_provider, tls_client_config,
 };
 pub use answer::{AnswerContext, QueryAnswer, QueryAnswerer, QueryKind, QueryStats};
 pub use clock::parse_duration;
@@ -84,7 +86,7 @@ pub use read::{AcceptedWork, ReadResponse};
 pub use response::{interpret_response, parse_enroll_response};
 pub use retry::{RetryPolicies, RetryPolicy};
 pub use sql::Row;
-pub use stats::{AgentCounters, AgentStats, EndpointStats};
+pub use stats::{AgentCounters, AgentStats, EndpointStats, Percentiles};
 pub use template::OsTemplate;
 pub use template_answerer::{LiveQueryProfile, TemplateAnswerer};
 pub use write::WriteBody;

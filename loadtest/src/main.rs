@@ -1,36 +1,94 @@
-//! `flotilla-loadtest`: run many simulated osquery agents against an osquery TLS server and
-//! print a JSON summary of what they did.
+//! `flotilla-loadtest`: run many simulated osquery agents against an osquery TLS server, show
+//! progress on stderr and print a JSON summary (requests, errors and latency percentiles per
+//! endpoint, enrolled hosts, the load tester's own CPU and memory, the options used) on stdout.
 //!
 //! ```text
 //! flotilla-loadtest --server https://localhost:8443 --ca ca.pem --enroll-secret S \
 //!     --hosts 500 --start-period 30s --distributed-interval 10s --duration 5m --os ubuntu,macos
 //! ```
 //!
-//! Each agent runs [`SimAgent::run`] (enroll → config → logger → distributed loop) until the
-//! test ends; agents start `start_period / hosts` apart. Up to four connections per agent are
-//! kept open (start-up, distributed, logger, config refresh), so raise `ulimit -n` for big runs.
+//! Scenarios: `checkin` (agents only), `fanout` (plus an admin running live queries to every
+//! host, timed over the results websocket) and `version` (the same connections and request
+//! rate, every request a `GET /version`: the ceiling to compare check-ins against).
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use flotilla_loadtest::clock::{calendar_time, unix_now};
+use flotilla_loadtest::fanout::{Admin, FanoutOptions, FanoutReport, HostIndex, SendTimes};
 use flotilla_loadtest::host::SeedStream;
 use flotilla_loadtest::{
-    AgentConfig, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths, Intervals,
-    LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer, install_crypto_provider,
-    parse_duration,
+    AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
+    Intervals, LiveQueryProfile, OsTemplate, Percentiles, SimAgent, TemplateAnswerer,
+    install_crypto_provider, parse_duration, tls_client_config,
 };
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+use serde_json::{Value, json};
 use tokio::time::Instant;
+
+const AFTER_HELP: &str = "\
+CONNECTIONS AND MEMORY
+  Like osqueryd, every simulated host keeps one HTTP/1.1 keep-alive TLS connection per
+  thread that talks to the server: start-up (enroll, first config), config refresh,
+  distributed and logger: 4 per host (3 with --config-interval 0s). Open files needed:
+  about 4 x --hosts; the soft RLIMIT_NOFILE is raised to the hard limit at start (raise
+  the hard limit with `ulimit -Hn` / limits.conf for big runs).
+  On loopback the hosts' connections come from 127.0.0.1..127.0.0.N (--source-addresses)
+  so that more than ~28,000 connections fit the ephemeral port range; the certificate is
+  still verified against the URL's host name.
+  Memory of the load tester: about 60 KB per host with --connections per-thread, about
+  25 KB with --connections shared (measured on Linux, x86-64; the summary's
+  client.rss_per_host_kb reports the figure of each run). So 100,000 hosts need about
+  6 GB (per-thread) or 2.5 GB (shared), besides the server.
+
+SUMMARY (stdout, and --summary PATH)
+  scenario, hosts, enrolled_hosts, started_at, duration_s, requests, errors,
+  request_rate_per_s, endpoints.<name>.{requests,errors,latency_ms{count,mean_ms,p50_ms,
+  p90_ms,p99_ms,max_ms}} (hdrhistogram, microsecond resolution, each attempt counted),
+  client{cpu_s,cpu_percent,rss_mb_*,rss_per_host_kb}, options, and for --scenario fanout:
+  fanout.campaigns[].{online,results,first_result_s,p50_hosts_s,p99_hosts_s,all_hosts_s,
+  engine_latency{p50_ms,p99_ms,max_ms,...}}.
+
+EXAMPLES
+  flotilla-loadtest --server https://localhost:8443 --ca tls/ca.pem \\
+      --enroll-secret S --hosts 10000 --start-period 60s --duration 5m
+  flotilla-loadtest ... --scenario fanout --admin-email admin@example.com \\
+      --admin-password P --fanout-count 3
+  flotilla-loadtest ... --scenario version      # the /version ceiling, same load";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Scenario {
+    /// Hosts enroll, then check in (distributed read/write), log and refresh config
+    Checkin,
+    /// As checkin, plus an admin running live queries to all hosts, timed end to end
+    Fanout,
+    /// Same connections and request rate as checkin, every request a GET /version
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Connections {
+    /// One keep-alive connection per osquery thread, as osqueryd does (faithful)
+    PerThread,
+    /// One keep-alive connection per host (cheaper; overlapping requests open a second one)
+    Shared,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "flotilla-loadtest",
     version,
-    about = "Run simulated osquery agents against an osquery TLS server"
+    about = "Run simulated osquery agents against an osquery TLS server and report latency \
+             percentiles per endpoint",
+    after_help = AFTER_HELP
 )]
 struct Cli {
     /// Server base URL, e.g. https://localhost:8443
@@ -48,24 +106,72 @@ struct Cli {
     /// Number of simulated hosts
     #[arg(long, default_value_t = 10)]
     hosts: usize,
-    /// Spread agent start-ups over this period
+    /// Spread agent start-ups evenly over this period
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     start_period: Duration,
-    /// distributed_interval of every agent
+    /// distributed_interval of every agent (check-in period)
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     distributed_interval: Duration,
     /// config_refresh of every agent (0s = fetch the config only at start)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     config_interval: Duration,
     /// logger_tls_period of every agent
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    logger_period: Duration,
-    /// How long the test runs (from the first agent's start)
+    #[arg(long, alias = "logger-period", default_value = "10s", value_parser = parse_duration)]
+    logger_interval: Duration,
+    /// How long the test runs (from the first agent's start); a fanout run ends earlier once
+    /// its campaigns are done
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
-    /// OS templates, assigned round-robin
+    /// OS templates (ubuntu, macos, windows), assigned round-robin
     #[arg(long, value_delimiter = ',', default_value = "ubuntu,macos,windows")]
     os: Vec<OsTemplate>,
+    /// What to run
+    #[arg(long, value_enum, default_value_t = Scenario::Checkin)]
+    scenario: Scenario,
+    /// Keep-alive connections per host
+    #[arg(long, value_enum, default_value_t = Connections::PerThread)]
+    connections: Connections,
+    /// Rows returned by each successful live query
+    #[arg(long, default_value_t = 1)]
+    rows_per_result: usize,
+    /// Probability that a live query fails (status 1 and an error message)
+    #[arg(long, default_value_t = 0.0)]
+    live_query_error_prob: f64,
+    /// Probability that a live query succeeds with no rows
+    #[arg(long, default_value_t = 0.2)]
+    live_query_no_result_prob: f64,
+    /// Spread the hosts' connections over source addresses 127.0.0.1..=127.0.0.N (only when
+    /// the server is on IPv4 loopback); default: enough for ~20,000 connections per address
+    #[arg(long, conflicts_with = "local_address", value_parser = clap::value_parser!(u8).range(1..=254))]
+    source_addresses: Option<u8>,
+    /// Local address to bind all outgoing connections to
+    #[arg(long)]
+    local_address: Option<IpAddr>,
+    /// Write the JSON summary to this file too
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// No progress bar (it is also hidden when stderr is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
+    /// fanout: admin e-mail for POST /api/latest/fleet/login
+    #[arg(long, env = "FLOTILLA_ADMIN_EMAIL")]
+    admin_email: Option<String>,
+    /// fanout: admin password
+    #[arg(long, env = "FLOTILLA_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// fanout: SQL of the live query (sent to every host in "All Hosts")
+    #[arg(long, default_value = "SELECT pid, name, path FROM processes;")]
+    fanout_sql: String,
+    /// fanout: campaigns to run, one after another
+    #[arg(long, default_value_t = 1)]
+    fanout_count: usize,
+    /// fanout: start the first campaign this long after the run starts, instead of once every
+    /// host is enrolled and in the "All Hosts" label
+    #[arg(long, value_parser = parse_duration)]
+    fanout_after: Option<Duration>,
+    /// fanout: give up on a campaign this long after starting it
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    fanout_timeout: Duration,
     /// Endpoint prefix: /api/v1/osquery or /api/osquery
     #[arg(long, default_value = "/api/v1/osquery")]
     prefix: String,
@@ -78,77 +184,121 @@ struct Cli {
     /// Let config options pushed by the server change the agents' intervals (as osqueryd does)
     #[arg(long)]
     honor_server_options: bool,
-    /// Rows returned by each live query
-    #[arg(long, default_value_t = 1)]
-    rows_per_result: usize,
-    /// Probability that a live query fails
-    #[arg(long, default_value_t = 0.0)]
-    live_query_error_prob: f64,
-    /// Probability that a live query returns no rows
-    #[arg(long, default_value_t = 0.2)]
-    live_query_no_result_prob: f64,
     /// Seed for host identifiers (same seed = same hosts); random by default
     #[arg(long)]
     seed: Option<u64>,
     /// Resolve a host name to an address, as HOST=IP:PORT (e.g. localhost=127.0.0.1:8443)
     #[arg(long)]
     resolve: Option<String>,
-    /// Local address to bind outgoing connections to
-    #[arg(long)]
-    local_address: Option<IpAddr>,
 }
 
-/// Counters of one endpoint in the summary.
+impl Cli {
+    /// The options as recorded in the summary (no secrets).
+    fn options(&self, source_addresses: Option<u8>) -> Value {
+        let s = |d: Duration| d.as_secs_f64();
+        json!({
+            "server": self.server,
+            "ca": self.ca,
+            "insecure": self.insecure,
+            "hosts": self.hosts,
+            "start_period_s": s(self.start_period),
+            "distributed_interval_s": s(self.distributed_interval),
+            "config_interval_s": s(self.config_interval),
+            "logger_interval_s": s(self.logger_interval),
+            "duration_s": s(self.duration),
+            "os": self.os.iter().map(|o| o.name()).collect::<Vec<_>>(),
+            "scenario": self.scenario,
+            "connections": self.connections,
+            "rows_per_result": self.rows_per_result,
+            "live_query_error_prob": self.live_query_error_prob,
+            "live_query_no_result_prob": self.live_query_no_result_prob,
+            "source_addresses": source_addresses,
+            "local_address": self.local_address,
+            "fanout_sql": (self.scenario == Scenario::Fanout).then_some(&self.fanout_sql),
+            "fanout_count": (self.scenario == Scenario::Fanout).then_some(self.fanout_count),
+            "fanout_after_s": self.fanout_after.map(s),
+            "fanout_timeout_s": (self.scenario == Scenario::Fanout).then_some(s(self.fanout_timeout)),
+            "prefix": self.prefix,
+            "osquery_version": self.osquery_version,
+            "node_key_header": !self.no_node_key_header,
+            "honor_server_options": self.honor_server_options,
+            "resolve": self.resolve,
+        })
+    }
+}
+
+/// One endpoint in the summary.
 #[derive(Debug, Serialize)]
 struct EndpointSummary {
     requests: u64,
     errors: u64,
-    mean_latency_ms: f64,
-    max_latency_ms: f64,
+    latency_ms: Percentiles,
+}
+
+/// The load tester's own resource use.
+#[derive(Debug, Default, Serialize)]
+struct ClientUsage {
+    /// User + system CPU time of this process.
+    cpu_s: f64,
+    /// cpu_s / wall time × 100 (200 = two cores busy).
+    cpu_percent: f64,
+    rss_mb_before_agents: f64,
+    /// RSS with every agent built, before any connection (the per-host state).
+    rss_mb_agents_built: f64,
+    /// RSS when every host had enrolled (or at the end, if they never all did).
+    rss_mb_all_enrolled: f64,
+    rss_mb_peak: f64,
+    /// (rss_mb_all_enrolled − rss_mb_before_agents) / hosts.
+    rss_per_host_kb: f64,
 }
 
 /// What the run prints on stdout.
 #[derive(Debug, Serialize)]
 struct Summary {
+    scenario: Scenario,
     hosts: usize,
     enrolled_hosts: u64,
-    duration_secs: f64,
+    started_at: String,
+    started_at_unix: u64,
+    duration_s: f64,
     seed: u64,
     requests: u64,
     errors: u64,
+    request_rate_per_s: f64,
     enrolls: u64,
     node_invalid: u64,
-    endpoints: BTreeMap<&'static str, EndpointSummary>,
+    endpoints: serde_json::Map<String, Value>,
+    client: ClientUsage,
+    options: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fanout: Option<FanoutReport>,
 }
 
-impl Summary {
-    fn new(cli: &Cli, seed: u64, elapsed: Duration, stats: &AgentStats) -> Self {
-        let ms = |us: u64| us as f64 / 1000.0;
-        let endpoints = Endpoint::ALL
-            .iter()
-            .map(|&e| {
-                let s = stats.endpoint(e);
-                let summary = EndpointSummary {
-                    requests: s.requests,
-                    errors: s.errors,
-                    mean_latency_ms: ms(s.mean_latency().as_micros() as u64),
-                    max_latency_ms: ms(s.latency_us_max),
-                };
-                (e.name(), summary)
-            })
-            .collect();
-        Summary {
-            hosts: cli.hosts,
-            enrolled_hosts: stats.hosts_with_node_key,
-            duration_secs: elapsed.as_secs_f64(),
-            seed,
-            requests: stats.total_requests(),
-            errors: stats.total_errors(),
-            enrolls: stats.enrolls,
-            node_invalid: stats.node_invalid,
-            endpoints,
+fn endpoints_summary(
+    stats: &AgentStats,
+    counters: &AgentCounters,
+) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    for e in Endpoint::ALL {
+        let s = stats.endpoint(e);
+        if s.requests == 0 && matches!(e, Endpoint::CarveBegin | Endpoint::CarveBlock) {
+            continue;
         }
+        let latency_ms = counters
+            .latency(e)
+            .map(|h| Percentiles::of(&h))
+            .unwrap_or_default();
+        let summary = EndpointSummary {
+            requests: s.requests,
+            errors: s.errors,
+            latency_ms,
+        };
+        map.insert(
+            e.name().to_owned(),
+            serde_json::to_value(summary).expect("summary serialises"),
+        );
     }
+    map
 }
 
 fn parse_resolve(text: &str) -> anyhow::Result<(String, SocketAddr)> {
@@ -159,6 +309,106 @@ fn parse_resolve(text: &str) -> anyhow::Result<(String, SocketAddr)> {
         .parse()
         .with_context(|| format!("bad address in --resolve {text:?}"))?;
     Ok((host.to_string(), addr))
+}
+
+/// This process's resident set and peak, in MB, from /proc/self/status (0 elsewhere).
+fn memory_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// User + system CPU seconds of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// Raise the soft open-files limit to the hard limit; warn when it is below `needed`.
+fn raise_open_files(needed: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        }
+    }
+    if (limit.rlim_cur as u64) < needed {
+        eprintln!(
+            "warning: open-files limit {} is below the ~{needed} this run needs; raise it \
+             (ulimit -n / limits.conf) or expect connection errors",
+            limit.rlim_cur
+        );
+    }
+}
+
+/// The server's IPv4 loopback address, if it has one (from --resolve or DNS).
+async fn loopback_v4(
+    server: &reqwest::Url,
+    resolve: &Option<(String, SocketAddr)>,
+) -> Option<SocketAddr> {
+    let host = server.host_str()?;
+    let port = server.port_or_known_default()?;
+    if let Some((h, addr)) = resolve
+        && h == host
+    {
+        return (addr.is_ipv4() && addr.ip().is_loopback()).then_some(*addr);
+    }
+    let addrs = tokio::net::lookup_host((host, port)).await.ok()?;
+    addrs
+        .into_iter()
+        .find(|a| a.is_ipv4() && a.ip().is_loopback())
+}
+
+/// Source addresses to use by default: ~20,000 connections each, at most 254.
+fn auto_source_addresses(hosts: usize, connections_per_host: usize) -> u8 {
+    let needed = (hosts * connections_per_host).div_ceil(20_000);
+    needed.clamp(1, 254) as u8
+}
+
+fn source_address(i: usize, n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % usize::from(n)) as u8))
+}
+
+fn progress_bar(hosts: usize, quiet: bool) -> ProgressBar {
+    let pb = ProgressBar::new(hosts as u64);
+    if quiet || !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(2));
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} enrolled {pos}/{len} [{bar:24}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb
 }
 
 #[tokio::main]
@@ -175,27 +425,82 @@ async fn main() -> anyhow::Result<()> {
     if cli.os.is_empty() {
         bail!("--os needs at least one template");
     }
+    if !(0.0..=1.0).contains(&cli.live_query_error_prob)
+        || !(0.0..=1.0).contains(&cli.live_query_no_result_prob)
+    {
+        bail!("--live-query-error-prob and --live-query-no-result-prob must be within 0..1");
+    }
+    let fanout_login = match cli.scenario {
+        Scenario::Fanout => Some((
+            cli.admin_email
+                .clone()
+                .context("--scenario fanout needs --admin-email")?,
+            cli.admin_password
+                .clone()
+                .context("--scenario fanout needs --admin-password")?,
+        )),
+        _ => None,
+    };
+    let server_url = reqwest::Url::parse(&cli.server).context("--server")?;
     let ca_pem = match &cli.ca {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,
     };
-    let resolve = cli.resolve.as_deref().map(parse_resolve).transpose()?;
+    let tls = tls_client_config(ca_pem.as_deref(), cli.insecure)
+        .context("TLS configuration")?
+        .map(Arc::new);
+    let mut resolve = cli.resolve.as_deref().map(parse_resolve).transpose()?;
+
+    let per_host = match (cli.connections, cli.config_interval.is_zero()) {
+        (Connections::Shared, _) => 1,
+        (Connections::PerThread, true) => 3,
+        (Connections::PerThread, false) => 4,
+    };
+    raise_open_files((cli.hosts * per_host + 1024) as u64);
+
+    // Spread source addresses over 127.0.0.x when the server is on IPv4 loopback; pin the
+    // server's name to that IPv4 address so every connection can bind one.
+    let mut source_addresses = None;
+    if cli.local_address.is_none() {
+        match loopback_v4(&server_url, &resolve).await {
+            Some(addr) => {
+                let n = cli
+                    .source_addresses
+                    .unwrap_or_else(|| auto_source_addresses(cli.hosts, per_host));
+                source_addresses = Some(n);
+                if resolve.is_none() {
+                    let host = server_url.host_str().unwrap_or_default().to_owned();
+                    resolve = Some((host, addr));
+                }
+            }
+            None if cli.source_addresses.is_some_and(|n| n > 1) => {
+                bail!("--source-addresses needs a server on IPv4 loopback (127.0.0.0/8)")
+            }
+            None => {}
+        }
+    }
+
     let seed = cli.seed.unwrap_or_else(rand::random);
     let intervals = Intervals {
         distributed: cli.distributed_interval,
         config_refresh: cli.config_interval,
-        logger_period: cli.logger_period,
+        logger_period: cli.logger_interval,
         honor_server_options: cli.honor_server_options,
         ..Intervals::default()
     };
     let live = LiveQueryProfile {
         rows_per_result: cli.rows_per_result,
-        error_prob: cli.live_query_error_prob.clamp(0.0, 1.0),
-        no_result_prob: cli.live_query_no_result_prob.clamp(0.0, 1.0),
+        error_prob: cli.live_query_error_prob,
+        no_result_prob: cli.live_query_no_result_prob,
     };
 
+    let (rss_before, _) = memory_mb();
+    let counters = Arc::new(AgentCounters::with_histograms());
+    let sends = (cli.scenario == Scenario::Fanout).then(|| Arc::new(SendTimes::new(cli.hosts)));
+    let mut hostnames = Vec::new();
     let mut agents = Vec::with_capacity(cli.hosts);
     let mut ids = SeedStream::new(seed);
+    let endpoints = EndpointPaths::with_prefix(&cli.prefix);
     for i in 0..cli.hosts {
         let template = cli.os[i % cli.os.len()];
         let host_identifier = ids.uuid().hyphenated().to_string().to_uppercase();
@@ -205,41 +510,248 @@ async fn main() -> anyhow::Result<()> {
             host_identifier,
             template,
         );
-        cfg.ca_pem = ca_pem.clone();
+        cfg.tls = tls.clone();
         cfg.insecure = cli.insecure;
-        cfg.endpoints = EndpointPaths::with_prefix(&cli.prefix);
+        cfg.endpoints = endpoints.clone();
         cfg.send_node_key_header = !cli.no_node_key_header;
         cfg.osquery_version = cli.osquery_version.clone();
         cfg.resolve = resolve.clone();
-        cfg.local_address = cli.local_address;
-        agents.push(SimAgent::new(cfg).with_context(|| format!("building agent {i}"))?);
+        cfg.local_address = match source_addresses {
+            Some(n) => Some(source_address(i, n)),
+            None => cli.local_address,
+        };
+        cfg.counters = Some(counters.clone());
+        cfg.share_connection = cli.connections == Connections::Shared;
+        if let Some(sends) = &sends {
+            cfg.write_hook = Some(sends.hook(i));
+        }
+        let agent = SimAgent::new(cfg).with_context(|| format!("building agent {i}"))?;
+        if sends.is_some() {
+            hostnames.push(agent.profile().hostname.clone());
+        }
+        agents.push(agent);
     }
+    let index = Arc::new(HostIndex::new(hostnames.iter().map(String::as_str)));
+    drop(hostnames);
+    let (rss_built, _) = memory_mb();
 
+    let started_at_unix = unix_now();
     let started = Instant::now();
     let deadline = started + cli.duration;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hosts = cli.hosts.max(1) as u32;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, agent) in agents.into_iter().enumerate() {
         let offset = cli.start_period.mul_f64(i as f64 / f64::from(hosts));
         let intervals = intervals.clone();
+        let mut stop = stop_rx.clone();
+        let scenario = cli.scenario;
         tasks.spawn(async move {
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = async {
+                        // Without a fan-out the sender is gone at once: wait for the deadline.
+                        if stop.wait_for(|stopped| *stopped).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
+                }
+            };
             if started + offset >= deadline {
                 return agent.stats();
             }
             tokio::time::sleep_until(started + offset).await;
+            if scenario == Scenario::Version {
+                return agent.run_version_only(intervals, shutdown).await;
+            }
             let answerer = TemplateAnswerer::new(agent.profile().clone(), live);
-            agent
-                .run(intervals, &answerer, tokio::time::sleep_until(deadline))
-                .await
+            agent.run(intervals, &answerer, shutdown).await
         });
     }
-    let mut total = AgentStats::default();
+
+    // Progress: every second, the request rate, the last second's p99, errors, enrolled.
+    let pb = progress_bar(cli.hosts, cli.quiet);
+    let rss_enrolled = Arc::new(std::sync::Mutex::new(None::<f64>));
+    let progress = {
+        let counters = counters.clone();
+        let pb = pb.clone();
+        let rss_enrolled = rss_enrolled.clone();
+        let hosts = cli.hosts as u64;
+        let version = cli.scenario == Scenario::Version;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut last = (Instant::now(), 0u64);
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                let (requests, errors) = counters.totals();
+                let rate = (requests - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
+                last = (now, requests);
+                let p99 = counters
+                    .take_interval()
+                    .filter(|h| !h.is_empty())
+                    .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0);
+                // The version scenario has no enrollments: count hosts that started instead.
+                let enrolled = if version {
+                    counters.latency(Endpoint::Enroll).map_or(0, |h| h.len())
+                } else {
+                    counters.key_holders()
+                };
+                pb.set_position(enrolled);
+                let p99 = p99.map_or("-".into(), |v| format!("{v:.1} ms"));
+                pb.set_message(format!(
+                    "{rate:.0} req/s | p99 {p99} | {requests} requests | {errors} errors"
+                ));
+                let mut rss = rss_enrolled.lock().unwrap_or_else(|p| p.into_inner());
+                if rss.is_none() && enrolled >= hosts {
+                    *rss = Some(memory_mb().0);
+                }
+            }
+        })
+    };
+
+    // The fan-out admin.
+    let fanout = match fanout_login {
+        Some((email, password)) => {
+            let opts = FanoutOptions {
+                server: cli.server.clone(),
+                tls: tls.clone(),
+                resolve: resolve.clone(),
+                email,
+                password,
+                sql: cli.fanout_sql.clone(),
+                count: cli.fanout_count,
+                campaign_timeout: cli.fanout_timeout,
+            };
+            let sends = sends.clone().expect("fanout send times");
+            let counters = counters.clone();
+            let index = index.clone();
+            let after = cli.fanout_after;
+            let hosts = cli.hosts as u64;
+            let pb = pb.clone();
+            Some(tokio::spawn(async move {
+                let result =
+                    run_fanout(opts, sends, index, counters, after, hosts, started, pb).await;
+                let _ = stop_tx.send(true);
+                result
+            }))
+        }
+        None => {
+            drop(stop_tx);
+            None
+        }
+    };
+
+    // Every agent counts into the shared counters, so the totals are read from them (an
+    // agent's own stats() would be the same shared figures).
     while let Some(res) = tasks.join_next().await {
-        total.merge(&res.context("agent task panicked")?);
+        res.context("agent task panicked")?;
     }
-    let summary = Summary::new(&cli, seed, started.elapsed(), &total);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    let total = counters.snapshot(false);
+    let elapsed = started.elapsed();
+    let fanout = match fanout {
+        Some(task) => Some(task.await.context("fanout task panicked")??),
+        None => None,
+    };
+    progress.abort();
+    pb.finish_and_clear();
+
+    let (rss_end, rss_peak) = memory_mb();
+    let rss_all = rss_enrolled
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or(rss_end);
+    let cpu = cpu_seconds();
+    let requests = total.total_requests();
+    let summary = Summary {
+        scenario: cli.scenario,
+        hosts: cli.hosts,
+        enrolled_hosts: counters.key_holders(),
+        started_at: calendar_time(started_at_unix),
+        started_at_unix,
+        duration_s: elapsed.as_secs_f64(),
+        seed,
+        requests,
+        errors: total.total_errors(),
+        request_rate_per_s: requests as f64 / elapsed.as_secs_f64().max(1e-3),
+        enrolls: total.enrolls,
+        node_invalid: total.node_invalid,
+        endpoints: endpoints_summary(&total, &counters),
+        client: ClientUsage {
+            cpu_s: cpu,
+            cpu_percent: cpu / elapsed.as_secs_f64().max(1e-3) * 100.0,
+            rss_mb_before_agents: rss_before,
+            rss_mb_agents_built: rss_built,
+            rss_mb_all_enrolled: rss_all,
+            rss_mb_peak: rss_peak,
+            rss_per_host_kb: (rss_all - rss_before).max(0.0) * 1024.0 / cli.hosts.max(1) as f64,
+        },
+        options: cli.options(source_addresses),
+        fanout,
+    };
+    let text = serde_json::to_string_pretty(&summary)?;
+    if let Some(path) = &cli.summary {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{text}");
     Ok(())
+}
+
+/// Wait until every host is enrolled and in "All Hosts" (or `after`), log in, run the
+/// campaigns one after another.
+#[allow(clippy::too_many_arguments)]
+async fn run_fanout(
+    opts: FanoutOptions,
+    sends: Arc<SendTimes>,
+    index: Arc<HostIndex>,
+    counters: Arc<AgentCounters>,
+    after: Option<Duration>,
+    hosts: u64,
+    started: Instant,
+    pb: ProgressBar,
+) -> anyhow::Result<FanoutReport> {
+    let admin = Admin::login(opts.clone())
+        .await
+        .context("fanout admin login")?;
+    let in_label = match after {
+        Some(after) => {
+            tokio::time::sleep_until(started + after).await;
+            admin.all_hosts_count().await.unwrap_or(0)
+        }
+        None => loop {
+            if counters.key_holders() >= hosts {
+                let in_label = admin.all_hosts_count().await?;
+                if in_label >= hosts {
+                    break in_label;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        },
+    };
+    let started_after_s = started.elapsed().as_secs_f64();
+    let mut campaigns = Vec::with_capacity(opts.count);
+    let mut previous = 0;
+    for n in 0..opts.count {
+        pb.println(format!(
+            "fanout: campaign {} of {} starting",
+            n + 1,
+            opts.count
+        ));
+        let (id, tracker) = admin
+            .run_campaign(previous, &sends, &index)
+            .await
+            .with_context(|| format!("fanout campaign {}", n + 1))?;
+        previous = id;
+        campaigns.push(tracker.report(id));
+    }
+    Ok(FanoutReport {
+        sql: opts.sql,
+        started_after_s,
+        hosts_in_label: in_label,
+        campaigns,
+    })
 }
 
 #[cfg(test)]
@@ -261,11 +773,22 @@ mod tests {
             "500ms",
             "--os",
             "ubuntu,windows",
+            "--logger-period",
+            "3s",
         ])
         .unwrap();
         assert_eq!(cli.start_period, Duration::from_millis(500));
         assert_eq!(cli.os, vec![OsTemplate::Ubuntu, OsTemplate::Windows]);
         assert_eq!(cli.duration, Duration::from_secs(30));
+        assert_eq!(
+            cli.logger_interval,
+            Duration::from_secs(3),
+            "old name still works"
+        );
+        assert_eq!(cli.distributed_interval, Duration::from_secs(10));
+        assert_eq!(cli.config_interval, Duration::from_secs(60));
+        assert_eq!(cli.scenario, Scenario::Checkin);
+        assert_eq!(cli.connections, Connections::PerThread);
         assert!(
             Cli::try_parse_from([
                 "x",
@@ -279,6 +802,51 @@ mod tests {
             ])
             .is_err()
         );
+        let fanout = Cli::try_parse_from([
+            "x",
+            "--server",
+            "u",
+            "--enroll-secret",
+            "s",
+            "--scenario",
+            "fanout",
+            "--logger-interval",
+            "1s",
+            "--source-addresses",
+            "8",
+            "--fanout-count",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(fanout.scenario, Scenario::Fanout);
+        assert_eq!(fanout.source_addresses, Some(8));
+        assert_eq!(fanout.fanout_count, 2);
+        let options = fanout.options(Some(8));
+        assert_eq!(options["logger_interval_s"], 1.0);
+        assert_eq!(options["scenario"], "fanout");
+        assert!(
+            options.get("enroll_secret").is_none(),
+            "no secrets in the summary"
+        );
+    }
+
+    #[test]
+    fn source_addresses_cycle_over_loopback() {
+        assert_eq!(
+            source_address(0, 3),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))
+        );
+        assert_eq!(
+            source_address(2, 3),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3))
+        );
+        assert_eq!(
+            source_address(3, 3),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))
+        );
+        assert_eq!(auto_source_addresses(300, 4), 1);
+        assert_eq!(auto_source_addresses(100_000, 4), 20);
+        assert_eq!(auto_source_addresses(10_000_000, 4), 254);
     }
 
     #[test]
@@ -287,5 +855,16 @@ mod tests {
         assert_eq!(h, "localhost");
         assert_eq!(a.port(), 8443);
         assert!(parse_resolve("localhost").is_err());
+    }
+
+    #[test]
+    fn own_usage_is_readable() {
+        let (rss, peak) = memory_mb();
+        assert!(rss > 0.0 && peak >= rss, "{rss} {peak}");
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(0u64);
+        }
+        assert!(cpu_seconds() > 0.0);
     }
 }

@@ -1,9 +1,12 @@
-//! Request counters: live atomics per agent and serialisable snapshots that can be summed.
+//! Request counters: live atomics (per agent, or one set shared by many agents), optional
+//! latency histograms, and serialisable snapshots that can be summed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::endpoints::Endpoint;
@@ -16,18 +19,50 @@ struct EndpointCounters {
     latency_us_max: AtomicU64,
 }
 
-/// Live counters of one agent, shared by all its "threads". Cheap to update from many tasks.
+/// Largest latency a histogram tracks exactly (µs); longer requests are recorded as this.
+/// Requests time out after 16 s, so a minute leaves room for retries' clocks.
+pub const HISTOGRAM_MAX_US: u64 = 60_000_000;
+
+/// A latency histogram in microseconds: 1 µs to [`HISTOGRAM_MAX_US`], 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// Latency histograms: one per endpoint for the whole run, plus one over all endpoints that
+/// the progress display empties every tick ([`AgentCounters::take_interval`]).
+#[derive(Debug)]
+struct Histograms {
+    per_endpoint: Vec<Histogram<u64>>,
+    interval: Histogram<u64>,
+}
+
+/// Live counters of one agent, shared by all its "threads" — or, in the load tester, by every
+/// agent. Cheap to update from many tasks.
 ///
-/// Every HTTP exchange goes through [`AgentCounters::record`], which is the single place to
-/// hook finer measurements (e.g. latency histograms) in later.
+/// Every HTTP exchange goes through [`AgentCounters::record`]. Counters made with
+/// [`AgentCounters::with_histograms`] also keep latency histograms (about 1 MB, so share one
+/// set between agents rather than giving each agent its own).
 #[derive(Debug, Default)]
 pub struct AgentCounters {
     endpoints: [EndpointCounters; 7],
     enrolls: AtomicU64,
     node_invalid: AtomicU64,
+    key_holders: AtomicI64,
+    histograms: Option<Mutex<Histograms>>,
 }
 
 impl AgentCounters {
+    /// Counters that also keep latency histograms (see [`AgentCounters::latency`]).
+    pub fn with_histograms() -> Self {
+        AgentCounters {
+            histograms: Some(Mutex::new(Histograms {
+                per_endpoint: Endpoint::ALL.iter().map(|_| latency_histogram()).collect(),
+                interval: latency_histogram(),
+            })),
+            ..AgentCounters::default()
+        }
+    }
+
     /// Record one HTTP exchange (one attempt): its latency and whether it failed
     /// (transport error or a failure by osquery's response rules).
     pub fn record(&self, endpoint: Endpoint, elapsed: Duration, failed: bool) {
@@ -39,6 +74,48 @@ impl AgentCounters {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         c.latency_us_sum.fetch_add(us, Ordering::Relaxed);
         c.latency_us_max.fetch_max(us, Ordering::Relaxed);
+        if let Some(h) = &self.histograms {
+            let mut h = h.lock().unwrap_or_else(|p| p.into_inner());
+            h.per_endpoint[endpoint.index()].saturating_record(us.max(1));
+            h.interval.saturating_record(us.max(1));
+        }
+    }
+
+    /// Latency histogram of `endpoint` over the whole run (µs), if histograms are kept.
+    pub fn latency(&self, endpoint: Endpoint) -> Option<Histogram<u64>> {
+        let h = self.histograms.as_ref()?;
+        let h = h.lock().unwrap_or_else(|p| p.into_inner());
+        Some(h.per_endpoint[endpoint.index()].clone())
+    }
+
+    /// The all-endpoint histogram since the previous call, which starts a new interval.
+    pub fn take_interval(&self) -> Option<Histogram<u64>> {
+        let h = self.histograms.as_ref()?;
+        let mut h = h.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = h.interval.clone();
+        h.interval.reset();
+        Some(taken)
+    }
+
+    /// Note that an agent now holds a node key (`true`) or lost it (`false`).
+    pub fn record_key_held(&self, held: bool) {
+        self.key_holders
+            .fetch_add(if held { 1 } else { -1 }, Ordering::Relaxed);
+    }
+
+    /// Agents counting into these counters that hold a node key right now.
+    pub fn key_holders(&self) -> u64 {
+        u64::try_from(self.key_holders.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Requests and errors over all endpoints so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.endpoints.iter().fold((0, 0), |(r, e), c| {
+            (
+                r + c.requests.load(Ordering::Relaxed),
+                e + c.errors.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Count one successful enrollment (a node key was obtained).
@@ -142,9 +219,107 @@ impl AgentStats {
     }
 }
 
+/// Latency percentiles of a histogram in milliseconds with microsecond resolution
+/// (all zero for an empty histogram).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest value, ms.
+    pub max_ms: f64,
+}
+
+/// µs → ms, keeping three decimals (microsecond resolution).
+pub fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Percentiles {
+    /// Percentiles of a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            mean_ms: (h.mean().round()) / 1000.0,
+            p50_ms: us_to_ms(h.value_at_quantile(0.50)),
+            p90_ms: us_to_ms(h.value_at_quantile(0.90)),
+            p99_ms: us_to_ms(h.value_at_quantile(0.99)),
+            max_ms: us_to_ms(h.max()),
+        }
+    }
+
+    /// Percentiles of a list of durations (recorded into a histogram first).
+    pub fn of_durations(values: impl IntoIterator<Item = Duration>) -> Self {
+        let mut h = latency_histogram();
+        for v in values {
+            let us = u64::try_from(v.as_micros()).unwrap_or(u64::MAX);
+            h.saturating_record(us.max(1));
+        }
+        Percentiles::of(&h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        // 1..=1000 ms: p50 = 500 ms, p90 = 900 ms, p99 = 990 ms, max = 1000 ms.
+        let p = Percentiles::of_durations((1..=1000).map(Duration::from_millis));
+        assert_eq!(p.count, 1000);
+        let close = |a: f64, b: f64| (a - b).abs() <= b * 0.001 + 0.001;
+        assert!(close(p.p50_ms, 500.0), "{p:?}");
+        assert!(close(p.p90_ms, 900.0), "{p:?}");
+        assert!(close(p.p99_ms, 990.0), "{p:?}");
+        assert!(close(p.max_ms, 1000.0), "{p:?}");
+        assert!(close(p.mean_ms, 500.5), "{p:?}");
+        // Microsecond resolution below a millisecond.
+        let small = Percentiles::of_durations([Duration::from_micros(123)]);
+        assert_eq!(small.p50_ms, 0.123);
+        assert_eq!(
+            Percentiles::of(&latency_histogram()),
+            Percentiles::default()
+        );
+    }
+
+    #[test]
+    fn shared_counters_keep_histograms_and_intervals() {
+        let c = AgentCounters::with_histograms();
+        c.record(Endpoint::DistributedRead, Duration::from_micros(800), false);
+        c.record(Endpoint::DistributedRead, Duration::from_millis(20), false);
+        c.record(Endpoint::Log, Duration::from_millis(2), true);
+        let read = c.latency(Endpoint::DistributedRead).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(Percentiles::of(&read).p50_ms, 0.8);
+        assert_eq!(c.take_interval().unwrap().len(), 3);
+        assert_eq!(
+            c.take_interval().unwrap().len(),
+            0,
+            "a new interval starts empty"
+        );
+        assert_eq!(
+            c.latency(Endpoint::Log).unwrap().len(),
+            1,
+            "run totals stay"
+        );
+        assert_eq!(c.totals(), (3, 1));
+        c.record_key_held(true);
+        c.record_key_held(true);
+        c.record_key_held(false);
+        assert_eq!(c.key_holders(), 1);
+        assert!(AgentCounters::default().latency(Endpoint::Log).is_none());
+    }
 
     #[test]
     fn record_and_merge() {
