@@ -13,6 +13,9 @@
 #   SKIP_BUILD=1  use the release binaries already built
 #   CARGO_TARGET_DIR  where the release binaries are (default ./target)
 #
+# For 100,000 hosts on a 24 GB machine pass `-- --connections shared` (see flotilla-loadtest
+# --help, CONNECTIONS AND MEMORY).
+#
 # The run raises the open-files limit (each simulated host holds 4 connections, and the
 # server holds the other end of each), starts the server on 127.0.0.1 with a fresh data
 # directory, waits for it, samples its VmRSS, runs the load tester, samples VmRSS/VmHWM
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS="$2"; shift 2 ;;
     --label) LABEL="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
