@@ -81,7 +81,7 @@ SERVER_PID=$!
 cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 for _ in $(seq 1 120); do
-  grep -q "is listening on" "$LOG" && break
+  grep -q "is listening on" "$LOG" 2>/dev/null && break
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
   sleep 0.5
 done
@@ -114,7 +114,7 @@ trap - EXIT
 
 jq -c \
   --arg date "$STAMP" \
-  --arg label "$LABEL" \
+  --arg lbl "$LABEL" \
   --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg server_args "${SERVER_ARGS:-}" \
   --argjson cores "$(nproc)" \
@@ -122,7 +122,7 @@ jq -c \
   --argjson rss_before "$RSS_BEFORE_KB" --argjson rss_after "$RSS_AFTER_KB" \
   --argjson hwm "$HWM_KB" --argjson cpu_ticks "$(( CPU_AFTER - CPU_BEFORE ))" --argjson hz "$HZ" \
   '{
-    date: $date, label: $label, commit: $commit, cores: $cores,
+    date: $date, "label": $lbl, commit: $commit, cores: $cores,
     mem_gib: (($mem_kb / 1048576) * 10 | round / 10),
     scenario: .scenario, hosts: .hosts, enrolled_hosts: .enrolled_hosts,
     interval_s: .options.distributed_interval_s, duration_s: (.duration_s | round),
