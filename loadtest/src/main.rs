@@ -363,7 +363,7 @@ fn raise_open_files(needed: u64) {
             let _ = libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
         }
     }
-    if (limit.rlim_cur as u64) < needed {
+    if limit.rlim_cur < needed {
         eprintln!(
             "warning: open-files limit {} is below the ~{needed} this run needs; raise it \
              (ulimit -n / limits.conf) or expect connection errors",
