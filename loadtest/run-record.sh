@@ -13,6 +13,9 @@
 #   SKIP_BUILD=1  use the release binaries already built
 #   CARGO_TARGET_DIR  where the release binaries are (default ./target)
 #
+# For 100,000 hosts on a 24 GB machine pass `-- --connections shared` (see flotilla-loadtest
+# --help, CONNECTIONS AND MEMORY).
+#
 # The run raises the open-files limit (each simulated host holds 4 connections, and the
 # server holds the other end of each), starts the server on 127.0.0.1 with a fresh data
 # directory, waits for it, samples its VmRSS, runs the load tester, samples VmRSS/VmHWM
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
     --results) RESULTS="$2"; shift 2 ;;
     --label) LABEL="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +81,7 @@ SERVER_PID=$!
 cleanup() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 for _ in $(seq 1 120); do
-  grep -q "is listening on" "$LOG" && break
+  grep -q "is listening on" "$LOG" 2>/dev/null && break
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG" >&2; exit 1; }
   sleep 0.5
 done
@@ -111,7 +114,7 @@ trap - EXIT
 
 jq -c \
   --arg date "$STAMP" \
-  --arg label "$LABEL" \
+  --arg lbl "$LABEL" \
   --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --arg server_args "${SERVER_ARGS:-}" \
   --argjson cores "$(nproc)" \
@@ -119,7 +122,7 @@ jq -c \
   --argjson rss_before "$RSS_BEFORE_KB" --argjson rss_after "$RSS_AFTER_KB" \
   --argjson hwm "$HWM_KB" --argjson cpu_ticks "$(( CPU_AFTER - CPU_BEFORE ))" --argjson hz "$HZ" \
   '{
-    date: $date, label: $label, commit: $commit, cores: $cores,
+    date: $date, "label": $lbl, commit: $commit, cores: $cores,
     mem_gib: (($mem_kb / 1048576) * 10 | round / 10),
     scenario: .scenario, hosts: .hosts, enrolled_hosts: .enrolled_hosts,
     interval_s: .options.distributed_interval_s, duration_s: (.duration_s | round),

@@ -97,7 +97,10 @@ pub struct AgentConfig {
 /// A callback told about every `distributed/write` the moment before it is sent: the body and
 /// the send time. The load tester uses it to time live-query results end to end.
 #[derive(Clone)]
-pub struct WriteHook(pub Arc<dyn Fn(&WriteBody, Instant) + Send + Sync>);
+pub struct WriteHook(pub Arc<WriteHookFn>);
+
+/// The function inside a [`WriteHook`].
+pub type WriteHookFn = dyn Fn(&WriteBody, Instant) + Send + Sync;
 
 impl std::fmt::Debug for WriteHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -469,11 +469,7 @@ impl Admin {
                     tracker.online = data["online"].as_u64();
                     tracker.targeted = data["count"].as_u64();
                 }
-                Some("status") => {
-                    if data["status"] == "finished" {
-                        tracker.finished = true;
-                    }
-                }
+                Some("status") if data["status"] == "finished" => tracker.finished = true,
                 Some("error") => tracker
                     .notices
                     .push(data.as_str().unwrap_or_default().to_owned()),
