@@ -9,7 +9,7 @@ use std::time::Duration;
 use flotilla_loadtest::{LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer};
 use flotilla_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, flotilla_binary};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 /// One user's terminal: a config file of their own and the `flotilla` binary.
@@ -382,7 +382,7 @@ async fn a_silent_host_is_named_when_the_timeout_ends_the_query() {
         )
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let answered: Vec<Value> = String::from_utf8(out.stdout)
+    let answered: Vec<Value> = String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -394,6 +394,51 @@ async fn a_silent_host_is_named_when_the_timeout_ends_the_query() {
         "{summary}"
     );
     assert!(summary.contains("stopped at --timeout"), "{summary}");
+    assert!(summary.contains("silent-0 (online)"), "{summary}");
+
+    // Ctrl-C: the results so far are out, the summary names who is missing, exit code 130.
+    let mut child = tokio::process::Command::new(flotilla_binary())
+        .args([
+            "query",
+            "--query",
+            SQL,
+            "--labels",
+            "All Hosts",
+            "--format",
+            "jsonl",
+        ])
+        .arg("--config")
+        .arg(&user.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a result within 60 s")
+            .unwrap()
+            .expect("a result line");
+        assert!(line.contains("talker-"), "{line}");
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("flotilla exits after Ctrl-C")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let summary = stderr(&out);
+    assert!(summary.contains("interrupted"), "{summary}");
     assert!(summary.contains("silent-0 (online)"), "{summary}");
     hosts.stop().await;
 }
