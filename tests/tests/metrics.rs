@@ -163,7 +163,7 @@ async fn run_campaign(
         no_result_prob: 0.0,
     };
     for agent in agents.iter_mut() {
-        let answerer = TemplateAnswerer::new(agent.profile().clone(), profile.clone());
+        let answerer = TemplateAnswerer::new(agent.profile().clone(), profile);
         let report = agent.run_distributed_cycle(&answerer).await;
         assert!(
             report
@@ -254,7 +254,7 @@ async fn metrics_pass_promtool_and_count_what_the_fleet_does() {
     assert_eq!(
         sample(
             &s,
-            r#"http_requests_total{handler="/api/osquery/enroll",method="post",code="200"}"#
+            r#"http_requests_total{handler="/api/v1/osquery/enroll",method="post",code="200"}"#
         ),
         2.0
     );
@@ -274,7 +274,7 @@ async fn metrics_pass_promtool_and_count_what_the_fleet_does() {
     assert!(
         sample(
             &s,
-            r#"http_request_duration_seconds_count{handler="/api/osquery/distributed/read"}"#
+            r#"http_request_duration_seconds_count{handler="/api/v1/osquery/distributed/read"}"#
         ) >= 4.0
     );
 
