@@ -12,8 +12,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use base64::Engine as _;
 use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
-use flotilla_storage::{MysqlOptions, MysqlStore, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
+use flotilla_storage::{MysqlOptions, MysqlStore, SqliteStore};
 
 use crate::agent_config::{AgentConfigs, default_agent_options};
 use crate::carves::Carves;
@@ -65,7 +65,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine_config = EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
-        seen_write_granularity: args.seen_write_interval.max(std::time::Duration::from_secs(1)),
+        seen_write_granularity: args
+            .seen_write_interval
+            .max(std::time::Duration::from_secs(1)),
         ..EngineConfig::default()
     };
     let router = CampaignRouter::new();
@@ -334,7 +336,10 @@ fn print_banner(
     println!("  data directory: {}", data_dir.display());
     match args.mysql_url.as_deref() {
         Some(url) => println!("  database: MySQL {}", redact_url(url)),
-        None => println!("  database: SQLite {}", data_dir.join("flotilla.db").display()),
+        None => println!(
+            "  database: SQLite {}",
+            data_dir.join("flotilla.db").display()
+        ),
     }
     println!("  enrolled hosts: {}", hosts.len());
     println!("  admin users: {admin_status}");

@@ -175,12 +175,11 @@ impl MysqlStore {
         tx: &mut Transaction<'_, MySql>,
         e: &Enrollment,
     ) -> Result<Option<(u64, Option<String>)>, sqlx::Error> {
-        let by_identifier = sqlx::query(
-            "SELECT id, node_key FROM hosts WHERE osquery_host_id = ? FOR UPDATE",
-        )
-        .bind(fit(&e.identifier))
-        .fetch_optional(&mut **tx)
-        .await?;
+        let by_identifier =
+            sqlx::query("SELECT id, node_key FROM hosts WHERE osquery_host_id = ? FOR UPDATE")
+                .bind(fit(&e.identifier))
+                .fetch_optional(&mut **tx)
+                .await?;
         if let Some(row) = by_identifier {
             return Ok(Some((row.try_get("id")?, row.try_get("node_key")?)));
         }
@@ -427,13 +426,14 @@ impl HostStore for MysqlStore {
         secret: &str,
         team: Option<TeamId>,
     ) -> Result<bool, StoreError> {
-        let inserted =
-            sqlx::query("INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)")
-                .bind(secret)
-                .bind(team.map(|t| t.0))
-                .bind(flotilla_engine::unix_now())
-                .execute(&self.pool)
-                .await;
+        let inserted = sqlx::query(
+            "INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(secret)
+        .bind(team.map(|t| t.0))
+        .bind(flotilla_engine::unix_now())
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(_) => Ok(true),
             Err(error) if is_unique_violation(&error) => Ok(false),
