@@ -131,6 +131,12 @@ fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// A duplicate key or a deadlock (SQLSTATE 40001): worth running the transaction again.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    is_unique_violation(error)
+        || matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -273,11 +279,16 @@ impl MysqlStore {
     }
 
     async fn enroll(&self, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
-        match self.enroll_once(e).await {
-            // Another node inserted this identifier between our lookup and our insert: the
-            // second attempt finds its row and re-keys it.
-            Err(error) if is_unique_violation(&error) => self.enroll_once(e).await,
-            other => other,
+        let mut attempt = 1;
+        loop {
+            match self.enroll_once(e).await {
+                // Another node inserted this identifier between our lookup and our insert, or
+                // InnoDB chose this transaction as a deadlock victim (concurrent enrollments
+                // take gap locks on the same index range): start over; the next attempt
+                // finds the other row or gets the lock.
+                Err(error) if attempt < 3 && is_retryable(&error) => attempt += 1,
+                other => return other,
+            }
         }
     }
 
