@@ -16,6 +16,7 @@ use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, H
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
+use flotilla_storage::{MysqlOptions, MysqlStore, SqliteStore};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
@@ -89,7 +90,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine_config = EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
-        seen_write_granularity: args.seen_write_interval.max(std::time::Duration::from_secs(1)),
+        seen_write_granularity: args
+            .seen_write_interval
+            .max(std::time::Duration::from_secs(1)),
         ..EngineConfig::default()
     };
     let router = CampaignRouter::new();
@@ -565,7 +568,10 @@ fn print_banner(
     println!("  data directory: {}", data_dir.display());
     match args.mysql_url.as_deref() {
         Some(url) => println!("  database: MySQL {}", redact_url(url)),
-        None => println!("  database: SQLite {}", data_dir.join("flotilla.db").display()),
+        None => println!(
+            "  database: SQLite {}",
+            data_dir.join("flotilla.db").display()
+        ),
     }
     println!("  enrolled hosts: {}", hosts.len());
     println!("  admin users: {admin_status}");

@@ -53,4 +53,3 @@ pub(crate) fn like_pattern(text: &str) -> String {
     pattern.push('%');
     pattern
 }
-

@@ -131,6 +131,12 @@ fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// A duplicate key or a deadlock (SQLSTATE 40001): worth running the transaction again.
+fn is_retryable(error: &sqlx::Error) -> bool {
+    is_unique_violation(error)
+        || matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -175,12 +181,11 @@ impl MysqlStore {
         tx: &mut Transaction<'_, MySql>,
         e: &Enrollment,
     ) -> Result<Option<(u64, Option<String>)>, sqlx::Error> {
-        let by_identifier = sqlx::query(
-            "SELECT id, node_key FROM hosts WHERE osquery_host_id = ? FOR UPDATE",
-        )
-        .bind(fit(&e.identifier))
-        .fetch_optional(&mut **tx)
-        .await?;
+        let by_identifier =
+            sqlx::query("SELECT id, node_key FROM hosts WHERE osquery_host_id = ? FOR UPDATE")
+                .bind(fit(&e.identifier))
+                .fetch_optional(&mut **tx)
+                .await?;
         if let Some(row) = by_identifier {
             return Ok(Some((row.try_get("id")?, row.try_get("node_key")?)));
         }
@@ -274,11 +279,16 @@ impl MysqlStore {
     }
 
     async fn enroll(&self, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
-        match self.enroll_once(e).await {
-            // Another node inserted this identifier between our lookup and our insert: the
-            // second attempt finds its row and re-keys it.
-            Err(error) if is_unique_violation(&error) => self.enroll_once(e).await,
-            other => other,
+        let mut attempt = 1;
+        loop {
+            match self.enroll_once(e).await {
+                // Another node inserted this identifier between our lookup and our insert, or
+                // InnoDB chose this transaction as a deadlock victim (concurrent enrollments
+                // take gap locks on the same index range): start over; the next attempt
+                // finds the other row or gets the lock.
+                Err(error) if attempt < 3 && is_retryable(&error) => attempt += 1,
+                other => return other,
+            }
         }
     }
 
@@ -459,13 +469,14 @@ impl HostStore for MysqlStore {
         secret: &str,
         team: Option<TeamId>,
     ) -> Result<bool, StoreError> {
-        let inserted =
-            sqlx::query("INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)")
-                .bind(secret)
-                .bind(team.map(|t| t.0))
-                .bind(flotilla_engine::unix_now())
-                .execute(&self.pool)
-                .await;
+        let inserted = sqlx::query(
+            "INSERT INTO enroll_secrets (secret, team_id, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(secret)
+        .bind(team.map(|t| t.0))
+        .bind(flotilla_engine::unix_now())
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(_) => Ok(true),
             Err(error) if is_unique_violation(&error) => Ok(false),

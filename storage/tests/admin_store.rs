@@ -4,10 +4,10 @@
 
 mod backends;
 
+use backends::Backend;
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
 use flotilla_engine::store::{Enrollment, HostStore};
 use flotilla_engine::vitals::Vitals;
-use backends::Backend;
 use flotilla_storage::admin::*;
 use serde_json::json;
 

@@ -121,7 +121,10 @@ async fn a_server_on_mysql_keeps_hosts_and_saved_objects_across_a_restart() {
         .await;
     assert_eq!(status, 200, "{label}");
     let (status, team) = admin
-        .post("/teams", &json!({"name": "Servers", "description": "racks"}))
+        .post(
+            "/teams",
+            &json!({"name": "Servers", "description": "racks"}),
+        )
         .await;
     assert_eq!(status, 200, "{team}");
     let (status, saved) = admin
@@ -194,7 +197,10 @@ async fn a_server_on_mysql_keeps_hosts_and_saved_objects_across_a_restart() {
     for (i, key) in keys.iter().enumerate() {
         let agent = server.agent(&format!("keep-{i}"), templates(i));
         agent.set_node_key(Some(key.clone()));
-        agent.distributed_read().await.expect("a check-in with the old key");
+        agent
+            .distributed_read()
+            .await
+            .expect("a check-in with the old key");
         let stats = agent.stats();
         assert_eq!(stats.node_invalid, 0);
         assert_eq!(stats.enrolls, 0);
@@ -202,12 +208,11 @@ async fn a_server_on_mysql_keeps_hosts_and_saved_objects_across_a_restart() {
     }
     // The campaign the first run finished is on record.
     let pool = database.pool().await;
-    let finished: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM distributed_query_campaigns WHERE status = 2",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let finished: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM distributed_query_campaigns WHERE status = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(finished >= 1);
 }
 
@@ -248,7 +253,11 @@ async fn a_mysql_outage_keeps_check_ins_answered_and_loses_no_last_seen_time() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     for agent in &agents {
-        assert_eq!(agent.stats().node_invalid, 0, "no host was told to re-enroll");
+        assert_eq!(
+            agent.stats().node_invalid,
+            0,
+            "no host was told to re-enroll"
+        );
     }
 
     // A new host is told to retry (osquery does), not that its secret is wrong.

@@ -2,9 +2,11 @@
 
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
-use sqlx::{QueryBuilder, Row, MySql, MySqlPool};
+use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
 
-use super::{JSON_IDS, push_id_set, LIKE_CI_END, host_ids, id_array, like_pattern, store_error, write_error};
+use super::{
+    JSON_IDS, LIKE_CI_END, host_ids, id_array, like_pattern, push_id_set, store_error, write_error,
+};
 use crate::admin::{
     AdminError, Host, HostFilter, HostScope, HostTotals, LabelId, Order, Page, StatusFilter,
     TeamFilter,
@@ -184,13 +186,13 @@ pub async fn get(pool: &MySqlPool, id: HostId) -> Result<Option<Host>, StoreErro
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::host)
+        .transpose()
+        .map_err(store_error)
 }
 
-pub async fn by_identifier(
-    pool: &MySqlPool,
-    identifier: &str,
-) -> Result<Option<Host>, StoreError> {
+pub async fn by_identifier(pool: &MySqlPool, identifier: &str) -> Result<Option<Host>, StoreError> {
     if identifier.is_empty() {
         return Ok(None);
     }
@@ -210,13 +212,14 @@ pub async fn by_identifier(
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::host)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn delete(pool: &MySqlPool, id: HostId) -> Result<Option<Host>, StoreError> {
-    let mut tx = pool.begin()
-        .await
-        .map_err(store_error)?;
+    let mut tx = pool.begin().await.map_err(store_error)?;
     let row = sqlx::query(concat!(
         "SELECT ",
         host_columns!(),
@@ -246,9 +249,7 @@ pub async fn transfer(
     now: i64,
 ) -> Result<Vec<HostId>, AdminError> {
     let failed = |e| write_error(e, "the team");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     if let Some(team) = team {
         let exists: Option<u64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
             .bind(team.0)
@@ -299,7 +300,9 @@ pub async fn totals(
     // SUM is DECIMAL on MySQL: cast back to an integer.
     query
         .push_bind(new_since)
-        .push(" THEN 1 ELSE 0 END), 0) AS SIGNED) AS new, CAST(COALESCE(SUM(CASE WHEN h.seen_time < ")
+        .push(
+            " THEN 1 ELSE 0 END), 0) AS SIGNED) AS new, CAST(COALESCE(SUM(CASE WHEN h.seen_time < ",
+        )
         .push_bind(not_seen_since)
         .push(" THEN 1 ELSE 0 END), 0) AS SIGNED) AS not_seen FROM hosts h");
     push_filter(&mut query, &filter);

@@ -67,9 +67,7 @@ async fn set_members(
 
 pub async fn create(pool: &MySqlPool, label: &NewLabel, now: i64) -> Result<Label, AdminError> {
     let failed = |e| write_error(e, "a label with this name");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let inserted = sqlx::query(
         "INSERT INTO labels (name, description, query, platform, label_type, \
          label_membership_type, created_at, updated_at) \
@@ -126,7 +124,10 @@ pub async fn by_name(pool: &MySqlPool, name: &str) -> Result<Option<Label>, Stor
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(crate::rows::label).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::label)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn ids_by_names(pool: &MySqlPool, names: &[String]) -> Result<Vec<LabelId>, StoreError> {
@@ -167,9 +168,7 @@ pub async fn update(
     now: i64,
 ) -> Result<Label, AdminError> {
     let failed = |e| write_error(e, "a label with this name");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let label = load(&mut tx, id, &HostScope::All)
         .await
         .map_err(failed)?
@@ -209,9 +208,7 @@ pub async fn update(
 
 pub async fn delete(pool: &MySqlPool, id: LabelId) -> Result<Option<Label>, AdminError> {
     let failed = |e| AdminError::Store(store_error(e));
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let Some(label) = load(&mut tx, id, &HostScope::All).await.map_err(failed)? else {
         return Ok(None);
     };

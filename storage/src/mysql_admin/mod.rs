@@ -13,9 +13,9 @@ mod teams;
 mod users;
 
 use async_trait::async_trait;
-use sqlx::{MySql, QueryBuilder};
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
+use sqlx::{MySql, QueryBuilder};
 
 use crate::MysqlStore;
 use crate::admin::*;

@@ -32,9 +32,7 @@ pub async fn create(
     now: i64,
 ) -> Result<SavedQuery, AdminError> {
     let failed = |e| write_error(e, NAME_TAKEN);
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     if let Some(team) = team {
         // What a foreign key would check (the migration says why there is none).
         let exists: Option<u64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
@@ -127,7 +125,10 @@ pub async fn by_name(
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(crate::rows::saved_query).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::saved_query)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn update(
@@ -137,9 +138,7 @@ pub async fn update(
     now: i64,
 ) -> Result<SavedQuery, AdminError> {
     let failed = |e| write_error(e, NAME_TAKEN);
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE queries SET name = ?, description = ?, query = ?, `interval` = ?, platform = ?, \
          min_osquery_version = ?, automations_enabled = ?, logging = ?, observer_can_run = ?, \
@@ -172,9 +171,7 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &MySqlPool, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
-    let mut tx = pool.begin()
-        .await
-        .map_err(store_error)?;
+    let mut tx = pool.begin().await.map_err(store_error)?;
     let Some(query) = load(&mut tx, id).await.map_err(store_error)? else {
         return Ok(None);
     };
@@ -194,9 +191,9 @@ pub async fn delete_many(pool: &MySqlPool, ids: &[QueryId]) -> Result<u64, Store
     let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
         "DELETE FROM queries WHERE id IN (SELECT id FROM {JSON_IDS})"
     )))
-        .bind(id_array(ids.iter().map(|q| q.0)))
-        .execute(pool)
-        .await
-        .map_err(store_error)?;
+    .bind(id_array(ids.iter().map(|q| q.0)))
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
     Ok(deleted.rows_affected())
 }

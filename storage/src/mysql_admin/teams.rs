@@ -49,9 +49,7 @@ pub async fn create(
     now: i64,
 ) -> Result<Team, AdminError> {
     let failed = |e| write_error(e, "a team with this name");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let inserted = sqlx::query(
         "INSERT INTO teams (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)",
     )
@@ -121,9 +119,7 @@ pub async fn update(
     now: i64,
 ) -> Result<Team, AdminError> {
     let failed = |e| write_error(e, "a team with this name");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE teams SET name = COALESCE(?, name), description = COALESCE(?, description), \
          updated_at = ? WHERE id = ?",
@@ -150,9 +146,7 @@ pub async fn delete(
     pool: &MySqlPool,
     id: TeamId,
 ) -> Result<Option<(Team, Vec<HostId>)>, StoreError> {
-    let mut tx = pool.begin()
-        .await
-        .map_err(store_error)?;
+    let mut tx = pool.begin().await.map_err(store_error)?;
     let Some(team) = load(&mut tx, id).await.map_err(store_error)? else {
         return Ok(None);
     };
@@ -204,9 +198,7 @@ pub async fn replace_secrets(
     now: i64,
 ) -> Result<Vec<TeamSecret>, AdminError> {
     let failed = |e| write_error(e, "this enroll secret");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     if let Some(team) = team {
         let exists: Option<u64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ?")
             .bind(team.0)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use flotilla_engine::store::StoreError;
-use sqlx::{Row, MySqlConnection, MySqlPool};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 
 use super::{store_error, write_error};
 use crate::admin::{AdminError, NewUser, Roles, User, UserChanges, UserId, UserTeam};
@@ -35,7 +35,10 @@ async fn load(conn: &mut MySqlConnection, id: UserId) -> Result<Option<User>, sq
     .bind(id.0)
     .fetch_all(&mut *conn)
     .await?;
-    user.teams = teams.iter().map(crate::rows::user_team).collect::<Result<_, _>>()?;
+    user.teams = teams
+        .iter()
+        .map(crate::rows::user_team)
+        .collect::<Result<_, _>>()?;
     Ok(Some(user))
 }
 
@@ -95,9 +98,7 @@ pub async fn create(
     only_if_first: bool,
 ) -> Result<Option<User>, AdminError> {
     let email_taken = |e| write_error(e, "a user with this email");
-    let mut tx = pool.begin()
-        .await
-        .map_err(email_taken)?;
+    let mut tx = pool.begin().await.map_err(email_taken)?;
     let sql = if only_if_first {
         "INSERT INTO users (name, email, password_hash, api_only, created_at, updated_at) \
          SELECT ?, ?, ?, ?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM users)"
@@ -132,10 +133,7 @@ pub async fn get(pool: &MySqlPool, id: UserId) -> Result<Option<User>, StoreErro
     load(&mut conn, id).await.map_err(store_error)
 }
 
-pub async fn by_email(
-    pool: &MySqlPool,
-    email: &str,
-) -> Result<Option<(User, String)>, StoreError> {
+pub async fn by_email(pool: &MySqlPool, email: &str) -> Result<Option<(User, String)>, StoreError> {
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = ?")
         .bind(email)
@@ -201,9 +199,7 @@ pub async fn update(
     now: i64,
 ) -> Result<User, AdminError> {
     let failed = |e| write_error(e, "a user with this email");
-    let mut tx = pool.begin()
-        .await
-        .map_err(failed)?;
+    let mut tx = pool.begin().await.map_err(failed)?;
     let updated = sqlx::query(
         "UPDATE users SET name = COALESCE(?, name), email = COALESCE(?, email), \
          password_hash = COALESCE(?, password_hash), updated_at = ? WHERE id = ?",
@@ -233,9 +229,7 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &MySqlPool, id: UserId) -> Result<Option<User>, StoreError> {
-    let mut tx = pool.begin()
-        .await
-        .map_err(store_error)?;
+    let mut tx = pool.begin().await.map_err(store_error)?;
     let Some(user) = load(&mut tx, id).await.map_err(store_error)? else {
         return Ok(None);
     };
@@ -286,11 +280,7 @@ pub async fn session(
     Ok(user.map(|u| (u, accessed)))
 }
 
-pub async fn touch_session(
-    pool: &MySqlPool,
-    token_hash: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn touch_session(pool: &MySqlPool, token_hash: &str, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE sessions SET accessed_at = GREATEST(accessed_at, ?) WHERE token_hash = ?")
         .bind(now)
         .bind(token_hash)

@@ -190,7 +190,10 @@ pub async fn get(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreErr
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::host)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn by_identifier(
@@ -216,7 +219,10 @@ pub async fn by_identifier(
     .fetch_optional(pool)
     .await
     .map_err(store_error)?;
-    row.as_ref().map(crate::rows::host).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::host)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn delete(pool: &SqlitePool, id: HostId) -> Result<Option<Host>, StoreError> {

@@ -126,7 +126,10 @@ pub async fn by_name(pool: &SqlitePool, name: &str) -> Result<Option<Label>, Sto
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(crate::rows::label).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::label)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn ids_by_names(pool: &SqlitePool, names: &[String]) -> Result<Vec<LabelId>, StoreError> {

@@ -124,7 +124,10 @@ pub async fn by_name(
         .fetch_optional(pool)
         .await
         .map_err(store_error)?;
-    row.as_ref().map(crate::rows::saved_query).transpose().map_err(store_error)
+    row.as_ref()
+        .map(crate::rows::saved_query)
+        .transpose()
+        .map_err(store_error)
 }
 
 pub async fn update(

@@ -35,7 +35,10 @@ async fn load(conn: &mut SqliteConnection, id: UserId) -> Result<Option<User>, s
     .bind(id.0 as i64)
     .fetch_all(&mut *conn)
     .await?;
-    user.teams = teams.iter().map(crate::rows::user_team).collect::<Result<_, _>>()?;
+    user.teams = teams
+        .iter()
+        .map(crate::rows::user_team)
+        .collect::<Result<_, _>>()?;
     Ok(Some(user))
 }
 

@@ -166,7 +166,9 @@ impl Drop for ScratchDatabase {
         .join();
         match dropped {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("could not drop the scratch database {}: {error}", self.name),
+            Ok(Err(error)) => {
+                eprintln!("could not drop the scratch database {}: {error}", self.name)
+            }
             Err(_) => eprintln!("could not drop the scratch database {}", self.name),
         }
     }
@@ -215,8 +217,10 @@ async fn drop_database(conn: &mut sqlx::MySqlConnection, name: &str) -> Result<(
     sqlx::raw_sql("SET SESSION lock_wait_timeout = 30")
         .execute(&mut *conn)
         .await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`")))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS `{name}`"
+    )))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
