@@ -16,7 +16,6 @@ use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, H
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
-use flotilla_storage::{MysqlOptions, MysqlStore, SqliteStore};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
