@@ -77,7 +77,8 @@ impl ConfigInputs {
             );
             // Fleet's rule: a query goes to hosts when something consumes its results —
             // automations (the result log), or a report (snapshot logging, data kept).
-            if !fields.automations_enabled && !(snapshot && !fields.discard_data) {
+            let keeps_report = snapshot && !fields.discard_data;
+            if !fields.automations_enabled && !keeps_report {
                 continue;
             }
             let pack = match query.team {

@@ -58,9 +58,10 @@ impl Reports {
     /// Reports as the store has them.
     pub async fn load(store: &dyn AdminStore, cap: usize) -> Result<Reports, StoreError> {
         let reports = Reports::new(cap);
+        let stored_reports = store.reports().await?;
         {
             let mut inner = reports.inner.lock();
-            for stored in store.reports().await? {
+            for stored in stored_reports {
                 let report = inner.queries.entry(stored.query).or_default();
                 report.rows += stored.rows.len();
                 report.hosts.insert(

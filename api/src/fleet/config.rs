@@ -297,28 +297,6 @@ pub async fn host_query_report(
     })))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_merge_key_by_key() {
-        let mut target = json!({"org_info": {"org_name": "a", "contact_url": "x"}, "features": {}});
-        merge(
-            &mut target,
-            &json!({"org_info": {"org_name": "b"}, "server_settings": {"server_url": "u"}}),
-        );
-        assert_eq!(
-            target,
-            json!({
-                "org_info": {"org_name": "b", "contact_url": "x"},
-                "features": {},
-                "server_settings": {"server_url": "u"},
-            })
-        );
-    }
-}
-
 /// The routes of settings, agent options, query reports and specs.
 pub fn routes() -> axum::Router<SharedState> {
     use super::specs;
@@ -342,4 +320,26 @@ pub fn routes() -> axum::Router<SharedState> {
             "/spec/teams",
             read(specs::get_teams).post(specs::apply_teams),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_merge_key_by_key() {
+        let mut target = json!({"org_info": {"org_name": "a", "contact_url": "x"}, "features": {}});
+        merge(
+            &mut target,
+            &json!({"org_info": {"org_name": "b"}, "server_settings": {"server_url": "u"}}),
+        );
+        assert_eq!(
+            target,
+            json!({
+                "org_info": {"org_name": "b", "contact_url": "x"},
+                "features": {},
+                "server_settings": {"server_url": "u"},
+            })
+        );
+    }
 }
