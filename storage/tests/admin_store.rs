@@ -61,6 +61,7 @@ backend_tests!(
     labels_builtin_manual_and_dynamic,
     teams_and_enroll_secrets,
     saved_queries_and_activities,
+    agent_options_scheduled_queries_and_reports,
 );
 
 async fn users_sessions_and_roles(backend: &Backend) {
@@ -646,11 +647,9 @@ fn scheduled(name: &str, interval: u32) -> QueryFields {
     }
 }
 
-#[tokio::test]
-async fn agent_options_scheduled_queries_and_reports() {
-    let (_dir, store) = sqlite().await;
-    let admin: &dyn AdminStore = &store;
-    let hosts: &dyn HostStore = &store;
+async fn agent_options_scheduled_queries_and_reports(backend: &Backend) {
+    let admin = backend.admin();
+    let hosts = backend.hosts();
 
     assert_eq!(admin.agent_options(None).await.unwrap(), None);
     let global = json!({"config": {"options": {"distributed_interval": 10}}});

@@ -6,6 +6,7 @@
 //! Rows become models through [`crate::rows`], the same code SQLite uses.
 
 mod activities;
+mod config;
 mod hosts;
 pub(crate) mod labels;
 mod queries;
@@ -267,6 +268,46 @@ impl AdminStore for MysqlStore {
         name: &str,
     ) -> Result<Option<SavedQuery>, StoreError> {
         queries::by_name(self.pool(), team, name).await
+    }
+
+    async fn agent_options(
+        &self,
+        team: Option<TeamId>,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        config::agent_options(self.pool(), team).await
+    }
+    async fn set_agent_options(
+        &self,
+        team: Option<TeamId>,
+        options: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), AdminError> {
+        config::set_agent_options(self.pool(), team, options, now).await
+    }
+    async fn app_settings(&self) -> Result<Option<serde_json::Value>, StoreError> {
+        config::app_settings(self.pool()).await
+    }
+    async fn set_app_settings(
+        &self,
+        settings: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        config::set_app_settings(self.pool(), settings, now).await
+    }
+    async fn team_agent_options(&self) -> Result<Vec<(TeamId, serde_json::Value)>, StoreError> {
+        config::team_agent_options(self.pool()).await
+    }
+    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
+        config::scheduled_queries(self.pool()).await
+    }
+    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError> {
+        config::write_reports(self.pool(), reports).await
+    }
+    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError> {
+        config::reports(self.pool()).await
+    }
+    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError> {
+        config::delete_report(self.pool(), query).await
     }
 
     async fn record_activity(

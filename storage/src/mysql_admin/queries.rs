@@ -108,6 +108,19 @@ pub async fn list(
         .map_err(store_error)
 }
 
+/// Every query with an interval above 0 (global and of every team), by team and name.
+pub async fn scheduled(pool: &MySqlPool) -> Result<Vec<SavedQuery>, StoreError> {
+    let sql = format!("{SELECT_QUERIES} WHERE q.`interval` > 0 ORDER BY q.team_id, q.name");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    rows.iter()
+        .map(crate::rows::saved_query)
+        .collect::<Result<_, _>>()
+        .map_err(store_error)
+}
+
 pub async fn get(pool: &MySqlPool, id: QueryId) -> Result<Option<SavedQuery>, StoreError> {
     let mut conn = pool.acquire().await.map_err(store_error)?;
     load(&mut conn, id).await.map_err(store_error)

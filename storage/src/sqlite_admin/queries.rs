@@ -102,7 +102,7 @@ pub async fn scheduled(pool: &SqlitePool) -> Result<Vec<SavedQuery>, StoreError>
         .await
         .map_err(store_error)?;
     rows.iter()
-        .map(query_row)
+        .map(crate::rows::saved_query)
         .collect::<Result<_, _>>()
         .map_err(store_error)
 }
