@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server. With no options: HTTPS on 0.0.0.0:8080, SQLite and a generated
     /// certificate in ./flotilla-data, no other service needed.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     // The admin's client commands (login, query, get, apply, ...): `crate::client`.
     #[command(flatten)]

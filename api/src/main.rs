@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
                 .or_else(|| std::env::var("RUST_LOG").ok())
                 .unwrap_or_else(|| "info".to_owned());
             init_logging(&level, args.log_format)?;
-            flotilla_api::server::run(args).await
+            flotilla_api::server::run(*args).await
         }
         Command::Client(command) => std::process::exit(flotilla_api::client::run(command).await),
     }

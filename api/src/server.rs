@@ -14,8 +14,8 @@ use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
-use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
+use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
@@ -286,8 +286,10 @@ fn relay(
         format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
     });
     tracing::info!(node = %node, "relaying live queries through Redis");
-    Ok(RedisRelay::connect(url, node, args.redis_pool_size, counters)
-        .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?)
+    Ok(
+        RedisRelay::connect(url, node, args.redis_pool_size, counters)
+            .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?,
+    )
 }
 
 /// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled

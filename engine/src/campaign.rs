@@ -303,7 +303,8 @@ impl CampaignActorState {
             finished_at: crate::unix_now(),
         };
         if claim {
-            let (store, id, counters) = (self.ctx.store.clone(), self.id, self.ctx.counters.clone());
+            let (store, id, counters) =
+                (self.ctx.store.clone(), self.id, self.ctx.counters.clone());
             let relay = self.distributed().then(|| self.ctx.hosts.relay());
             tokio::spawn(async move {
                 if let Some(relay) = relay

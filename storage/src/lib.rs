@@ -13,17 +13,17 @@
 //! (`common.rs`); each backend keeps its own SQL.
 
 pub mod admin;
-mod redis_relay;
-pub mod relay_codec;
 mod common;
 mod mysql_admin;
 mod mysql_campaigns;
 mod mysql_store;
+mod redis_relay;
+pub mod relay_codec;
 mod rows;
 mod sqlite_admin;
 mod sqlite_campaigns;
 mod sqlite_store;
 
-pub use redis_relay::RedisRelay;
 pub use mysql_store::{MysqlOptions, MysqlStore};
+pub use redis_relay::RedisRelay;
 pub use sqlite_store::SqliteStore;

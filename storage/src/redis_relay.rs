@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use flotilla_engine::counters::{RelayCounters, RelayKind};
 use flotilla_engine::live::{HostResult, LiveAnswer, QueryStats};
 use flotilla_engine::relay::{
     CampaignSpec, Relay, RelayError, RelayEvent, ResultReader, Topic, unix_now_ms,
 };
-use flotilla_engine::counters::{RelayCounters, RelayKind};
 use flotilla_engine::{CampaignId, HostId};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
@@ -230,10 +230,11 @@ impl RedisRelay {
             let mut connected_before = false;
             loop {
                 let Some(relay) = weak.upgrade() else { return };
-                let (client, sender, node) = (
+                let (client, sender, node, counters) = (
                     relay.client.clone(),
                     relay.events.clone(),
                     relay.node.clone(),
+                    relay.counters.clone(),
                 );
                 drop(relay);
                 match tokio::time::timeout(OP_TIMEOUT, client.get_async_pubsub()).await {

@@ -261,5 +261,11 @@ async fn hosts_are_found_by_id_and_current_node_key(backend: &Backend) {
     let by_id = store.load_host(a.host.id).await.unwrap().expect("by id");
     assert_eq!(by_id.node_key.as_ref(), Some(&again.node_key));
     assert!(store.load_host(HostId(999_999)).await.unwrap().is_none());
-    assert!(store.host_by_node_key("no-such-key").await.unwrap().is_none());
+    assert!(
+        store
+            .host_by_node_key("no-such-key")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

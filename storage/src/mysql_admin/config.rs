@@ -87,14 +87,13 @@ pub async fn set_agent_options(
             .map_err(failed)?;
         }
         Some(team) => {
-            let mut tx = pool.begin()
-                .await
-                .map_err(failed)?;
-            let exists: Option<u64> = sqlx::query_scalar("SELECT id FROM teams WHERE id = ? FOR UPDATE")
-                .bind(team.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
+            let mut tx = pool.begin().await.map_err(failed)?;
+            let exists: Option<u64> =
+                sqlx::query_scalar("SELECT id FROM teams WHERE id = ? FOR UPDATE")
+                    .bind(team.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(failed)?;
             if exists.is_none() {
                 return Err(AdminError::NotFound(format!("team {team}")));
             }
@@ -147,9 +146,7 @@ pub async fn write_reports(pool: &MySqlPool, reports: &[ReportRows]) -> Result<(
     if reports.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin()
-        .await
-        .map_err(store_error)?;
+    let mut tx = pool.begin().await.map_err(store_error)?;
     for report in reports {
         let exists: Option<u64> = sqlx::query_scalar("SELECT id FROM queries WHERE id = ?")
             .bind(report.query.0)

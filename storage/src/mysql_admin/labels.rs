@@ -269,11 +269,10 @@ pub(crate) async fn write_results(
     // The last answer for a label wins, as when they are applied one by one.
     let latest: std::collections::BTreeMap<u64, bool> = results.iter().copied().collect();
     let (members, not_members): (Vec<u64>, Vec<u64>) = {
-        let (yes, no): (Vec<(&u64, &bool)>, Vec<(&u64, &bool)>) =
-            latest.iter().partition(|(_, member)| **member);
+        let (yes, no): (Vec<_>, Vec<_>) = latest.iter().partition(|(_, member)| **member);
         (
-            yes.into_iter().map(|(l, _)| *l).collect(),
-            no.into_iter().map(|(l, _)| *l).collect(),
+            yes.into_iter().map(|(l, _): (&u64, &bool)| *l).collect(),
+            no.into_iter().map(|(l, _): (&u64, &bool)| *l).collect(),
         )
     };
     if !members.is_empty() {
