@@ -57,6 +57,11 @@ pub enum CampaignError {
     NotFound(CampaignId),
     #[error("live query unavailable: {0}")]
     Unavailable(String),
+    /// Nodes share a relay (Redis) and it cannot be reached: no live query can start anywhere.
+    #[error(
+        "live queries are unavailable: the relay between nodes (Redis) cannot be reached; try again when it is back"
+    )]
+    RelayUnavailable,
 }
 
 impl From<StoreError> for CampaignError {
@@ -269,9 +274,8 @@ impl Campaigns {
             && let Err(error) = relay.ping().await
         {
             self.ctx.release_slot();
-            return Err(CampaignError::Unavailable(format!(
-                "live queries need the relay between nodes, which is unreachable ({error})"
-            )));
+            tracing::warn!(%error, "refused a live query: the relay is unreachable");
+            return Err(CampaignError::RelayUnavailable);
         }
         let id = match self.ctx.store.create_campaign(&new.record).await {
             Ok(id) => id,
@@ -288,9 +292,8 @@ impl Campaigns {
         {
             self.ctx.release_slot();
             self.abandon(id, &spec);
-            return Err(CampaignError::Unavailable(format!(
-                "live queries need the relay between nodes, which is unreachable ({error})"
-            )));
+            tracing::warn!(campaign = %id, %error, "refused a live query: the relay is unreachable");
+            return Err(CampaignError::RelayUnavailable);
         }
         let actor = self.spawn(spec).await?;
         let totals = self.totals(&actor).await.unwrap_or_default();

@@ -49,6 +49,10 @@ pub enum FleetError {
     /// 503: the database is unreachable; retrying may work. Details are logged only.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with a reason meant for the user: a service the request needs is down (e.g. the
+    /// relay between nodes); retrying later works.
+    #[error("{0}")]
+    ServiceDown(String),
     /// 500: a bug or broken data. Details are logged only.
     #[error("{0}")]
     Internal(String),
@@ -73,7 +77,9 @@ impl FleetError {
             FleetError::RateLimited { .. } | FleetError::TooMany { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            FleetError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FleetError::Unavailable(_) | FleetError::ServiceDown(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             FleetError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +117,7 @@ impl IntoResponse for FleetError {
                 "base",
                 "the database is unavailable; try again",
             ),
+            FleetError::ServiceDown(reason) => ("Service Unavailable", "base", reason),
             FleetError::Internal(_) => ("Internal Server Error", "base", "internal error"),
         };
         if status.is_server_error() {

@@ -49,6 +49,7 @@ impl From<CampaignError> for FleetError {
             CampaignError::NoTargets => FleetError::BadRequest("no hosts targeted".into()),
             CampaignError::NotFound(id) => FleetError::NotFound(format!("campaign {id}")),
             CampaignError::Unavailable(why) => FleetError::Unavailable(why.clone()),
+            CampaignError::RelayUnavailable => FleetError::ServiceDown(error.to_string()),
         }
     }
 }
