@@ -153,6 +153,12 @@ impl MysqlStore {
     /// so nodes starting together do not race). Fails with a message naming the cause when the
     /// URL is malformed or the server cannot be reached within `connect_timeout`.
     pub async fn connect(url: &str, options: &MysqlOptions) -> Result<MysqlStore, StoreError> {
+        // sqlx reads any scheme as MySQL; a PostgreSQL URL given by mistake should say so.
+        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+            return Err(StoreError::Data(
+                "invalid MySQL URL: it must start with mysql:// (or mariadb://)".into(),
+            ));
+        }
         let connect = MySqlConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid MySQL URL: {e}")))?
             .charset("utf8mb4");

@@ -373,26 +373,30 @@ async fn redis_going_away_mid_query_loses_nothing_and_new_queries_fail_clearly()
     // Redis comes back empty; everything recovers by itself.
     cluster.redis.restart();
     seen.extend(until_finished(&mut socket).await);
-    let (_, answered) = rest_fleet.stop().await;
+    let (rest, answered) = rest_fleet.stop().await;
     assert_eq!(
         result_hosts(&seen).len(),
         HOSTS,
         "every answer arrived, once"
     );
+    // While Redis was down a node could not learn that a host had answered on another node,
+    // so a host may have run the query again there; the watcher still saw each host once.
     let name = format!("fleet_distributed_query_{campaign}");
     assert!(
         answered
             .values()
-            .all(|names| names.iter().filter(|n| **n == name).count() <= 1)
+            .all(|names| names.iter().any(|n| **n == name))
     );
 
     // And live queries work again.
     let (again, token) = start_campaign(cluster.node(1), "SELECT 2").await;
     let mut socket = watch(cluster.node(0), &token, again).await;
-    let fleet = Fleet::run(
-        first.drain(..).map(|h| (String::new(), h)).collect(),
-        Duration::from_millis(100),
-    );
+    let everyone = first
+        .drain(..)
+        .chain(rest)
+        .map(|h| (String::new(), h))
+        .collect();
+    let fleet = Fleet::run(everyone, Duration::from_millis(100));
     let messages = until_finished(&mut socket).await;
     fleet.stop().await;
     assert_eq!(messages.last().unwrap()["data"]["expected_results"], HOSTS);

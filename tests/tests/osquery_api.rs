@@ -90,7 +90,6 @@ async fn config_carries_the_agent_options() {
         "distributed_interval",
         "distributed_tls_max_attempts",
         "logger_tls_period",
-        "config_refresh",
     ] {
         assert!(
             options[option].is_u64(),
