@@ -576,3 +576,57 @@ async fn contexts_keep_servers_apart() {
         "{on_b}"
     );
 }
+
+#[tokio::test]
+async fn apply_dry_run_apply_get_and_delete_round_trip_a_spec_file() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(data.path(), &[]);
+    let user = Terminal::new();
+    let out = user.login(&server, ADMIN_PASSWORD).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let specs = data.path().join("fleet.yml");
+    std::fs::write(
+        &specs,
+        "apiVersion: v1\n\
+         kind: query\n\
+         spec:\n  name: uptime-report\n  query: SELECT * FROM uptime;\n  description: how long up\n  interval: 300\n\
+         ---\n\
+         apiVersion: v1\n\
+         kind: label\n\
+         spec:\n  name: Ubuntu boxes\n  query: SELECT 1 FROM os_version WHERE platform = 'ubuntu';\n  label_membership_type: dynamic\n\
+         ---\n\
+         apiVersion: v1\n\
+         kind: team\n\
+         spec:\n  team:\n    name: ops\n",
+    )
+    .unwrap();
+    let specs = specs.to_str().unwrap();
+
+    // A dry run checks and changes nothing.
+    user.ok(&["apply", "-f", specs, "--dry-run"]).await;
+    let queries = user.ok(&["get", "queries", "--json"]).await;
+    assert!(!queries.contains("uptime-report"), "{queries}");
+
+    user.ok(&["apply", "-f", specs]).await;
+    let queries = user.ok(&["get", "queries", "--json"]).await;
+    assert!(queries.contains("uptime-report"), "{queries}");
+    assert!(queries.contains("SELECT * FROM uptime;"), "{queries}");
+    let labels = user.ok(&["get", "labels", "--json"]).await;
+    assert!(labels.contains("Ubuntu boxes"), "{labels}");
+    let teams = user.ok(&["get", "teams", "--json"]).await;
+    assert!(teams.contains("\"ops\""), "{teams}");
+
+    // Applying the same file again changes nothing and does not fail.
+    user.ok(&["apply", "-f", specs]).await;
+    let again = user.ok(&["get", "queries", "--json"]).await;
+    assert_eq!(again.matches("uptime-report").count(), 1, "{again}");
+
+    user.ok(&["delete", "-f", specs]).await;
+    let queries = user.ok(&["get", "queries", "--json"]).await;
+    assert!(!queries.contains("uptime-report"), "{queries}");
+    let labels = user.ok(&["get", "labels", "--json"]).await;
+    assert!(!labels.contains("Ubuntu boxes"), "{labels}");
+    let teams = user.ok(&["get", "teams", "--json"]).await;
+    assert!(!teams.contains("\"ops\""), "{teams}");
+}
