@@ -138,16 +138,14 @@ pub struct HostCounters {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RelayKind {
     CampaignStarted,
-    CampaignStopped,
     CampaignFinished,
     Result,
     Other,
 }
 
 impl RelayKind {
-    pub const ALL: [RelayKind; 5] = [
+    pub const ALL: [RelayKind; 4] = [
         RelayKind::CampaignStarted,
-        RelayKind::CampaignStopped,
         RelayKind::CampaignFinished,
         RelayKind::Result,
         RelayKind::Other,
@@ -156,7 +154,6 @@ impl RelayKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RelayKind::CampaignStarted => "campaign_started",
-            RelayKind::CampaignStopped => "campaign_stopped",
             RelayKind::CampaignFinished => "campaign_finished",
             RelayKind::Result => "result",
             RelayKind::Other => "other",
