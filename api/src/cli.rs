@@ -41,6 +41,7 @@ pub enum LogPlugin {
     Filesystem,
     Stdout,
     Webhook,
+    Kafka,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -139,8 +140,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_KEEP", default_value_t = 5)]
     pub osquery_log_rotate_keep: usize,
 
-    /// Where result logs go: files in <data-dir>/logs, standard output, or an HTTP receiver
-    /// (needs --osquery-result-log-webhook-url).
+    /// Where result logs go: files in <data-dir>/logs, standard output, an HTTP receiver
+    /// (needs --osquery-result-log-webhook-url) or a Kafka topic (needs --kafka-brokers).
     #[arg(
         long,
         env = "FLOTILLA_OSQUERY_RESULT_LOG_PLUGIN",
@@ -166,17 +167,76 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_OSQUERY_STATUS_LOG_WEBHOOK_URL")]
     pub osquery_status_log_webhook_url: Option<String>,
 
-    /// Lines per webhook POST at most.
+    /// Kafka bootstrap brokers (host:port, comma-separated) for the kafka plugin.
+    #[arg(long, env = "FLOTILLA_KAFKA_BROKERS", value_delimiter = ',')]
+    pub kafka_brokers: Vec<String>,
+
+    /// Kafka topic for result logs (it must exist).
     #[arg(
         long,
-        env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_BATCH_LINES",
+        env = "FLOTILLA_OSQUERY_RESULT_LOG_KAFKA_TOPIC",
+        default_value = "osquery_result"
+    )]
+    pub osquery_result_log_kafka_topic: String,
+
+    /// Kafka topic for status logs (it must exist).
+    #[arg(
+        long,
+        env = "FLOTILLA_OSQUERY_STATUS_LOG_KAFKA_TOPIC",
+        default_value = "osquery_status"
+    )]
+    pub osquery_status_log_kafka_topic: String,
+
+    /// Connect to Kafka over TLS, trusting the system's root certificates.
+    #[arg(long, env = "FLOTILLA_KAFKA_TLS")]
+    pub kafka_tls: bool,
+
+    /// Connect to Kafka over TLS, trusting only the CA certificates in this PEM file.
+    #[arg(long, env = "FLOTILLA_KAFKA_CA")]
+    pub kafka_ca: Option<PathBuf>,
+
+    /// SASL PLAIN user for Kafka (with --kafka-sasl-password).
+    #[arg(long, env = "FLOTILLA_KAFKA_SASL_USERNAME", requires = "kafka_sasl_password")]
+    pub kafka_sasl_username: Option<String>,
+
+    /// SASL PLAIN password for Kafka.
+    #[arg(
+        long,
+        env = "FLOTILLA_KAFKA_SASL_PASSWORD",
+        hide_env_values = true,
+        requires = "kafka_sasl_username"
+    )]
+    pub kafka_sasl_password: Option<String>,
+
+    /// The brokers' message.max.bytes: produce requests are split to stay under it, and a
+    /// single larger line is set aside in the spool's rejected.jsonl.
+    #[arg(
+        long,
+        env = "FLOTILLA_KAFKA_MAX_MESSAGE_BYTES",
+        default_value = "1000000",
+        value_parser = parse_size
+    )]
+    pub kafka_max_message_bytes: usize,
+
+    /// Lines per webhook POST or Kafka produce batch at most.
+    #[arg(
+        long,
+        alias = "osquery-log-webhook-batch-lines",
+        env = "FLOTILLA_OSQUERY_LOG_BATCH_LINES",
         default_value_t = 500
     )]
-    pub osquery_log_webhook_batch_lines: usize,
+    pub osquery_log_batch_lines: usize,
 
-    /// On-disk spool per webhook log; when full, osquery is answered 413 and keeps its lines.
-    #[arg(long, env = "FLOTILLA_OSQUERY_LOG_WEBHOOK_SPOOL_SIZE", default_value = "1GiB", value_parser = parse_size)]
-    pub osquery_log_webhook_spool_size: usize,
+    /// On-disk spool per webhook or Kafka log; when full, osquery is answered 413 and keeps
+    /// its lines.
+    #[arg(
+        long,
+        alias = "osquery-log-webhook-spool-size",
+        env = "FLOTILLA_OSQUERY_LOG_SPOOL_SIZE",
+        default_value = "1GiB",
+        value_parser = parse_size
+    )]
+    pub osquery_log_spool_size: usize,
 
     /// Rows a query report keeps at most (Fleet's query_report_cap).
     #[arg(long, env = "FLOTILLA_QUERY_REPORT_CAP", default_value_t = 1000)]

@@ -4,7 +4,9 @@
 //! - `filesystem` (default): JSON lines in `<data-dir>/logs/result.log` and `status.log`,
 //!   rotated by size (`result.log.1` is the newest old file);
 //! - `stdout`: JSON lines on the server's standard output;
-//! - `webhook`: batched HTTP POSTs through a bounded on-disk spool ([`crate::webhook`]).
+//! - `webhook`: batched HTTP POSTs ([`crate::webhook`]) and
+//! - `kafka`: records produced to a Kafka topic ([`crate::kafka`]), both through a bounded
+//!   on-disk spool ([`crate::spool`]).
 //!
 //! A request's lines are written together and flushed to the operating system before the
 //! request is answered, so a success answer means the lines are kept. Writes run on the
@@ -18,7 +20,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::webhook::{WebhookOutput, WebhookSettings};
+use crate::kafka::{KafkaDelivery, KafkaSettings};
+use crate::spool::{SpoolCounters, SpoolSettings, SpooledOutput};
+use crate::webhook::WebhookDelivery;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogKind {
@@ -121,13 +125,33 @@ impl LogFile {
 pub enum Destination {
     Filesystem,
     Stdout,
-    Webhook(WebhookSettings),
+    Webhook {
+        url: String,
+        timeout: std::time::Duration,
+        spool: SpoolSettings,
+    },
+    Kafka {
+        kafka: KafkaSettings,
+        spool: SpoolSettings,
+    },
+}
+
+impl Destination {
+    /// The plugin name, as the flags and metrics spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Destination::Filesystem => "filesystem",
+            Destination::Stdout => "stdout",
+            Destination::Webhook { .. } => "webhook",
+            Destination::Kafka { .. } => "kafka",
+        }
+    }
 }
 
 enum Output {
     File(Mutex<LogFile>),
     Stdout,
-    Webhook(Arc<WebhookOutput>),
+    Spooled(Arc<SpooledOutput>),
 }
 
 impl Output {
@@ -138,7 +162,7 @@ impl Output {
                 let mut out = io::stdout().lock();
                 out.write_all(buffer).and_then(|()| out.flush())
             }
-            Output::Webhook(webhook) => webhook.write(buffer),
+            Output::Spooled(spooled) => spooled.write(buffer),
         }
     }
 }
@@ -147,6 +171,14 @@ impl Output {
 pub struct LogSink {
     result: Arc<Output>,
     status: Arc<Output>,
+}
+
+/// A spooled destination's state, for `/metrics`.
+pub struct SpoolStats<'a> {
+    pub log: &'static str,
+    pub destination: &'static str,
+    pub spooled_bytes: u64,
+    pub counters: &'a SpoolCounters,
 }
 
 impl LogSink {
@@ -160,8 +192,8 @@ impl LogSink {
         )
     }
 
-    /// Each log to its destination: files go in `dir`, webhook spools in `dir/spool/<kind>`.
-    /// Starts webhook senders on the current runtime.
+    /// Each log to its destination: files go in `dir`, webhook and Kafka spools in
+    /// `dir/spool/<kind>`. Starts their senders on the current runtime.
     pub fn with_destinations(
         dir: &Path,
         rotation: Rotation,
@@ -176,9 +208,19 @@ impl LogSink {
                     rotation,
                 )?)),
                 Destination::Stdout => Output::Stdout,
-                Destination::Webhook(settings) => Output::Webhook(WebhookOutput::start(
+                Destination::Webhook {
+                    url,
+                    timeout,
+                    spool,
+                } => Output::Spooled(SpooledOutput::start(
                     &dir.join("spool").join(name),
-                    settings.clone(),
+                    spool.clone(),
+                    Box::new(WebhookDelivery::new(url.clone(), *timeout)?),
+                )?),
+                Destination::Kafka { kafka, spool } => Output::Spooled(SpooledOutput::start(
+                    &dir.join("spool").join(name),
+                    spool.clone(),
+                    Box::new(KafkaDelivery::new(kafka.clone())),
                 )?),
             }))
         };
@@ -186,6 +228,20 @@ impl LogSink {
             result: output(result, "result")?,
             status: output(status, "status")?,
         })
+    }
+
+    /// The spooled destinations' state (webhook, Kafka), for `/metrics`.
+    pub fn spool_stats(&self, mut each: impl FnMut(SpoolStats<'_>)) {
+        for (log, output) in [("result", &self.result), ("status", &self.status)] {
+            if let Output::Spooled(spooled) = output.as_ref() {
+                each(SpoolStats {
+                    log,
+                    destination: spooled.destination_kind(),
+                    spooled_bytes: spooled.spooled_bytes(),
+                    counters: &spooled.counters,
+                });
+            }
+        }
     }
 
     /// Appends `buffer` (complete lines, each ending in `\n`) to the log of `kind`.

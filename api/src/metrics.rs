@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
@@ -122,6 +123,8 @@ pub struct MetricsSources {
     /// `sqlite` or `mysql`, for `flotilla_build_info`.
     pub store_backend: &'static str,
     pub pool: Option<PoolProbe>,
+    /// The osquery log destinations (spooled ones export their backlog and deliveries).
+    pub logs: Option<crate::logsink::LogSink>,
 }
 
 /// Every metric the server exports, and the credentials that guard them.
@@ -708,6 +711,67 @@ impl Collector for EngineCollector {
                 "The database pool's connection limit",
                 gauge(pool.max),
             )?;
+        }
+
+        // osquery logs going to a remote destination through the spool.
+        if let Some(logs) = &sources.logs {
+            let mut spools = Vec::new();
+            logs.spool_stats(|stats| {
+                spools.push((
+                    stats.log,
+                    stats.destination,
+                    stats.spooled_bytes,
+                    stats.counters.lines_sent.load(Ordering::Relaxed),
+                    stats.counters.failed_attempts.load(Ordering::Relaxed),
+                    stats.counters.lines_rejected.load(Ordering::Relaxed),
+                ))
+            });
+            if !spools.is_empty() {
+                type Pick = fn(&(&str, &str, u64, u64, u64, u64)) -> u64;
+                let families: [(&str, &str, bool, Pick); 4] = [
+                    (
+                        "flotilla_log_spool_bytes",
+                        "osquery log bytes spooled on disk and not yet delivered, by log and destination",
+                        true,
+                        |s| s.2,
+                    ),
+                    (
+                        "flotilla_log_lines_delivered",
+                        "osquery log lines the destination acknowledged",
+                        false,
+                        |s| s.3,
+                    ),
+                    (
+                        "flotilla_log_delivery_failures",
+                        "Failed delivery attempts (each batch is retried until accepted)",
+                        false,
+                        |s| s.4,
+                    ),
+                    (
+                        "flotilla_log_lines_rejected",
+                        "Lines the destination can never take, set aside in the spool's rejected.jsonl",
+                        false,
+                        |s| s.5,
+                    ),
+                ];
+                for (name, help, is_gauge, pick) in families {
+                    let metric_type = if is_gauge {
+                        MetricType::Gauge
+                    } else {
+                        MetricType::Counter
+                    };
+                    let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+                    for spool in &spools {
+                        let labels = [("log", spool.0), ("destination", spool.1)];
+                        let member = family.encode_family(&labels)?;
+                        if is_gauge {
+                            gauge(pick(spool)).encode(member)?;
+                        } else {
+                            counter(pick(spool)).encode(member)?;
+                        }
+                    }
+                }
+            }
         }
 
         // Relay between nodes.

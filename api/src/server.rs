@@ -26,7 +26,9 @@ use crate::logsink::{Destination, LogSink, Rotation};
 use crate::reports::Reports;
 use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
-use crate::webhook::WebhookSettings;
+use crate::client::http::Trust;
+use crate::kafka::KafkaSettings;
+use crate::spool::SpoolSettings;
 
 /// How the listener speaks, and what to tell agents about it.
 enum Transport {
@@ -111,6 +113,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
+    let logs = LogSink::with_destinations(
+        &data_dir.join("logs"),
+        Rotation {
+            max_bytes: args.osquery_log_rotate_size as u64,
+            keep: args.osquery_log_rotate_keep,
+        },
+        &log_destination(
+            &args,
+            args.osquery_result_log_plugin,
+            &args.osquery_result_log_webhook_url,
+            &args.osquery_result_log_kafka_topic,
+            "result",
+        )?,
+        &log_destination(
+            &args,
+            args.osquery_status_log_plugin,
+            &args.osquery_status_log_webhook_url,
+            &args.osquery_status_log_kafka_topic,
+            "status",
+        )?,
+    )
+    .context("opening the osquery log destinations")?;
     let transport = transport(&args, &data_dir)?;
     let metrics = metrics(
         &args,
@@ -120,6 +144,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         !relay.is_local(),
         backend,
         pool,
+        &logs,
     );
     let mut health = crate::health::Health::new(store.clone());
     if !relay.is_local() {
@@ -132,26 +157,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
             .context("loading agent options and scheduled queries")?,
     );
-    let logs = LogSink::with_destinations(
-        &data_dir.join("logs"),
-        Rotation {
-            max_bytes: args.osquery_log_rotate_size as u64,
-            keep: args.osquery_log_rotate_keep,
-        },
-        &log_destination(
-            &args,
-            args.osquery_result_log_plugin,
-            &args.osquery_result_log_webhook_url,
-            "result",
-        )?,
-        &log_destination(
-            &args,
-            args.osquery_status_log_plugin,
-            &args.osquery_status_log_webhook_url,
-            "status",
-        )?,
-    )
-    .context("opening the osquery log destinations")?;
     let reports = Arc::new(
         Reports::load(admin.as_ref(), args.query_report_cap)
             .await
@@ -416,6 +421,7 @@ fn metrics(
     relay_configured: bool,
     store_backend: &'static str,
     pool: crate::metrics::PoolProbe,
+    logs: &LogSink,
 ) -> Arc<crate::metrics::Metrics> {
     let sources = crate::metrics::MetricsSources {
         hosts: hosts.clone(),
@@ -424,6 +430,7 @@ fn metrics(
         relay_configured,
         store_backend,
         pool: Some(pool),
+        logs: Some(logs.clone()),
     };
     let auth = match (&args.prometheus_username, &args.prometheus_password) {
         (Some(username), Some(password)) => Some(crate::metrics::BasicAuth {
@@ -435,13 +442,19 @@ fn metrics(
     Arc::new(crate::metrics::Metrics::new(sources, auth))
 }
 
-/// The destination for one kind of osquery log, from its plugin and webhook URL flags.
+/// The destination for one kind of osquery log, from its plugin, webhook and Kafka flags.
 fn log_destination(
     args: &ServeArgs,
     plugin: LogPlugin,
     url: &Option<String>,
+    topic: &str,
     kind: &str,
 ) -> Result<Destination> {
+    let spool = SpoolSettings {
+        batch_lines: args.osquery_log_batch_lines.max(1),
+        max_spool_bytes: args.osquery_log_spool_size as u64,
+        ..SpoolSettings::default()
+    };
     Ok(match plugin {
         LogPlugin::Filesystem => Destination::Filesystem,
         LogPlugin::Stdout => Destination::Stdout,
@@ -451,10 +464,28 @@ fn log_destination(
                     "--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url"
                 )
             })?;
-            let mut settings = WebhookSettings::new(url);
-            settings.batch_lines = args.osquery_log_webhook_batch_lines.max(1);
-            settings.max_spool_bytes = args.osquery_log_webhook_spool_size as u64;
-            Destination::Webhook(settings)
+            Destination::Webhook {
+                url,
+                timeout: std::time::Duration::from_secs(30),
+                spool,
+            }
+        }
+        LogPlugin::Kafka => {
+            if args.kafka_brokers.is_empty() {
+                anyhow::bail!("--osquery-{kind}-log-plugin=kafka needs --kafka-brokers");
+            }
+            let mut kafka = KafkaSettings::new(args.kafka_brokers.clone(), topic.to_owned());
+            kafka.max_message_bytes = args.kafka_max_message_bytes;
+            kafka.tls = match (&args.kafka_ca, args.kafka_tls) {
+                (Some(ca), _) => Some(Trust::CaFile(ca.clone())),
+                (None, true) => Some(Trust::System),
+                (None, false) => None,
+            };
+            kafka.sasl_plain = args
+                .kafka_sasl_username
+                .clone()
+                .zip(args.kafka_sasl_password.clone());
+            Destination::Kafka { kafka, spool }
         }
     })
 }

@@ -73,6 +73,7 @@ fn bench_checkin(c: &mut Criterion) {
             relay_configured: false,
             store_backend: "memory",
             pool: None,
+            logs: None,
         },
         None,
     ));

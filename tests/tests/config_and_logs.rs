@@ -1,6 +1,7 @@
 //! Scheduled queries, agent options, log destinations, query reports and specs, end to end:
 //! the real `flotilla serve`, an admin client, simulated osqueryd agents, and a real HTTP
-//! receiver for the webhook log destination.
+//! receiver for the webhook log destination, and a real Kafka broker for the kafka destination
+//! when `FLOTILLA_TEST_KAFKA` names one (`host:port`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -284,7 +285,7 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
             "webhook",
             "--osquery-result-log-webhook-url",
             &url,
-            "--osquery-log-webhook-batch-lines",
+            "--osquery-log-batch-lines",
             "7",
         ],
     );
@@ -388,6 +389,141 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     let status = std::fs::read_to_string(dir.path().join("logs/status.log")).unwrap();
     assert!(status.contains("\"hello\""), "{status}");
     assert!(!dir.path().join("logs/result.log").exists());
+
+    // An SRE sees the outage and its recovery: retries counted, nothing left in the spool.
+    let metrics = metrics_text(&server).await;
+    let sample = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+    };
+    let labels = r#"{log="result",destination="webhook"}"#;
+    assert!(sample(&format!("flotilla_log_lines_delivered_total{labels}")) >= expected as f64);
+    assert!(sample(&format!("flotilla_log_delivery_failures_total{labels}")) >= 1.0);
+    assert_eq!(sample(&format!("flotilla_log_spool_bytes{labels}")), 0.0);
+    assert_eq!(sample(&format!("flotilla_log_lines_rejected_total{labels}")), 0.0);
+}
+
+async fn metrics_text(server: &Server) -> String {
+    server
+        .client()
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Every record of `topic` on the broker, as JSON, from all its partitions.
+async fn kafka_records(client: &rskafka::client::Client, topic: &str) -> Vec<Value> {
+    use rskafka::client::partition::UnknownTopicHandling;
+    let mut values = Vec::new();
+    for partition in 0..2 {
+        let partition = client
+            .partition_client(topic, partition, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let mut offset = 0;
+        loop {
+            let (records, high_watermark) = partition
+                .fetch_records(offset, 1..1_000_000, 100)
+                .await
+                .unwrap();
+            for record in &records {
+                let value = record.record.value.as_deref().unwrap();
+                values.push(serde_json::from_slice(value).unwrap());
+                offset = record.offset + 1;
+            }
+            if records.is_empty() || offset >= high_watermark {
+                break;
+            }
+        }
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_results_reach_kafka_once_the_topic_exists() {
+    let Ok(broker) = std::env::var("FLOTILLA_TEST_KAFKA") else {
+        eprintln!("skipped: set FLOTILLA_TEST_KAFKA=host:port to test the kafka destination");
+        return;
+    };
+    flotilla_loadtest::install_crypto_provider();
+    let topic = format!("flotilla-results-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(
+        dir.path(),
+        &[
+            "--osquery-result-log-plugin",
+            "kafka",
+            "--kafka-brokers",
+            &broker,
+            "--osquery-result-log-kafka-topic",
+            &topic,
+            "--osquery-log-batch-lines",
+            "7",
+        ],
+    );
+    let admin = server.admin().await;
+    create_query(
+        &admin,
+        json!({"name": "procs", "query": "SELECT pid FROM processes;", "interval": 60,
+               "logging": "differential", "automations_enabled": true}),
+    )
+    .await;
+    let agent: SimAgent = server.agent("kafka-host", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let mut sent = Vec::new();
+    let mut send_round = async |seqs: std::ops::Range<u64>| {
+        let lines: Vec<Value> = seqs
+            .map(|seq| {
+                sent.push(seq);
+                result_line("pack/Global/procs", seq)
+            })
+            .collect();
+        agent.log(LogType::Result, lines, false).await.unwrap();
+    };
+    // The topic does not exist yet: osquery's posts are accepted and the lines wait.
+    send_round(0..20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = rskafka::client::ClientBuilder::new(vec![broker.clone()])
+        .build()
+        .await
+        .expect("connecting to FLOTILLA_TEST_KAFKA");
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic(&topic, 2, 1, 5_000)
+        .await
+        .unwrap();
+    send_round(20..50).await;
+
+    eventually("every line produced to the topic", || {
+        let client = &client;
+        let topic = &topic;
+        async move {
+            let seqs: std::collections::HashSet<String> = kafka_records(client, topic)
+                .await
+                .iter()
+                .map(|l| l["columns"]["seq"].as_str().unwrap().to_owned())
+                .collect();
+            seqs.len() >= 50
+        }
+    })
+    .await;
+    let records = kafka_records(&client, &topic).await;
+    for record in &records {
+        assert_eq!(record["name"], "pack/Global/procs");
+        assert_eq!(record["unixTime"], 1_785_837_600 + record["counter"].as_u64().unwrap());
+    }
+    let metrics = metrics_text(&server).await;
+    assert!(
+        metrics.contains(r#"flotilla_log_spool_bytes{log="result",destination="kafka"} 0"#),
+        "{metrics}"
+    );
 }
 
 fn snapshot(name: &str, rows: usize, tag: &str, time: u64) -> Value {
