@@ -92,6 +92,10 @@ pub struct AgentConfig {
     /// less faithful mode for very large runs; requests that overlap still open a second
     /// connection, which is closed after use).
     pub share_connection: bool,
+    /// A keep-alive pool shared with other agents (built by [`pooled_client`]), as when hosts
+    /// reach the server through a load balancer that reuses its backend connections. Every
+    /// thread of this agent uses it; `share_connection` is then moot.
+    pub pool: Option<reqwest::Client>,
 }
 
 /// A callback told about every `distributed/write` the moment before it is sent: the body and
@@ -228,6 +232,7 @@ impl AgentConfig {
             counters: None,
             write_hook: None,
             share_connection: false,
+            pool: None,
         }
     }
 }
@@ -345,12 +350,31 @@ fn build_client(
     cfg: &AgentConfig,
     tls: Option<&rustls::ClientConfig>,
 ) -> Result<reqwest::Client, AgentError> {
+    build_pool(cfg, tls, 1)
+}
+
+/// One keep-alive pool for many agents: `cfg`'s server, TLS, timeouts and addresses, keeping
+/// up to `max_idle` idle connections (more are opened while requests overlap).
+pub fn pooled_client(cfg: &AgentConfig, max_idle: usize) -> Result<reqwest::Client, AgentError> {
+    install_crypto_provider();
+    let tls = match &cfg.tls {
+        Some(shared) => Some(rustls::ClientConfig::clone(shared)),
+        None => tls_client_config(cfg.ca_pem.as_deref(), cfg.insecure)?,
+    };
+    build_pool(cfg, tls.as_ref(), max_idle)
+}
+
+fn build_pool(
+    cfg: &AgentConfig,
+    tls: Option<&rustls::ClientConfig>,
+    max_idle: usize,
+) -> Result<reqwest::Client, AgentError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut b = reqwest::Client::builder()
         .http1_only()
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(max_idle)
         // osquery keeps a thread's socket until `tls_session_timeout` (3600 s).
         .pool_idle_timeout(Duration::from_secs(3600))
         .tcp_keepalive(Duration::from_secs(60))
@@ -662,14 +686,19 @@ impl SimAgent {
             Some(shared) => Some(rustls::ClientConfig::clone(shared)),
             None => tls_client_config(config.ca_pem.as_deref(), config.insecure)?,
         };
-        let client_count = if config.share_connection {
-            1
-        } else {
-            AgentThread::COUNT
+        let clients = match &config.pool {
+            Some(pool) => vec![pool.clone()],
+            None => {
+                let client_count = if config.share_connection {
+                    1
+                } else {
+                    AgentThread::COUNT
+                };
+                (0..client_count)
+                    .map(|_| build_client(&config, tls.as_ref()))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
         };
-        let clients = (0..client_count)
-            .map(|_| build_client(&config, tls.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
         let profile = HostProfile::new(
             config.template,
             &config.host_identifier,

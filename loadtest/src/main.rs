@@ -25,7 +25,7 @@ use flotilla_loadtest::host::SeedStream;
 use flotilla_loadtest::{
     AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
     Intervals, LiveQueryProfile, OsTemplate, Percentiles, SimAgent, TemplateAnswerer,
-    install_crypto_provider, parse_duration, tls_client_config,
+    install_crypto_provider, parse_duration, pooled_client, tls_client_config,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -47,8 +47,13 @@ CONNECTIONS AND MEMORY
   --connections per-thread that is about 120 KB per host with 3 connections and about
   150 KB with 4, so 100,000 faithful hosts need about 15 GB, and the server holds the
   other end of 400,000 connections too: too much for 24 GB. --connections shared keeps
-  one connection per host: about 55 KB per host, 5.5 GB for 100,000 hosts. The
-  summary's client block reports each run's figures (rss_mb_agents_built,
+  one connection per host: about 55 KB per host, 5.5 GB for 100,000 hosts.
+  --connections pooled puts every host behind one shared keep-alive pool, as a load
+  balancer in front of the server would (--pool-size idle connections, more while
+  requests overlap): about 9 KB per host, and the server sees a few hundred connections.
+  Use it where a process may not hold one socket per host: with RLIMIT_NOFILE's hard
+  limit at 20,000 (as in some containers) no process can hold 100,000 connections.
+  The summary's client block reports each run's figures (rss_mb_agents_built,
   rss_per_host_kb, cpu_percent).
 
 SUMMARY (stdout, and --summary PATH)
@@ -84,6 +89,9 @@ enum Connections {
     PerThread,
     /// One keep-alive connection per host (cheaper; overlapping requests open a second one)
     Shared,
+    /// All hosts share one keep-alive pool (--pool-size idle connections), as when they reach
+    /// the server through a load balancer that reuses its backend connections
+    Pooled,
 }
 
 #[derive(Debug, Parser)]
@@ -135,6 +143,10 @@ struct Cli {
     /// Keep-alive connections per host
     #[arg(long, value_enum, default_value_t = Connections::PerThread)]
     connections: Connections,
+    /// --connections pooled: idle keep-alive connections the shared pool keeps (more are
+    /// opened while requests overlap)
+    #[arg(long, default_value_t = 256)]
+    pool_size: usize,
     /// Rows returned by each successful live query
     #[arg(long, default_value_t = 1)]
     rows_per_result: usize,
@@ -456,7 +468,7 @@ async fn main() -> anyhow::Result<()> {
     let mut resolve = cli.resolve.as_deref().map(parse_resolve).transpose()?;
 
     let per_host = match (cli.connections, cli.config_interval.is_zero()) {
-        (Connections::Shared, _) => 1,
+        (Connections::Shared | Connections::Pooled, _) => 1,
         (Connections::PerThread, true) => 3,
         (Connections::PerThread, false) => 4,
     };
@@ -465,7 +477,7 @@ async fn main() -> anyhow::Result<()> {
     // Spread source addresses over 127.0.0.x when the server is on IPv4 loopback; pin the
     // server's name to that IPv4 address so every connection can bind one.
     let mut source_addresses = None;
-    if cli.local_address.is_none() {
+    if cli.local_address.is_none() && cli.connections != Connections::Pooled {
         match loopback_v4(&server_url, &resolve).await {
             Some(addr) => {
                 let n = cli
@@ -505,6 +517,7 @@ async fn main() -> anyhow::Result<()> {
     let mut agents = Vec::with_capacity(cli.hosts);
     let mut ids = SeedStream::new(seed);
     let endpoints = EndpointPaths::with_prefix(&cli.prefix);
+    let mut pool = None;
     for i in 0..cli.hosts {
         let template = cli.os[i % cli.os.len()];
         let host_identifier = ids.uuid().hyphenated().to_string().to_uppercase();
@@ -526,6 +539,15 @@ async fn main() -> anyhow::Result<()> {
         };
         cfg.counters = Some(counters.clone());
         cfg.share_connection = cli.connections == Connections::Shared;
+        if cli.connections == Connections::Pooled {
+            if pool.is_none() {
+                pool = Some(
+                    pooled_client(&cfg, cli.pool_size.max(1))
+                        .context("building the shared connection pool")?,
+                );
+            }
+            cfg.pool = pool.clone();
+        }
         if let Some(sends) = &sends {
             cfg.write_hook = Some(sends.hook(i));
         }
