@@ -3,9 +3,19 @@
 //! Every write transaction in this crate starts with `BEGIN IMMEDIATE`: a deferred transaction
 //! that reads first and writes later cannot wait for the write lock (SQLite answers "database
 //! is locked" at once), while an immediate one waits its turn under the busy timeout.
+//!
+//! SQLite's busy handler waits by sleeping (1 ms, 2 ms, … up to 100 ms between tries), so
+//! writers that queue on the file lock lose most of their time asleep: a thousand concurrent
+//! enrollments took seconds each that way. The hot writers therefore queue in-process first,
+//! on one fair lock (`write_gate`), and reach SQLite one at a time; rare admin writes still use
+//! the busy timeout. Enrollments are group-committed: one task takes every enrollment waiting
+//! (up to [`ENROLL_BATCH`]) and writes them in one transaction, so a burst of hosts enrolling at
+//! once pays one commit per batch, not per host; if the batch fails, each enrollment is retried
+//! in its own transaction so one bad row fails alone.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +29,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 /// A write transaction: `BEGIN IMMEDIATE`, for the reason the module comment gives.
 pub(crate) async fn write_transaction(
@@ -101,6 +112,59 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Taken around the hot write transactions (see the module comment).
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// To the group-commit task of enrollments.
+    enrollments: mpsc::Sender<EnrollJob>,
+}
+
+/// Enrollments written in one transaction at most.
+const ENROLL_BATCH: usize = 256;
+
+struct EnrollJob {
+    enrollment: Enrollment,
+    reply: oneshot::Sender<Result<EnrolledHost, sqlx::Error>>,
+}
+
+/// Writes enrollments as they come, each time all that wait (up to [`ENROLL_BATCH`]) in one
+/// transaction. Ends when every [`SqliteStore`] clone is dropped.
+async fn group_commit_enrollments(
+    pool: SqlitePool,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    mut jobs: mpsc::Receiver<EnrollJob>,
+) {
+    let mut batch = Vec::with_capacity(ENROLL_BATCH);
+    while jobs.recv_many(&mut batch, ENROLL_BATCH).await > 0 {
+        let _gate = gate.lock().await;
+        let together = async {
+            let mut tx = write_transaction(&pool).await?;
+            let mut enrolled = Vec::with_capacity(batch.len());
+            for job in &batch {
+                enrolled.push(SqliteStore::enroll_in(&mut tx, &job.enrollment).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(enrolled)
+        };
+        match together.await {
+            Ok(enrolled) => {
+                for (job, host) in batch.drain(..).zip(enrolled) {
+                    let _ = job.reply.send(Ok(host));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = batch.len(), "an enrollment batch failed; writing each alone");
+                for job in batch.drain(..) {
+                    let alone = async {
+                        let mut tx = write_transaction(&pool).await?;
+                        let host = SqliteStore::enroll_in(&mut tx, &job.enrollment).await?;
+                        tx.commit().await?;
+                        Ok(host)
+                    };
+                    let _ = job.reply.send(alone.await);
+                }
+            }
+        }
+    }
 }
 
 impl SqliteStore {
@@ -123,7 +187,18 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrations: {e}")))?;
-        Ok(SqliteStore { pool })
+        let write_gate = Arc::new(tokio::sync::Mutex::new(()));
+        let (enrollments, jobs) = mpsc::channel(4 * ENROLL_BATCH);
+        tokio::spawn(group_commit_enrollments(
+            pool.clone(),
+            write_gate.clone(),
+            jobs,
+        ));
+        Ok(SqliteStore {
+            pool,
+            write_gate,
+            enrollments,
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -165,9 +240,24 @@ impl SqliteStore {
         }
     }
 
+    /// Enrolls through the group-commit task.
     async fn enroll(&self, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
-        let mut tx = write_transaction(&self.pool).await?;
-        let existing = Self::find_for_enrollment(&mut tx, e).await?;
+        let (reply, answer) = oneshot::channel();
+        let job = EnrollJob {
+            enrollment: e.clone(),
+            reply,
+        };
+        let closed = || sqlx::Error::WorkerCrashed;
+        self.enrollments.send(job).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// One enrollment's statements, inside the caller's write transaction.
+    async fn enroll_in(
+        tx: &mut Transaction<'static, Sqlite>,
+        e: &Enrollment,
+    ) -> Result<EnrolledHost, sqlx::Error> {
+        let existing = Self::find_for_enrollment(tx, e).await?;
         let team = e.team.map(|t| t.0 as i64);
         let (id, previous, created) = match existing {
             Some((id, previous)) => {
@@ -185,7 +275,7 @@ impl SqliteStore {
                 .bind(e.now)
                 .bind_all_vitals(&e.vitals)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
                 (id, previous, false)
             }
@@ -202,13 +292,13 @@ impl SqliteStore {
                 .bind(e.now)
                 .bind(e.now)
                 .bind(e.now)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
                 let id: i64 = row.try_get("id")?;
                 sqlx::query(concat!("UPDATE hosts SET ", vitals_set!(), " WHERE id = ?"))
                     .bind_all_vitals(&e.vitals)
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 (id, None, true)
             }
@@ -219,10 +309,9 @@ impl SqliteStore {
             " FROM hosts WHERE id = ?"
         ))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let host = crate::rows::stored_host(&row)?;
-        tx.commit().await?;
         Ok(EnrolledHost {
             host,
             previous_node_key: previous.as_deref().and_then(NodeKey::new),
@@ -232,6 +321,7 @@ impl SqliteStore {
 
     async fn flush(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), sqlx::Error> {
         for chunk in updates.chunks(FLUSH_CHUNK) {
+            let _gate = self.write_gate.lock().await;
             let mut tx = write_transaction(&self.pool).await?;
             for (host, update) in chunk {
                 let id = host.0 as i64;
