@@ -196,7 +196,11 @@ pub struct ServeArgs {
     pub kafka_ca: Option<PathBuf>,
 
     /// SASL PLAIN user for Kafka (with --kafka-sasl-password).
-    #[arg(long, env = "FLOTILLA_KAFKA_SASL_USERNAME", requires = "kafka_sasl_password")]
+    #[arg(
+        long,
+        env = "FLOTILLA_KAFKA_SASL_USERNAME",
+        requires = "kafka_sasl_password"
+    )]
     pub kafka_sasl_username: Option<String>,
 
     /// SASL PLAIN password for Kafka.

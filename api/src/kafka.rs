@@ -111,7 +111,11 @@ impl KafkaDelivery {
         let mut clients = Vec::with_capacity(topic.partitions.len());
         for partition in topic.partitions {
             let client = client
-                .partition_client(settings.topic.clone(), partition, UnknownTopicHandling::Retry)
+                .partition_client(
+                    settings.topic.clone(),
+                    partition,
+                    UnknownTopicHandling::Retry,
+                )
                 .await
                 .map_err(|e| format!("partition {partition}: {e}"))?;
             clients.push(client);
@@ -191,10 +195,7 @@ impl Delivery for KafkaDelivery {
                         timestamp: now,
                     })
                     .collect();
-                if let Err(error) = partition
-                    .produce(records, Compression::NoCompression)
-                    .await
-                {
+                if let Err(error) = partition.produce(records, Compression::NoCompression).await {
                     *self.partitions.lock().await = None;
                     return Err(DeliveryError::Retry(format!(
                         "producing to partition {}: {error}",

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::{TcpConfigAcceptor, TcpSocketConfig};
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use base64::Engine as _;
 use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
@@ -21,14 +22,14 @@ use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
 use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
+use crate::client::http::Trust;
 use crate::fleet::ratelimit::LoginLimiter;
+use crate::kafka::KafkaSettings;
 use crate::logsink::{Destination, LogSink, Rotation};
 use crate::reports::Reports;
+use crate::spool::SpoolSettings;
 use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
-use crate::client::http::Trust;
-use crate::kafka::KafkaSettings;
-use crate::spool::SpoolSettings;
 
 /// How the listener speaks, and what to tell agents about it.
 enum Transport {
@@ -208,18 +209,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let server = {
         let handle = handle.clone();
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        // Requests and answers are small: send them at once rather than let Nagle's algorithm
+        // wait for the peer's (delayed) acknowledgement.
+        let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
         match &transport {
             Transport::Tls { config, .. } => {
                 let tls = RustlsConfig::from_config(config.clone());
                 tokio::spawn(
-                    axum_server::bind_rustls(args.listen, tls)
+                    axum_server::bind(args.listen)
+                        .acceptor(RustlsAcceptor::new(tls).acceptor(tcp))
                         .handle(handle)
                         .serve(service),
                 )
             }
-            Transport::Plain => {
-                tokio::spawn(axum_server::bind(args.listen).handle(handle).serve(service))
-            }
+            Transport::Plain => tokio::spawn(
+                axum_server::bind(args.listen)
+                    .acceptor(tcp)
+                    .handle(handle)
+                    .serve(service),
+            ),
         }
     };
     let Some(bound) = handle.listening().await else {

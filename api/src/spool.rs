@@ -288,10 +288,9 @@ async fn deliver_until_accepted(output: &SpooledOutput, batch: &[&[u8]]) {
             }
             Err(DeliveryError::Rejected(rejected, reason)) => {
                 counters.batches_sent.fetch_add(1, Ordering::Relaxed);
-                counters.lines_sent.fetch_add(
-                    (batch.len() - rejected.len()) as u64,
-                    Ordering::Relaxed,
-                );
+                counters
+                    .lines_sent
+                    .fetch_add((batch.len() - rejected.len()) as u64, Ordering::Relaxed);
                 keep_rejected(output, batch, &rejected, &reason);
                 return;
             }

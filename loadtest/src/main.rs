@@ -60,6 +60,8 @@ SUMMARY (stdout, and --summary PATH)
   scenario, hosts, enrolled_hosts, started_at, duration_s, requests, errors,
   request_rate_per_s, endpoints.<name>.{requests,errors,latency_ms{count,mean_ms,p50_ms,
   p90_ms,p99_ms,max_ms}} (hdrhistogram, microsecond resolution, each attempt counted),
+  steady_state{from_s,requests,errors,request_rate_per_s,endpoints} (the same, counting
+  only exchanges that end after --steady-after: the fleet running, enrollment over),
   client{cpu_s,cpu_percent,rss_mb_*,rss_per_host_kb}, options, and for --scenario fanout:
   fanout.campaigns[].{online,results,first_result_s,p50_hosts_s,p99_hosts_s,all_hosts_s,
   engine_latency{p50_ms,p99_ms,max_ms,...}}.
@@ -121,6 +123,11 @@ struct Cli {
     /// Spread agent start-ups evenly over this period
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     start_period: Duration,
+    /// When the steady state starts (the summary's steady_state block), counted from the
+    /// start; default: --start-period plus two distributed intervals, when every host has
+    /// enrolled and sent its first details
+    #[arg(long, value_parser = parse_duration)]
+    steady_after: Option<Duration>,
     /// distributed_interval of every agent (check-in period)
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     distributed_interval: Duration,
@@ -251,6 +258,17 @@ struct EndpointSummary {
     latency_ms: Percentiles,
 }
 
+/// Requests and latencies after enrollment: what a running fleet sees.
+#[derive(Debug, Serialize)]
+struct SteadyState {
+    /// Seconds from the start at which the steady state began.
+    from_s: f64,
+    requests: u64,
+    errors: u64,
+    request_rate_per_s: f64,
+    endpoints: serde_json::Map<String, Value>,
+}
+
 /// The load tester's own resource use.
 #[derive(Debug, Default, Serialize)]
 struct ClientUsage {
@@ -284,6 +302,8 @@ struct Summary {
     enrolls: u64,
     node_invalid: u64,
     endpoints: serde_json::Map<String, Value>,
+    /// The same from the steady-state start on (see --steady-after).
+    steady_state: SteadyState,
     client: ClientUsage,
     options: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -315,6 +335,42 @@ fn endpoints_summary(
         );
     }
     map
+}
+
+fn steady_summary(counters: &AgentCounters, from: Duration, elapsed: Duration) -> SteadyState {
+    let mut endpoints = serde_json::Map::new();
+    let (mut requests, mut errors) = (0, 0);
+    for e in Endpoint::ALL {
+        let Some((count, failed, latency)) = counters.steady(e) else {
+            continue;
+        };
+        if count == 0 && matches!(e, Endpoint::CarveBegin | Endpoint::CarveBlock) {
+            continue;
+        }
+        requests += count;
+        errors += failed;
+        let summary = EndpointSummary {
+            requests: count,
+            errors: failed,
+            latency_ms: Percentiles::of(&latency),
+        };
+        endpoints.insert(
+            e.name().to_owned(),
+            serde_json::to_value(summary).expect("summary serialises"),
+        );
+    }
+    let window = elapsed.saturating_sub(from).as_secs_f64();
+    SteadyState {
+        from_s: from.as_secs_f64(),
+        requests,
+        errors,
+        request_rate_per_s: if window > 0.0 {
+            requests as f64 / window
+        } else {
+            0.0
+        },
+        endpoints,
+    }
 }
 
 fn parse_resolve(text: &str) -> anyhow::Result<(String, SocketAddr)> {
@@ -564,6 +620,10 @@ async fn main() -> anyhow::Result<()> {
     let started_at_unix = unix_now();
     let started = Instant::now();
     let deadline = started + cli.duration;
+    let steady_after = cli
+        .steady_after
+        .unwrap_or(cli.start_period + 2 * cli.distributed_interval);
+    counters.steady_from((started + steady_after).into_std());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hosts = cli.hosts.max(1) as u32;
     let mut tasks = tokio::task::JoinSet::new();
@@ -704,6 +764,7 @@ async fn main() -> anyhow::Result<()> {
         enrolls: total.enrolls,
         node_invalid: total.node_invalid,
         endpoints: endpoints_summary(&total, &counters),
+        steady_state: steady_summary(&counters, steady_after, elapsed),
         client: ClientUsage {
             cpu_s: cpu,
             cpu_percent: cpu / elapsed.as_secs_f64().max(1e-3) * 100.0,

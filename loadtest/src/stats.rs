@@ -2,9 +2,9 @@
 //! latency histograms, and serialisable snapshots that can be summed.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -34,7 +34,13 @@ pub fn latency_histogram() -> Histogram<u64> {
 struct Histograms {
     per_endpoint: Vec<Histogram<u64>>,
     interval: Histogram<u64>,
+    /// Requests, errors and latencies from the steady-state start on (see
+    /// [`AgentCounters::steady_from`]), per endpoint.
+    steady: Vec<(u64, u64, Histogram<u64>)>,
 }
+
+/// One endpoint's requests, errors and latency histogram in the steady state.
+pub type SteadyEndpoint = (u64, u64, Histogram<u64>);
 
 /// Live counters of one agent, shared by all its "threads" — or, in the load tester, by every
 /// agent. Cheap to update from many tasks.
@@ -49,6 +55,7 @@ pub struct AgentCounters {
     node_invalid: AtomicU64,
     key_holders: AtomicI64,
     histograms: Option<Mutex<Histograms>>,
+    steady_start: OnceLock<Instant>,
 }
 
 impl AgentCounters {
@@ -58,6 +65,10 @@ impl AgentCounters {
             histograms: Some(Mutex::new(Histograms {
                 per_endpoint: Endpoint::ALL.iter().map(|_| latency_histogram()).collect(),
                 interval: latency_histogram(),
+                steady: Endpoint::ALL
+                    .iter()
+                    .map(|_| (0, 0, latency_histogram()))
+                    .collect(),
             })),
             ..AgentCounters::default()
         }
@@ -75,10 +86,34 @@ impl AgentCounters {
         c.latency_us_sum.fetch_add(us, Ordering::Relaxed);
         c.latency_us_max.fetch_max(us, Ordering::Relaxed);
         if let Some(h) = &self.histograms {
+            let steady = self
+                .steady_start
+                .get()
+                .is_some_and(|start| Instant::now() >= *start);
             let mut h = h.lock().unwrap_or_else(|p| p.into_inner());
             h.per_endpoint[endpoint.index()].saturating_record(us.max(1));
             h.interval.saturating_record(us.max(1));
+            if steady {
+                let (requests, errors, latency) = &mut h.steady[endpoint.index()];
+                *requests += 1;
+                *errors += u64::from(failed);
+                latency.saturating_record(us.max(1));
+            }
         }
+    }
+
+    /// Counts exchanges that start after `start` (by when they finish) a second time, as the
+    /// steady state: the run once enrollment and first check-ins are over. Only the first call
+    /// counts.
+    pub fn steady_from(&self, start: Instant) {
+        let _ = self.steady_start.set(start);
+    }
+
+    /// `endpoint`'s requests, errors and latencies in the steady state, if histograms are kept.
+    pub fn steady(&self, endpoint: Endpoint) -> Option<SteadyEndpoint> {
+        let h = self.histograms.as_ref()?;
+        let h = h.lock().unwrap_or_else(|p| p.into_inner());
+        Some(h.steady[endpoint.index()].clone())
     }
 
     /// Latency histogram of `endpoint` over the whole run (µs), if histograms are kept.

@@ -402,7 +402,10 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     assert!(sample(&format!("flotilla_log_lines_delivered_total{labels}")) >= expected as f64);
     assert!(sample(&format!("flotilla_log_delivery_failures_total{labels}")) >= 1.0);
     assert_eq!(sample(&format!("flotilla_log_spool_bytes{labels}")), 0.0);
-    assert_eq!(sample(&format!("flotilla_log_lines_rejected_total{labels}")), 0.0);
+    assert_eq!(
+        sample(&format!("flotilla_log_lines_rejected_total{labels}")),
+        0.0
+    );
 }
 
 async fn metrics_text(server: &Server) -> String {
@@ -517,7 +520,10 @@ async fn scheduled_results_reach_kafka_once_the_topic_exists() {
     let records = kafka_records(&client, &topic).await;
     for record in &records {
         assert_eq!(record["name"], "pack/Global/procs");
-        assert_eq!(record["unixTime"], 1_785_837_600 + record["counter"].as_u64().unwrap());
+        assert_eq!(
+            record["unixTime"],
+            1_785_837_600 + record["counter"].as_u64().unwrap()
+        );
     }
     let metrics = metrics_text(&server).await;
     assert!(
