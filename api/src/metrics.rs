@@ -253,10 +253,10 @@ impl Metrics {
 
     /// Counts one request. Called by [`track`] for every response.
     pub fn record(&self, request: &RequestRecord<'_>) {
-        let handler = Handler(match request.route {
-            Some(route) => Cow::Owned(route.to_owned()),
-            None => Cow::Borrowed(UNMATCHED),
-        });
+        let handler = Handler(Cow::Borrowed(match request.route {
+            Some(route) => intern(route),
+            None => UNMATCHED,
+        }));
         let code = request.status.as_u16();
         if let Some(endpoint) = request.route.and_then(osquery_endpoint) {
             let labels = EndpointLabels { endpoint };
@@ -303,6 +303,24 @@ impl Metrics {
     pub fn requires_auth(&self) -> bool {
         self.auth.is_some()
     }
+}
+
+/// The one copy of a route template, kept for the life of the process, so counting a request
+/// allocates nothing. Route templates are the router's, a few dozen at most.
+fn intern(route: &str) -> &'static str {
+    static ROUTES: std::sync::LazyLock<
+        parking_lot::RwLock<std::collections::HashSet<&'static str>>,
+    > = std::sync::LazyLock::new(Default::default);
+    if let Some(&known) = ROUTES.read().get(route) {
+        return known;
+    }
+    let mut routes = ROUTES.write();
+    if let Some(&known) = routes.get(route) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.insert(leaked);
+    leaked
 }
 
 /// The endpoint of an osquery route template (`/api/v1/osquery/distributed/read` →

@@ -9,7 +9,8 @@
 //!   sends vitals to the [`HostWriter`](crate::writer::HostWriter) and live answers to the
 //!   [`ResultSink`](crate::live::ResultSink), both without waiting.
 //! - Timer: an idle check every half idle-timeout. With no live query pending, no detail query
-//!   due and no message for `host_idle_timeout`, it detaches itself from the slot and stops;
+//!   due and no work handed out or taken in (a read that answers nothing does not count) for
+//!   `host_idle_timeout`, it detaches itself from the slot and stops;
 //!   a caller that raced with that gets an error from the dead mailbox and activates a new one.
 //! - A panic stops only this actor; `post_stop` detaches it so the next call activates afresh.
 
@@ -126,6 +127,7 @@ pub struct HostState {
     live: BTreeMap<CampaignId, LiveQuery>,
     /// The last reply built, and what it was built for: details due, labels due, label set.
     cached: Option<(WorkKey, Arc<ReadWork>)>,
+    /// When the actor last handed out work, took results in or received a query.
     last_message: Instant,
 }
 
@@ -249,7 +251,8 @@ impl HostState {
         }
     }
 
-    /// True when nothing needs this actor: no live query, no details due, quiet long enough.
+    /// True when nothing needs this actor: no live query, no details due, and no work handed
+    /// out or taken in for the idle timeout.
     fn idle(&self, now: i64) -> bool {
         if !self.live.is_empty() || self.last_message.elapsed() < self.ctx.config.host_idle_timeout
         {
@@ -292,8 +295,14 @@ impl Actor for HostActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             HostMsg::Read { now, reply } => {
-                state.last_message = Instant::now();
-                let _ = reply.send(state.work(now));
+                let work = state.work(now);
+                // Only a read that hands out work keeps the actor: a host checking in every
+                // 10 s with nothing to do must let it go idle, and be answered from its
+                // compact record again.
+                if !work.is_empty() {
+                    state.last_message = Instant::now();
+                }
+                let _ = reply.send(work);
             }
             HostMsg::Write {
                 now,

@@ -134,6 +134,46 @@ async fn new_host_gets_details_then_nothing_without_an_actor() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_host_checking_in_with_nothing_to_do_lets_its_actor_go() {
+    let hosts = start(Arc::default(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    assert!(
+        !hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    assert_eq!(hosts.active_actors(), 1);
+    // Every 10 s an empty check-in, as osquery does: those reads do not keep the actor.
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(
+            hosts
+                .read(key.as_str(), unix_now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        hosts.active_actors(),
+        0,
+        "idle after the timeout despite check-ins"
+    );
+    let before = hosts.counters().reads_without_actor.get();
+    hosts.read(key.as_str(), unix_now()).await.unwrap();
+    assert_eq!(hosts.counters().reads_without_actor.get(), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn live_query_is_handed_out_until_answered_and_the_answer_reaches_the_sink() {
     let sink = Arc::new(Collect::default());
     let hosts = start(Arc::default(), sink.clone()).await;
