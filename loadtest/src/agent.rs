@@ -92,10 +92,10 @@ pub struct AgentConfig {
     /// less faithful mode for very large runs; requests that overlap still open a second
     /// connection, which is closed after use).
     pub share_connection: bool,
-    /// A keep-alive pool shared with other agents (built by [`pooled_client`]), as when hosts
-    /// reach the server through a load balancer that reuses its backend connections. Every
-    /// thread of this agent uses it; `share_connection` is then moot.
-    pub pool: Option<reqwest::Client>,
+    /// A fixed set of keep-alive connections shared with other agents ([`ConnectionPool`]),
+    /// as when hosts reach the server through a load balancer that reuses its backend
+    /// connections. Every thread of this agent uses it; `share_connection` is then moot.
+    pub pool: Option<ConnectionPool>,
 }
 
 /// A callback told about every `distributed/write` the moment before it is sent: the body and
@@ -346,35 +346,87 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A fixed number of keep-alive connections for many agents. Each connection carries one
+/// request at a time; a request waits (first come, first served) for a free one, and that
+/// wait counts in its latency, as queueing at a load balancer would.
+#[derive(Clone)]
+pub struct ConnectionPool {
+    /// One client per connection, never used by two requests at once, so each keeps exactly
+    /// one connection open.
+    clients: Arc<Vec<reqwest::Client>>,
+    free_tx: tokio::sync::mpsc::Sender<usize>,
+    free_rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<usize>>>,
+}
+
+impl std::fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionPool")
+            .field("connections", &self.clients.len())
+            .finish()
+    }
+}
+
+/// One connection of a [`ConnectionPool`], handed back when dropped.
+pub struct PoolLease {
+    index: usize,
+    client: reqwest::Client,
+    free_tx: tokio::sync::mpsc::Sender<usize>,
+}
+
+impl Drop for PoolLease {
+    fn drop(&mut self) {
+        let _ = self.free_tx.try_send(self.index);
+    }
+}
+
+impl ConnectionPool {
+    /// `size` connections to `cfg`'s server, with its TLS, timeouts and addresses (opened on
+    /// first use).
+    pub fn new(cfg: &AgentConfig, size: usize) -> Result<ConnectionPool, AgentError> {
+        install_crypto_provider();
+        let tls = match &cfg.tls {
+            Some(shared) => Some(rustls::ClientConfig::clone(shared)),
+            None => tls_client_config(cfg.ca_pem.as_deref(), cfg.insecure)?,
+        };
+        let size = size.max(1);
+        let clients = (0..size)
+            .map(|_| build_client(cfg, tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (free_tx, free_rx) = tokio::sync::mpsc::channel(size);
+        for index in 0..size {
+            free_tx.try_send(index).expect("room for every connection");
+        }
+        Ok(ConnectionPool {
+            clients: Arc::new(clients),
+            free_tx,
+            free_rx: Arc::new(tokio::sync::Mutex::new(free_rx)),
+        })
+    }
+
+    /// Waits for a free connection.
+    pub async fn acquire(&self) -> PoolLease {
+        let index = {
+            let mut free = self.free_rx.lock().await;
+            free.recv().await.expect("the pool holds its own sender")
+        };
+        PoolLease {
+            index,
+            client: self.clients[index].clone(),
+            free_tx: self.free_tx.clone(),
+        }
+    }
+}
+
 fn build_client(
     cfg: &AgentConfig,
     tls: Option<&rustls::ClientConfig>,
-) -> Result<reqwest::Client, AgentError> {
-    build_pool(cfg, tls, 1)
-}
-
-/// One keep-alive pool for many agents: `cfg`'s server, TLS, timeouts and addresses, keeping
-/// up to `max_idle` idle connections (more are opened while requests overlap).
-pub fn pooled_client(cfg: &AgentConfig, max_idle: usize) -> Result<reqwest::Client, AgentError> {
-    install_crypto_provider();
-    let tls = match &cfg.tls {
-        Some(shared) => Some(rustls::ClientConfig::clone(shared)),
-        None => tls_client_config(cfg.ca_pem.as_deref(), cfg.insecure)?,
-    };
-    build_pool(cfg, tls.as_ref(), max_idle)
-}
-
-fn build_pool(
-    cfg: &AgentConfig,
-    tls: Option<&rustls::ClientConfig>,
-    max_idle: usize,
 ) -> Result<reqwest::Client, AgentError> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     let mut b = reqwest::Client::builder()
         .http1_only()
-        .pool_max_idle_per_host(max_idle)
+        .pool_max_idle_per_host(1)
         // osquery keeps a thread's socket until `tls_session_timeout` (3600 s).
         .pool_idle_timeout(Duration::from_secs(3600))
         .tcp_keepalive(Duration::from_secs(60))
@@ -403,9 +455,22 @@ impl Shared {
         lock(&self.node_key).clone()
     }
 
-    /// The connection (pool) of `thread`.
-    fn client(&self, thread: AgentThread) -> &reqwest::Client {
-        self.clients.get(thread.index()).unwrap_or(&self.clients[0])
+    /// The connection of `thread`, or a connection of the shared pool (held until the lease
+    /// is dropped).
+    async fn client(&self, thread: AgentThread) -> (reqwest::Client, Option<PoolLease>) {
+        match &self.config.pool {
+            Some(pool) => {
+                let lease = pool.acquire().await;
+                (lease.client.clone(), Some(lease))
+            }
+            None => (
+                self.clients
+                    .get(thread.index())
+                    .unwrap_or(&self.clients[0])
+                    .clone(),
+                None,
+            ),
+        }
     }
 
     /// Replace the cached key (empty = none), keeping the counters' key-holder count right.
@@ -468,7 +533,7 @@ impl Shared {
                 .finish()
                 .map_err(|e| AgentError::Transport(e.to_string()))?;
         }
-        let client = self.client(thread);
+        let (client, _lease) = self.client(thread).await;
         let mut req = client.post(self.urls[endpoint.index()].clone()).body(bytes);
         if gzip {
             req = req.header(CONTENT_ENCODING, "gzip");
@@ -630,7 +695,7 @@ impl Shared {
     /// it stands in for in the `/version` ceiling). Success = a 2xx status and a whole body.
     async fn version_request(&self, thread: AgentThread, endpoint: Endpoint) -> bool {
         let started = Instant::now();
-        let client = self.client(thread);
+        let (client, _lease) = self.client(thread).await;
         let url = &self.urls[Endpoint::ALL.len()];
         let ok = match client.get(url.clone()).send().await {
             Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
@@ -686,19 +751,14 @@ impl SimAgent {
             Some(shared) => Some(rustls::ClientConfig::clone(shared)),
             None => tls_client_config(config.ca_pem.as_deref(), config.insecure)?,
         };
-        let clients = match &config.pool {
-            Some(pool) => vec![pool.clone()],
-            None => {
-                let client_count = if config.share_connection {
-                    1
-                } else {
-                    AgentThread::COUNT
-                };
-                (0..client_count)
-                    .map(|_| build_client(&config, tls.as_ref()))
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+        let client_count = match (&config.pool, config.share_connection) {
+            (Some(_), _) => 0,
+            (None, true) => 1,
+            (None, false) => AgentThread::COUNT,
         };
+        let clients = (0..client_count)
+            .map(|_| build_client(&config, tls.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let profile = HostProfile::new(
             config.template,
             &config.host_identifier,

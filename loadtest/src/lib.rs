@@ -73,7 +73,7 @@ mod test_server;
 
 pub use agent::{
     AgentConfig, AgentThread, CarveReport, CycleReport, DEFAULT_OSQUERY_VERSION, REQUEST_TIMEOUT,
-    SimAgent, WriteHook, install_crypto_provider, pooled_client, tls_client_config,
+    ConnectionPool, SimAgent, WriteHook, install_crypto_provider, tls_client_config,
 };
 pub use answer::{AnswerContext, QueryAnswer, QueryAnswerer, QueryKind, QueryStats};
 pub use clock::parse_duration;

@@ -25,7 +25,7 @@ use flotilla_loadtest::host::SeedStream;
 use flotilla_loadtest::{
     AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
     Intervals, LiveQueryProfile, OsTemplate, Percentiles, SimAgent, TemplateAnswerer,
-    install_crypto_provider, parse_duration, pooled_client, tls_client_config,
+    install_crypto_provider, parse_duration, tls_client_config,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -48,9 +48,10 @@ CONNECTIONS AND MEMORY
   150 KB with 4, so 100,000 faithful hosts need about 15 GB, and the server holds the
   other end of 400,000 connections too: too much for 24 GB. --connections shared keeps
   one connection per host: about 55 KB per host, 5.5 GB for 100,000 hosts.
-  --connections pooled puts every host behind one shared keep-alive pool, as a load
-  balancer in front of the server would (--pool-size idle connections, more while
-  requests overlap): about 9 KB per host, and the server sees a few hundred connections.
+  --connections pooled puts every host behind --pool-size shared keep-alive connections
+  (256), one request on each at a time, as a load balancer in front of the server would;
+  a request's wait for a free connection counts in its latency. About 9 KB per host, and
+  the server sees only the pool's connections.
   Use it where a process may not hold one socket per host: with RLIMIT_NOFILE's hard
   limit at 20,000 (as in some containers) no process can hold 100,000 connections.
   The summary's client block reports each run's figures (rss_mb_agents_built,
@@ -91,8 +92,8 @@ enum Connections {
     PerThread,
     /// One keep-alive connection per host (cheaper; overlapping requests open a second one)
     Shared,
-    /// All hosts share one keep-alive pool (--pool-size idle connections), as when they reach
-    /// the server through a load balancer that reuses its backend connections
+    /// All hosts share --pool-size keep-alive connections, one request on each at a time, as
+    /// when they reach the server through a load balancer that reuses its backend connections
     Pooled,
 }
 
@@ -150,8 +151,8 @@ struct Cli {
     /// Keep-alive connections per host
     #[arg(long, value_enum, default_value_t = Connections::PerThread)]
     connections: Connections,
-    /// --connections pooled: idle keep-alive connections the shared pool keeps (more are
-    /// opened while requests overlap)
+    /// --connections pooled: keep-alive connections all hosts share (a request waits for a
+    /// free one)
     #[arg(long, default_value_t = 256)]
     pool_size: usize,
     /// Rows returned by each successful live query
@@ -528,7 +529,11 @@ async fn main() -> anyhow::Result<()> {
         (Connections::PerThread, true) => 3,
         (Connections::PerThread, false) => 4,
     };
-    raise_open_files((cli.hosts * per_host + 1024) as u64);
+    let connections = match cli.connections {
+        Connections::Pooled => cli.pool_size,
+        _ => cli.hosts * per_host,
+    };
+    raise_open_files((connections + 1024) as u64);
 
     // Spread source addresses over 127.0.0.x when the server is on IPv4 loopback; pin the
     // server's name to that IPv4 address so every connection can bind one.
@@ -598,7 +603,7 @@ async fn main() -> anyhow::Result<()> {
         if cli.connections == Connections::Pooled {
             if pool.is_none() {
                 pool = Some(
-                    pooled_client(&cfg, cli.pool_size.max(1))
+                    flotilla_loadtest::ConnectionPool::new(&cfg, cli.pool_size)
                         .context("building the shared connection pool")?,
                 );
             }
