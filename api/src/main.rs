@@ -5,6 +5,11 @@ use clap::Parser;
 use flotilla_api::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: under load the server spent a third of its CPU in
+/// glibc's allocator (BENCHMARKS.md, "Whole server").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level `{level}`: {e}"))?;

@@ -484,6 +484,10 @@ fn progress_bar(hosts: usize, quiet: bool) -> ProgressBar {
     pb
 }
 
+/// mimalloc, as the server uses: glibc's allocator was the load tester's biggest cost too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
