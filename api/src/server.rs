@@ -139,13 +139,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let transport = transport(&args, &data_dir)?;
     let metrics = metrics(
         &args,
-        &hosts,
-        &campaigns,
-        &relay_counters,
-        !relay.is_local(),
-        backend,
-        pool,
-        &logs,
+        crate::metrics::MetricsSources {
+            hosts: hosts.clone(),
+            campaigns: campaigns.clone(),
+            relay: relay_counters.clone(),
+            relay_configured: !relay.is_local(),
+            store_backend: backend,
+            pool: Some(pool),
+            logs: Some(logs.clone()),
+        },
     );
     let mut health = crate::health::Health::new(store.clone());
     if !relay.is_local() {
@@ -419,27 +421,12 @@ fn redact_url(url: &str) -> String {
     format!("{scheme}://{host}/{path}")
 }
 
-/// `/metrics`' sources: the engine's registries and counters, the relay's counters and the
-/// database pool.
+/// `/metrics` over its sources (the engine's registries and counters, the relay's counters,
+/// the database pool, the log destinations), behind the configured credentials.
 fn metrics(
     args: &ServeArgs,
-    hosts: &Hosts,
-    campaigns: &Campaigns,
-    relay: &Arc<flotilla_engine::counters::RelayCounters>,
-    relay_configured: bool,
-    store_backend: &'static str,
-    pool: crate::metrics::PoolProbe,
-    logs: &LogSink,
+    sources: crate::metrics::MetricsSources,
 ) -> Arc<crate::metrics::Metrics> {
-    let sources = crate::metrics::MetricsSources {
-        hosts: hosts.clone(),
-        campaigns: campaigns.clone(),
-        relay: relay.clone(),
-        relay_configured,
-        store_backend,
-        pool: Some(pool),
-        logs: Some(logs.clone()),
-    };
     let auth = match (&args.prometheus_username, &args.prometheus_password) {
         (Some(username), Some(password)) => Some(crate::metrics::BasicAuth {
             username: username.clone(),

@@ -72,8 +72,8 @@ mod agent_tests;
 mod test_server;
 
 pub use agent::{
-    AgentConfig, AgentThread, CarveReport, CycleReport, DEFAULT_OSQUERY_VERSION, REQUEST_TIMEOUT,
-    ConnectionPool, SimAgent, WriteHook, install_crypto_provider, tls_client_config,
+    AgentConfig, AgentThread, CarveReport, ConnectionPool, CycleReport, DEFAULT_OSQUERY_VERSION,
+    REQUEST_TIMEOUT, SimAgent, WriteHook, install_crypto_provider, tls_client_config,
 };
 pub use answer::{AnswerContext, QueryAnswer, QueryAnswerer, QueryKind, QueryStats};
 pub use clock::parse_duration;
