@@ -13,8 +13,8 @@
 #   SKIP_BUILD=1  use the release binaries already built
 #   CARGO_TARGET_DIR  where the release binaries are (default ./target)
 #
-# For 100,000 hosts on a 24 GB machine pass `-- --connections shared` (see flotilla-loadtest
-# --help, CONNECTIONS AND MEMORY).
+# For 100,000 hosts pass `-- --connections pooled` (one connection per host needs 100,000
+# open files on each side; see flotilla-loadtest --help, CONNECTIONS AND MEMORY).
 #
 # The run raises the open-files limit (each simulated host holds 4 connections, and the
 # server holds the other end of each), starts the server on 127.0.0.1 with a fresh data

@@ -136,18 +136,6 @@ pub enum Destination {
     },
 }
 
-impl Destination {
-    /// The plugin name, as the flags and metrics spell it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Destination::Filesystem => "filesystem",
-            Destination::Stdout => "stdout",
-            Destination::Webhook { .. } => "webhook",
-            Destination::Kafka { .. } => "kafka",
-        }
-    }
-}
-
 enum Output {
     File(Mutex<LogFile>),
     Stdout,
