@@ -650,3 +650,192 @@ async fn shutting_the_server_down_ends_campaigns_and_tells_their_watchers() {
         "{rest:?}"
     );
 }
+
+/// What a role gets when it asks a route to run SQL on one host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// 200: the SQL went to the host.
+    Runs,
+    /// 403: the viewer sees the host but may not run this SQL on it.
+    Forbidden,
+    /// 400 `host not found`: the viewer does not see the host (the one-host routes only).
+    Unseen,
+}
+
+/// Every route that sends SQL to hosts, tried by every role on a host of its team and on a
+/// host of no team, with ad-hoc SQL, a saved query observers may run, one they may not, and a
+/// saved query of another team. The rule is `/queries/run`'s (Fleet's): admins, maintainers
+/// and observer+ run anything on the hosts of their scope, observers only saved queries marked
+/// `observer_can_run`, team roles only on their team's hosts and never another team's query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_that_runs_sql_on_hosts_applies_each_roles_rights() {
+    use Outcome::*;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--live-query-sync-timeout", "5s"]);
+    let admin = server.admin().await;
+    let mut teams = Vec::new();
+    for name in ["Ops", "Other"] {
+        let (status, team) = admin.post("/teams", &json!({"name": name})).await;
+        assert_eq!(status, 200, "{team}");
+        teams.push(team["team"]["id"].as_u64().unwrap());
+    }
+    let (ops, other) = (teams[0], teams[1]);
+    let (_, secrets) = admin.get(&format!("/teams/{ops}/secrets")).await;
+    let ops_secret = secrets["secrets"][0]["secret"].as_str().unwrap().to_owned();
+    let mut agents = enrolled(&server, "ops", 1, Some(&ops_secret)).await;
+    agents.extend(enrolled(&server, "global", 1, None).await);
+    let fleet = Fleet::run(agents, Duration::from_millis(100));
+    let (_, team_host) = admin.get("/hosts/identifier/ops-0").await;
+    let (_, global_host) = admin.get("/hosts/identifier/global-0").await;
+    let team_host = (team_host["host"]["id"].as_u64().unwrap(), "ops-0");
+    let global_host = (global_host["host"]["id"].as_u64().unwrap(), "global-0");
+
+    let mut saved = BTreeMap::new();
+    for (name, observer_can_run, team) in [
+        ("open", true, None),
+        ("closed", false, None),
+        ("others", true, Some(other)),
+    ] {
+        let mut body = json!({"name": name, "query": "SELECT * FROM users", "observer_can_run": observer_can_run});
+        if let Some(team) = team {
+            body["team_id"] = json!(team);
+        }
+        let (status, query) = admin.post("/queries", &body).await;
+        assert_eq!(status, 200, "{query}");
+        saved.insert(name, query["query"]["id"].as_u64().unwrap());
+    }
+
+    let mut viewers = vec![("global admin", admin.clone(), true, "admin")];
+    for (email, global, role) in [
+        ("g-maintainer@example.com", true, "maintainer"),
+        ("g-plus@example.com", true, "observer_plus"),
+        ("g-observer@example.com", true, "observer"),
+        ("t-admin@example.com", false, "admin"),
+        ("t-maintainer@example.com", false, "maintainer"),
+        ("t-plus@example.com", false, "observer_plus"),
+        ("t-observer@example.com", false, "observer"),
+    ] {
+        let mut body = json!({"name": email, "email": email, "password": "user-password-1!"});
+        if global {
+            body["global_role"] = json!(role);
+        } else {
+            body["teams"] = json!([{"id": ops, "role": role}]);
+        }
+        let (status, created) = admin.post("/users/admin", &body).await;
+        assert_eq!(status, 200, "{created}");
+        let client = server.login(email, "user-password-1!").await;
+        viewers.push((email, client, global, role));
+    }
+
+    let mut checked = 0;
+    for (who, client, global, role) in &viewers {
+        let runs_anything = *role != "observer";
+        for (host, identifier) in [team_host, global_host] {
+            let sees = *global || host == team_host.0;
+            let when_seen = |allowed: bool| match (sees, allowed) {
+                (true, true) => Runs,
+                (true, false) | (false, _) => Forbidden,
+            };
+            let ad_hoc = when_seen(runs_anything);
+            let open = when_seen(true);
+            // Another team's query is the other team's and the global roles' to run.
+            let others = if *global { open } else { Forbidden };
+            let one_host = if sees { ad_hoc } else { Unseen };
+            let (open_id, closed_id, others_id) = (saved["open"], saved["closed"], saved["others"]);
+            let cases: Vec<(&str, String, Value, Outcome)> = vec![
+                (
+                    "/queries/run ad hoc",
+                    "/queries/run".into(),
+                    json!({"query": "SELECT * FROM users", "selected": {"hosts": [host]}}),
+                    ad_hoc,
+                ),
+                (
+                    "/queries/run closed",
+                    "/queries/run".into(),
+                    json!({"query_id": closed_id, "selected": {"hosts": [host]}}),
+                    ad_hoc,
+                ),
+                (
+                    "/queries/run open",
+                    "/queries/run".into(),
+                    json!({"query_id": open_id, "selected": {"hosts": [host]}}),
+                    open,
+                ),
+                (
+                    "/queries/run another team's",
+                    "/queries/run".into(),
+                    json!({"query_id": others_id, "selected": {"hosts": [host]}}),
+                    others,
+                ),
+                (
+                    "run_by_identifiers ad hoc",
+                    "/queries/run_by_identifiers".into(),
+                    json!({"query": "SELECT * FROM users", "selected": {"hosts": [identifier]}}),
+                    ad_hoc,
+                ),
+                (
+                    "run_by_names closed",
+                    "/queries/run_by_names".into(),
+                    json!({"query_id": closed_id, "selected": {"hosts": [identifier]}}),
+                    ad_hoc,
+                ),
+                (
+                    "run_by_identifiers open",
+                    "/queries/run_by_identifiers".into(),
+                    json!({"query_id": open_id, "selected": {"hosts": [identifier]}}),
+                    open,
+                ),
+                (
+                    "/queries/{id}/run closed",
+                    format!("/queries/{closed_id}/run"),
+                    json!({"host_ids": [host]}),
+                    ad_hoc,
+                ),
+                (
+                    "/queries/{id}/run open",
+                    format!("/queries/{open_id}/run"),
+                    json!({"host_ids": [host]}),
+                    open,
+                ),
+                (
+                    "/hosts/{id}/query",
+                    format!("/hosts/{host}/query"),
+                    json!({"query": "SELECT * FROM shadow"}),
+                    one_host,
+                ),
+                (
+                    "/hosts/identifier/{identifier}/query",
+                    format!("/hosts/identifier/{identifier}/query"),
+                    json!({"query": "SELECT * FROM shadow"}),
+                    one_host,
+                ),
+            ];
+            for (route, path, body, expected) in cases {
+                let (status, answer) = client.post(&path, &body).await;
+                let what = format!("{who} ({role}) on {identifier} via {route}: {status} {answer}");
+                match expected {
+                    Runs => {
+                        assert_eq!(status, 200, "{what}");
+                        let targeted = answer["campaign"]["Metrics"]["TotalHosts"]
+                            .as_u64()
+                            .or(answer["targeted_host_count"].as_u64());
+                        if answer.get("host_id").is_some() {
+                            assert_eq!(answer["host_id"], host, "{what}");
+                            assert_eq!(answer["status"], "online", "{what}");
+                        } else {
+                            assert_eq!(targeted, Some(1), "{what}");
+                        }
+                    }
+                    Forbidden => assert_eq!(status, 403, "{what}"),
+                    Unseen => {
+                        assert_eq!(status, 400, "{what}");
+                        assert!(answer.to_string().contains("host not found"), "{what}");
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 8 * 2 * 11);
+    fleet.stop().await;
+}

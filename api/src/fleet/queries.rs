@@ -79,7 +79,7 @@ fn query_body(query: &SavedQuery) -> Response {
 }
 
 /// Whether `viewer` may read queries of `team` (`None`: global ones, inherited by every team).
-fn can_read(viewer: &Viewer, team: Option<TeamId>) -> bool {
+pub(crate) fn can_read(viewer: &Viewer, team: Option<TeamId>) -> bool {
     match team {
         None => viewer.has_any_role(),
         Some(_) => viewer.can_read(team),

@@ -100,8 +100,11 @@ struct Runnable {
     observer_can_run: bool,
 }
 
+/// A saved query must be one the viewer may read (a team's query is not another team's to run);
+/// which hosts it may then run on is decided per host by [`permitted`].
 async fn runnable(
     state: &SharedState,
+    viewer: &Viewer,
     query: Option<String>,
     query_id: Option<u64>,
 ) -> Result<Runnable, FleetError> {
@@ -111,6 +114,7 @@ async fn runnable(
             .get_query(flotilla_storage::admin::QueryId(id))
             .await?
             .ok_or_else(|| FleetError::NotFound(format!("query {id}")))?;
+        Viewer::require(crate::fleet::queries::can_read(viewer, saved.team))?;
         return Ok(Runnable {
             sql: saved.fields.query,
             query_id: Some(id),
@@ -214,7 +218,7 @@ async fn run(
     viewer: Viewer,
     FleetJson(request): FleetJson<RunRequest>,
 ) -> Result<Response, FleetError> {
-    let runnable = runnable(&state, request.query, request.query_id).await?;
+    let runnable = runnable(&state, &viewer, request.query, request.query_id).await?;
     let selected = request.selected;
     let mut hosts: BTreeSet<HostId> = selected.hosts.iter().map(|&h| HostId(h)).collect();
     let labels: Vec<_> = selected
@@ -277,7 +281,7 @@ async fn run_by_identifiers(
     viewer: Viewer,
     FleetJson(request): FleetJson<RunByIdentifiersRequest>,
 ) -> Result<Response, FleetError> {
-    let runnable = runnable(&state, request.query, request.query_id).await?;
+    let runnable = runnable(&state, &viewer, request.query, request.query_id).await?;
     let selected = request.selected;
     let mut label_ids = Vec::with_capacity(selected.labels.len());
     let mut missing = Vec::new();
@@ -378,7 +382,7 @@ async fn run_saved_on_hosts(
     if request.host_ids.is_empty() {
         return Err(FleetError::BadRequest("host_ids are required".into()));
     }
-    let runnable = runnable(&state, None, Some(query_id)).await?;
+    let runnable = runnable(&state, &viewer, None, Some(query_id)).await?;
     let hosts: BTreeSet<HostId> = request.host_ids.iter().map(|&h| HostId(h)).collect();
     let targets = permitted(&state, &viewer, &runnable, hosts);
     let (targeted, answers) = run_and_wait(&state, &viewer, &runnable, targets).await?;
@@ -431,6 +435,9 @@ async fn query_one_host(
             host.0
         )));
     }
+    // Seeing a host is not running SQL on it: ad-hoc SQL takes a role that runs any query on
+    // the host's team (observers run only saved queries marked `observer_can_run`).
+    Viewer::require(viewer.can_run_queries(record.team, runnable.observer_can_run))?;
     if !state.hosts.is_online(host, flotilla_engine::unix_now()) {
         return Ok(
             Json(json!({"host_id": host.0, "query": sql, "status": "offline"})).into_response(),
