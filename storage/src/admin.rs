@@ -436,10 +436,9 @@ pub const ACTIVITY_ORDER_KEYS: &[&str] = &["created_at", "id", "type"];
 
 // ---------------------------------------------------------------------------------------------
 
+/// Users and their sessions.
 #[async_trait]
-pub trait AdminStore: Send + Sync + 'static {
-    // Users and sessions.
-
+pub trait UserStore: Send + Sync + 'static {
     async fn user_count(&self) -> Result<u64, StoreError>;
     /// Users with the global `admin` role.
     async fn global_admin_count(&self) -> Result<u64, StoreError>;
@@ -474,9 +473,11 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<(User, i64)>, StoreError>;
     async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+}
 
-    // Hosts.
-
+/// Hosts as the admin API lists, filters, deletes and moves them, and target resolution for live queries.
+#[async_trait]
+pub trait HostDirectory: Send + Sync + 'static {
     async fn list_hosts(
         &self,
         filter: &HostFilter,
@@ -514,9 +515,11 @@ pub trait AdminStore: Send + Sync + 'static {
         &self,
         identifiers: &[String],
     ) -> Result<Vec<HostId>, StoreError>;
+}
 
-    // Labels.
-
+/// Labels and their members.
+#[async_trait]
+pub trait LabelStore: Send + Sync + 'static {
     async fn create_label(&self, label: &NewLabel, now: i64) -> Result<Label, AdminError>;
     /// Every label, with host counts among the hosts of `scope`.
     async fn labels(&self, scope: &HostScope) -> Result<Vec<Label>, StoreError>;
@@ -537,9 +540,11 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn host_labels(&self, host: HostId) -> Result<Vec<Label>, StoreError>;
     /// Every dynamic, non-builtin label's query.
     async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError>;
+}
 
-    // Teams and enroll secrets.
-
+/// Teams and enroll secrets.
+#[async_trait]
+pub trait TeamStore: Send + Sync + 'static {
     /// Creates a team with one enroll secret.
     async fn create_team(
         &self,
@@ -568,9 +573,11 @@ pub trait AdminStore: Send + Sync + 'static {
         secrets: &[String],
         now: i64,
     ) -> Result<Vec<TeamSecret>, AdminError>;
+}
 
-    // Saved queries.
-
+/// Saved queries, the schedule they make, and their reports.
+#[async_trait]
+pub trait QueryStore: Send + Sync + 'static {
     async fn create_query(
         &self,
         team: Option<TeamId>,
@@ -601,8 +608,21 @@ pub trait AdminStore: Send + Sync + 'static {
         name: &str,
     ) -> Result<Option<SavedQuery>, StoreError>;
 
-    // Agent options and scheduled queries (the config hosts pull).
+    /// Replaces, for each entry, the rows stored for that (query, host). Entries whose query is
+    /// gone are skipped.
+    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError>;
+    /// Every stored report entry (at most the report cap per query), to load at start.
+    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError>;
+    /// Forgets a query's report (its SQL changed, or it stopped keeping snapshots).
+    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError>;
 
+    /// Every saved query with an interval above 0, of every team and the global ones.
+    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError>;
+}
+
+/// Agent options and the organisation settings.
+#[async_trait]
+pub trait ConfigStore: Send + Sync + 'static {
     /// The stored agent options of a team (`None`: the global ones); `None` if never set.
     async fn agent_options(
         &self,
@@ -626,21 +646,11 @@ pub trait AdminStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every team that has agent options of its own, with them.
     async fn team_agent_options(&self) -> Result<Vec<(TeamId, serde_json::Value)>, StoreError>;
-    /// Every saved query with an interval above 0, of every team and the global ones.
-    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError>;
+}
 
-    // Query reports.
-
-    /// Replaces, for each entry, the rows stored for that (query, host). Entries whose query is
-    /// gone are skipped.
-    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError>;
-    /// Every stored report entry (at most the report cap per query), to load at start.
-    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError>;
-    /// Forgets a query's report (its SQL changed, or it stopped keeping snapshots).
-    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError>;
-
-    // Activities.
-
+/// The activity log.
+#[async_trait]
+pub trait ActivityStore: Send + Sync + 'static {
     async fn record_activity(
         &self,
         actor: Option<UserId>,
@@ -649,4 +659,22 @@ pub trait AdminStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
     async fn activities(&self, order: &Order, page: Page) -> Result<Vec<Activity>, StoreError>;
+}
+
+/// Everything the admin API stores, one trait per area; a handler or service depends on the
+/// areas it uses. Every backend implements all of them.
+pub trait AdminStore:
+    UserStore + HostDirectory + LabelStore + TeamStore + QueryStore + ConfigStore + ActivityStore
+{
+}
+
+impl<T> AdminStore for T where
+    T: UserStore
+        + HostDirectory
+        + LabelStore
+        + TeamStore
+        + QueryStore
+        + ConfigStore
+        + ActivityStore
+{
 }

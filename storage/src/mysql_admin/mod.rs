@@ -45,7 +45,7 @@ pub(crate) fn host_ids(ids: Vec<u64>) -> Vec<HostId> {
 }
 
 #[async_trait]
-impl AdminStore for MysqlStore {
+impl UserStore for MysqlStore {
     async fn user_count(&self) -> Result<u64, StoreError> {
         users::count(self.pool()).await
     }
@@ -104,7 +104,10 @@ impl AdminStore for MysqlStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         users::delete_session(self.pool(), token_hash).await
     }
+}
 
+#[async_trait]
+impl HostDirectory for MysqlStore {
     async fn list_hosts(
         &self,
         filter: &HostFilter,
@@ -154,7 +157,10 @@ impl AdminStore for MysqlStore {
     ) -> Result<Vec<HostId>, StoreError> {
         hosts::ids_by_identifiers(self.pool(), identifiers).await
     }
+}
 
+#[async_trait]
+impl LabelStore for MysqlStore {
     async fn create_label(&self, label: &NewLabel, now: i64) -> Result<Label, AdminError> {
         labels::create(self.pool(), label, now).await
     }
@@ -190,7 +196,10 @@ impl AdminStore for MysqlStore {
     async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError> {
         labels::dynamic_queries(self.pool()).await
     }
+}
 
+#[async_trait]
+impl TeamStore for MysqlStore {
     async fn create_team(
         &self,
         name: &str,
@@ -228,7 +237,10 @@ impl AdminStore for MysqlStore {
     ) -> Result<Vec<TeamSecret>, AdminError> {
         teams::replace_secrets(self.pool(), team, secrets, now).await
     }
+}
 
+#[async_trait]
+impl QueryStore for MysqlStore {
     async fn create_query(
         &self,
         team: Option<TeamId>,
@@ -269,7 +281,22 @@ impl AdminStore for MysqlStore {
     ) -> Result<Option<SavedQuery>, StoreError> {
         queries::by_name(self.pool(), team, name).await
     }
+    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
+        config::scheduled_queries(self.pool()).await
+    }
+    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError> {
+        config::write_reports(self.pool(), reports).await
+    }
+    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError> {
+        config::reports(self.pool()).await
+    }
+    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError> {
+        config::delete_report(self.pool(), query).await
+    }
+}
 
+#[async_trait]
+impl ConfigStore for MysqlStore {
     async fn agent_options(
         &self,
         team: Option<TeamId>,
@@ -297,19 +324,10 @@ impl AdminStore for MysqlStore {
     async fn team_agent_options(&self) -> Result<Vec<(TeamId, serde_json::Value)>, StoreError> {
         config::team_agent_options(self.pool()).await
     }
-    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
-        config::scheduled_queries(self.pool()).await
-    }
-    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError> {
-        config::write_reports(self.pool(), reports).await
-    }
-    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError> {
-        config::reports(self.pool()).await
-    }
-    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError> {
-        config::delete_report(self.pool(), query).await
-    }
+}
 
+#[async_trait]
+impl ActivityStore for MysqlStore {
     async fn record_activity(
         &self,
         actor: Option<UserId>,

@@ -20,7 +20,7 @@ use crate::admin::*;
 pub(crate) use crate::common::{id_array, like_pattern, store_error, write_error};
 
 #[async_trait]
-impl AdminStore for SqliteStore {
+impl UserStore for SqliteStore {
     async fn user_count(&self) -> Result<u64, StoreError> {
         users::count(self.pool()).await
     }
@@ -79,7 +79,10 @@ impl AdminStore for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         users::delete_session(self.pool(), token_hash).await
     }
+}
 
+#[async_trait]
+impl HostDirectory for SqliteStore {
     async fn list_hosts(
         &self,
         filter: &HostFilter,
@@ -129,7 +132,10 @@ impl AdminStore for SqliteStore {
     ) -> Result<Vec<HostId>, StoreError> {
         hosts::ids_by_identifiers(self.pool(), identifiers).await
     }
+}
 
+#[async_trait]
+impl LabelStore for SqliteStore {
     async fn create_label(&self, label: &NewLabel, now: i64) -> Result<Label, AdminError> {
         labels::create(self.pool(), label, now).await
     }
@@ -165,7 +171,10 @@ impl AdminStore for SqliteStore {
     async fn dynamic_label_queries(&self) -> Result<Vec<LabelQuery>, StoreError> {
         labels::dynamic_queries(self.pool()).await
     }
+}
 
+#[async_trait]
+impl TeamStore for SqliteStore {
     async fn create_team(
         &self,
         name: &str,
@@ -203,7 +212,10 @@ impl AdminStore for SqliteStore {
     ) -> Result<Vec<TeamSecret>, AdminError> {
         teams::replace_secrets(self.pool(), team, secrets, now).await
     }
+}
 
+#[async_trait]
+impl QueryStore for SqliteStore {
     async fn create_query(
         &self,
         team: Option<TeamId>,
@@ -244,7 +256,22 @@ impl AdminStore for SqliteStore {
     ) -> Result<Option<SavedQuery>, StoreError> {
         queries::by_name(self.pool(), team, name).await
     }
+    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
+        config::scheduled_queries(self.pool()).await
+    }
+    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError> {
+        config::write_reports(self.pool(), reports).await
+    }
+    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError> {
+        config::reports(self.pool()).await
+    }
+    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError> {
+        config::delete_report(self.pool(), query).await
+    }
+}
 
+#[async_trait]
+impl ConfigStore for SqliteStore {
     async fn agent_options(
         &self,
         team: Option<TeamId>,
@@ -272,19 +299,10 @@ impl AdminStore for SqliteStore {
     async fn team_agent_options(&self) -> Result<Vec<(TeamId, serde_json::Value)>, StoreError> {
         config::team_agent_options(self.pool()).await
     }
-    async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError> {
-        config::scheduled_queries(self.pool()).await
-    }
-    async fn write_reports(&self, reports: &[ReportRows]) -> Result<(), StoreError> {
-        config::write_reports(self.pool(), reports).await
-    }
-    async fn reports(&self) -> Result<Vec<ReportRows>, StoreError> {
-        config::reports(self.pool()).await
-    }
-    async fn delete_report(&self, query: QueryId) -> Result<(), StoreError> {
-        config::delete_report(self.pool(), query).await
-    }
+}
 
+#[async_trait]
+impl ActivityStore for SqliteStore {
     async fn record_activity(
         &self,
         actor: Option<UserId>,
