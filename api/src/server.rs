@@ -16,7 +16,7 @@ use flotilla_engine::store::{CampaignStore, HostStore};
 use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
-use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
+use flotilla_storage::{MysqlOptions, RedisRelay, SqlStore};
 
 use crate::agent_config::AgentConfigs;
 use crate::carves::Carves;
@@ -361,45 +361,36 @@ struct Stores {
 /// MySQL when `--mysql-url` is given (for everything), else SQLite in the data directory.
 /// Migrations run here; an unreachable or misnamed database stops the start with its cause.
 async fn open_stores(args: &ServeArgs, data_dir: &Path) -> Result<Stores> {
-    if let Some(url) = args.mysql_url.as_deref() {
-        let options = MysqlOptions {
-            max_connections: args.mysql_max_connections,
-            connect_timeout: args.mysql_connect_timeout,
-        };
-        let mysql = Arc::new(
-            MysqlStore::connect(url, &options)
+    let store = match args.mysql_url.as_deref() {
+        Some(url) => {
+            let options = MysqlOptions {
+                max_connections: args.mysql_max_connections,
+                connect_timeout: args.mysql_connect_timeout,
+            };
+            let store = SqlStore::connect_mysql(url, &options)
                 .await
-                .with_context(|| format!("opening the MySQL database at {}", redact_url(url)))?,
-        );
-        tracing::info!(database = %redact_url(url), "storing in MySQL");
-        let pool = mysql.pool().clone();
-        return Ok(Stores {
-            hosts: mysql.clone(),
-            campaigns: mysql.clone(),
-            admin: mysql,
-            backend: "mysql",
-            pool: Box::new(move || crate::metrics::PoolUsage {
-                open: pool.size(),
-                idle: pool.num_idle() as u32,
-                max: pool.options().get_max_connections(),
-            }),
-        });
-    }
-    let sqlite = Arc::new(
-        SqliteStore::open(&data_dir.join("flotilla.db"))
+                .with_context(|| format!("opening the MySQL database at {}", redact_url(url)))?;
+            tracing::info!(database = %redact_url(url), "storing in MySQL");
+            store
+        }
+        None => SqlStore::open_sqlite(&data_dir.join("flotilla.db"))
             .await
             .context("opening the SQLite database")?,
-    );
-    let pool = sqlite.pool().clone();
+    };
+    let store = Arc::new(store);
+    let probe = store.clone();
     Ok(Stores {
-        hosts: sqlite.clone(),
-        campaigns: sqlite.clone(),
-        admin: sqlite,
-        backend: "sqlite",
-        pool: Box::new(move || crate::metrics::PoolUsage {
-            open: pool.size(),
-            idle: pool.num_idle() as u32,
-            max: pool.options().get_max_connections(),
+        hosts: store.clone(),
+        campaigns: store.clone(),
+        backend: store.backend(),
+        admin: store,
+        pool: Box::new(move || {
+            let usage = probe.pool_usage();
+            crate::metrics::PoolUsage {
+                open: usage.open,
+                idle: usage.idle,
+                max: usage.max,
+            }
         }),
     })
 }

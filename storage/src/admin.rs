@@ -5,6 +5,14 @@
 //! `observer`, `observer_plus`); what each may do is decided by the API. Every backend
 //! implements this trait; SQL lives only in the implementations.
 
+mod activities;
+mod config;
+mod hosts;
+pub(crate) mod labels;
+mod queries;
+mod teams;
+mod users;
+
 use std::fmt;
 
 use async_trait::async_trait;

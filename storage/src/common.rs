@@ -33,8 +33,7 @@ pub(crate) fn write_error(error: sqlx::Error, what: &str) -> AdminError {
     AdminError::Store(store_error(error))
 }
 
-/// A JSON array of ids, bound as one parameter and read with `json_each(?)` (SQLite) or
-/// `JSON_TABLE(?, ...)` (MySQL).
+/// A JSON array of ids, bound as one parameter and read as the dialect's `ID_SET`.
 pub(crate) fn id_array(ids: impl IntoIterator<Item = u64>) -> String {
     let ids: Vec<u64> = ids.into_iter().collect();
     serde_json::to_string(&ids).expect("a list of integers serialises")
@@ -52,4 +51,9 @@ pub(crate) fn like_pattern(text: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// A duplicate key: the row exists already (or another node inserted it first).
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -1,29 +1,27 @@
-//! Durability for Flotilla: implementations of the engine's store traits and of the admin API's
-//! [`admin::AdminStore`].
+//! Durability for Flotilla: the engine's store traits and the admin API's store traits,
+//! implemented once for SQLite and MySQL, and the Redis relay between nodes.
 //!
-//! - [`SqliteStore`] — the embedded default: one file in the data directory, no service to run.
-//! - [`MysqlStore`] — MySQL 8 or MariaDB 10.11, for production and for several nodes sharing
-//!   one database.
-//! - [`admin`] — the admin API's model types and the `AdminStore` trait.
+//! - [`SqlStore`] — the one store: an embedded SQLite file ([`SqlStore::open_sqlite`], the
+//!   default, no service to run) or a MySQL 8 / MariaDB 10.11 database that several nodes may
+//!   share ([`SqlStore::connect_mysql`]). Every statement is written once (`hosts/`,
+//!   `campaigns.rs`, `admin/`); what differs between the two databases lives in `sql/`.
+//! - [`admin`] — the admin API's model types and its store traits, one per area.
 //! - [`RedisRelay`] — the engine's [`Relay`](flotilla_engine::Relay) for several nodes, over
 //!   Redis.
 //!
-//! Every implementation carries its own migrations (`migrations/<backend>/`), applied at open.
-//! What a row means is shared (`rows.rs`), as are error mapping and parameter helpers
-//! (`common.rs`); each backend keeps its own SQL.
+//! Each database keeps its own migrations (`migrations/sqlite/`, `migrations/mysql/`),
+//! applied at open. What a row means is written once (`rows.rs`).
 
 pub mod admin;
+mod campaigns;
 mod common;
-mod mysql_admin;
-mod mysql_campaigns;
-mod mysql_store;
+mod hosts;
 mod redis_relay;
 pub mod relay_codec;
 mod rows;
-mod sqlite_admin;
-mod sqlite_campaigns;
-mod sqlite_store;
+mod sql;
+mod store;
 
-pub use mysql_store::{MysqlOptions, MysqlStore};
 pub use redis_relay::RedisRelay;
-pub use sqlite_store::SqliteStore;
+pub use sql::MysqlOptions;
+pub use store::{PoolUsage, SqlStore};

@@ -1,7 +1,5 @@
-//! Row → model mapping shared by every backend. The SQL differs per backend; what a row means
-//! does not. Each backend says, through [`ModelRow`], how its columns decode: SQLite keeps every
-//! integer as a signed 64-bit value, MySQL keeps ids as `BIGINT UNSIGNED` and flags as
-//! `TINYINT(1)`. The functions here then build the same model from either.
+//! Row → model mapping. What a row means is written once here; how each backend's columns
+//! decode is [`ModelRow`]'s business (implemented by [`crate::sql::Row`]).
 
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
 use flotilla_engine::store::{EnrollSecret, StoreError, StoredHost};
@@ -18,52 +16,11 @@ pub(crate) trait ModelRow {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     /// A signed number: times, counts, sizes.
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
     /// A primary or foreign key.
     fn id(&self, column: &str) -> Result<u64, sqlx::Error>;
     fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error>;
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
-}
-
-impl ModelRow for sqlx::sqlite::SqliteRow {
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn id(&self, column: &str) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::Row::try_get::<i64, _>(self, column)? as u64)
-    }
-    fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error> {
-        Ok(sqlx::Row::try_get::<Option<i64>, _>(self, column)?.map(|v| v as u64))
-    }
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-}
-
-impl ModelRow for sqlx::mysql::MySqlRow {
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn id(&self, column: &str) -> Result<u64, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
-        sqlx::Row::try_get(self, column)
-    }
 }
 
 /// Columns: `id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval,

@@ -12,17 +12,17 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use flotilla_storage::{MysqlOptions, MysqlStore, SqliteStore};
+use flotilla_storage::{MysqlOptions, SqlStore};
 use sqlx::Connection;
 
 /// One backend under test, with what keeps its database alive.
 pub enum Backend {
     Sqlite {
-        store: SqliteStore,
+        store: SqlStore,
         _dir: tempfile::TempDir,
     },
     Mysql {
-        store: MysqlStore,
+        store: SqlStore,
         _database: ScratchDatabase,
     },
 }
@@ -30,7 +30,7 @@ pub enum Backend {
 impl Backend {
     pub async fn sqlite() -> Backend {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("flotilla.db"))
+        let store = SqlStore::open_sqlite(&dir.path().join("flotilla.db"))
             .await
             .unwrap();
         Backend::Sqlite { store, _dir: dir }
@@ -43,7 +43,7 @@ impl Backend {
             return None;
         }
         let database = ScratchDatabase::create().await;
-        let store = MysqlStore::connect(&database.url, &MysqlOptions::default())
+        let store = SqlStore::connect_mysql(&database.url, &MysqlOptions::default())
             .await
             .unwrap_or_else(|e| panic!("opening the scratch database {}: {e}", database.name));
         Some(Backend::Mysql {
@@ -71,12 +71,12 @@ impl Backend {
     pub async fn reopen(&self) -> Box<dyn flotilla_engine::store::HostStore> {
         match self {
             Backend::Sqlite { _dir, .. } => Box::new(
-                SqliteStore::open(&_dir.path().join("flotilla.db"))
+                SqlStore::open_sqlite(&_dir.path().join("flotilla.db"))
                     .await
                     .unwrap(),
             ),
             Backend::Mysql { _database, .. } => Box::new(
-                MysqlStore::connect(&_database.url, &MysqlOptions::default())
+                SqlStore::connect_mysql(&_database.url, &MysqlOptions::default())
                     .await
                     .unwrap(),
             ),

@@ -1,13 +1,13 @@
-//! The engine's [`CampaignStore`] on SQLite.
+//! The engine's [`CampaignStore`] for [`SqlStore`]: the record of every live query.
 
 use async_trait::async_trait;
 use flotilla_engine::ids::CampaignId;
 use flotilla_engine::store::{
     CampaignOutcome, CampaignRecord, CampaignStore, StoreError, TargetKind,
 };
-use sqlx::Row;
 
-use crate::SqliteStore;
+use crate::SqlStore;
+use crate::sql::query;
 
 fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -23,52 +23,52 @@ fn target_type(kind: TargetKind) -> i64 {
 }
 
 #[async_trait]
-impl CampaignStore for SqliteStore {
+impl CampaignStore for SqlStore {
     async fn create_campaign(&self, c: &CampaignRecord) -> Result<CampaignId, StoreError> {
-        let mut tx = crate::sqlite_store::write_transaction(self.pool())
-            .await
-            .map_err(unavailable)?;
-        let row = sqlx::query(
+        let mut tx = self.db.begin().await.map_err(unavailable)?;
+        let inserted = query(
             "INSERT INTO distributed_query_campaigns (query_sql, query_id, user_id, status, \
-             created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?) RETURNING id",
+             created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)",
         )
         .bind(&c.sql)
-        .bind(c.query_id.map(|q| q as i64))
-        .bind(c.user_id.map(|u| u as i64))
+        .bind(c.query_id)
+        .bind(c.user_id)
         .bind(c.created_at)
         .bind(c.created_at)
-        .fetch_one(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(unavailable)?;
-        let id: i64 = row.try_get("id").map_err(unavailable)?;
-        for (kind, target) in &c.selected {
-            sqlx::query(
+        let id = CampaignId(inserted.last_insert_id);
+        if !c.selected.is_empty() {
+            // One multi-row insert for every selected target.
+            let mut targets = query(
                 "INSERT INTO distributed_query_campaign_targets (campaign_id, type, target_id) \
-                 VALUES (?, ?, ?)",
-            )
-            .bind(id)
-            .bind(target_type(*kind))
-            .bind(*target as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+                 VALUES ",
+            );
+            for (i, (kind, target)) in c.selected.iter().enumerate() {
+                targets.push(if i == 0 { "(" } else { ", (" });
+                targets.push_bind(id).push(", ");
+                targets.push_bind(target_type(*kind)).push(", ");
+                targets.push_bind(*target).push(")");
+            }
+            targets.execute(&mut tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
-        Ok(CampaignId(id as u64))
+        Ok(id)
     }
 
     async fn finish_campaign(&self, id: CampaignId, o: &CampaignOutcome) -> Result<(), StoreError> {
-        sqlx::query(
+        query(
             "UPDATE distributed_query_campaigns SET status = 2, targets_count = ?, \
              online_count = ?, responded_count = ?, finish_reason = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(o.targets as i64)
-        .bind(o.online as i64)
-        .bind(o.responded as i64)
+        .bind(o.targets)
+        .bind(o.online)
+        .bind(o.responded)
         .bind(o.reason)
         .bind(o.finished_at)
-        .bind(id.0 as i64)
-        .execute(self.pool())
+        .bind(id)
+        .execute(&self.db)
         .await
         .map_err(unavailable)?;
         Ok(())
@@ -79,21 +79,17 @@ impl CampaignStore for SqliteStore {
         now: i64,
         keep: &[CampaignId],
     ) -> Result<u64, StoreError> {
-        let mut sql = String::from(
+        let mut finish = query(
             "UPDATE distributed_query_campaigns SET status = 2, finish_reason = 'abandoned', \
              updated_at = ? WHERE status <> 2",
-        );
+        )
+        .bind(now);
         if !keep.is_empty() {
-            sql.push_str(" AND id NOT IN (");
-            sql.push_str(&vec!["?"; keep.len()].join(", "));
-            sql.push(')');
+            finish
+                .push(" AND id NOT IN ")
+                .push_list(keep.iter().copied());
         }
-        // Only placeholders are added to the text; the ids are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-        for id in keep {
-            query = query.bind(id.0 as i64);
-        }
-        let result = query.execute(self.pool()).await.map_err(unavailable)?;
-        Ok(result.rows_affected())
+        let done = finish.execute(&self.db).await.map_err(unavailable)?;
+        Ok(done.rows_affected)
     }
 }

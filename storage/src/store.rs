@@ -1,0 +1,73 @@
+//! [`SqlStore`]: the one store, on SQLite or MySQL. It implements the engine's
+//! [`HostStore`](flotilla_engine::store::HostStore) (`hosts/`) and
+//! [`CampaignStore`](flotilla_engine::store::CampaignStore) (`campaigns.rs`) and every admin
+//! area trait (`admin/`), each written once against [`Db`]; what differs between the two
+//! databases is in `sql/`.
+
+use std::path::Path;
+
+use flotilla_engine::store::StoreError;
+
+use crate::hosts::enroll::Enroller;
+use crate::sql::{self, Db, MysqlOptions};
+
+/// Connections of a store's pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// The store of a Flotilla node: an embedded SQLite file, or a MySQL database that several
+/// nodes may share. Cheap to clone (a pool handle).
+///
+/// On MySQL nothing assumes this process is the only writer: enrollment locks the host row it
+/// re-keys (`SELECT … FOR UPDATE`) and retries when another node inserted the same identifier
+/// first or InnoDB chose it as a deadlock victim; flushes only ever move times forward
+/// (`GREATEST`) and lock rows in id order.
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) db: Db,
+    /// How enrollments reach the database (group-committed on SQLite).
+    pub(crate) enroller: Enroller,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database file at `path` and applies its
+    /// migrations (`migrations/sqlite/`).
+    pub async fn open_sqlite(path: &Path) -> Result<SqlStore, StoreError> {
+        Ok(SqlStore::over(sql::sqlite::open(path).await?))
+    }
+
+    /// Connects to the MySQL or MariaDB database at `url`
+    /// (`mysql://user:password@host:3306/database`) and applies its migrations
+    /// (`migrations/mysql/`). Fails with a message naming the cause when the URL is malformed
+    /// or the server cannot be reached within `options.connect_timeout`.
+    pub async fn connect_mysql(url: &str, options: &MysqlOptions) -> Result<SqlStore, StoreError> {
+        Ok(SqlStore::over(sql::mysql::connect(url, options).await?))
+    }
+
+    fn over(db: Db) -> SqlStore {
+        let enroller = Enroller::for_db(&db);
+        SqlStore { db, enroller }
+    }
+
+    /// The database's name for logs and metrics: `sqlite` or `mysql`.
+    pub fn backend(&self) -> &'static str {
+        match self.db.dialect() {
+            sql::Dialect::Sqlite => "sqlite",
+            sql::Dialect::Mysql => "mysql",
+        }
+    }
+
+    /// The connection pool's usage, for `/metrics`.
+    pub fn pool_usage(&self) -> PoolUsage {
+        self.db.pool_usage()
+    }
+
+    /// Closes the pool: waits for connections in use to be returned.
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+}
