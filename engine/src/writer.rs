@@ -19,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::EngineConfig;
 use crate::counters::HostCounters;
-use crate::hosts::HostSlot;
 use crate::ids::HostId;
+use crate::slot::HostSlot;
 use crate::store::{HostStore, HostUpdate, StoreError};
 use crate::vitals::Vitals;
 
