@@ -1,6 +1,7 @@
 //! `CampaignActor`: one live query, from start to finish.
 //!
-//! - Spawned by [`Campaigns::start`](crate::campaigns::Campaigns::start), unlinked. In
+//! - Spawned by [`Campaigns::start`](crate::campaigns::Campaigns::start) and, for a campaign
+//!   another node started, [`Campaigns::join`](crate::campaigns::Campaigns::join); unlinked. In
 //!   `pre_start` it registers itself with the [`CampaignRouter`] (so no answer can arrive
 //!   before it is reachable), then a task places the SQL in every target's
 //!   [`HostActor`](crate::host::HostActor) mailbox.
@@ -14,7 +15,15 @@
 //!   in the mailboxes of hosts that did not answer, records the outcome, leaves the router and
 //!   stops — nothing of it remains. A campaign that finished before anyone subscribed waits
 //!   (up to the grace period) for its first subscriber, so a fast fleet's answers are not lost.
+//! - Owns alone its [`CampaignState`] (who answered, totals, the row cap), its subscribers and
+//!   the results kept for late ones. Shares with the registry only [`CampaignContext`] (hosts,
+//!   router, store, counters, the concurrency count) and its entry in the router.
+//! - With a shared relay, it also announces its finish and reads the campaign's answer log
+//!   (a reader task it stops in `post_stop`).
 //! - Timers: the deadline, and a one-second tick for the subscriber grace period.
+//! - Stop and panic: `post_stop` finishes a campaign that had not finished (a panic), so the
+//!   query is still taken back from every host; it then leaves the router and frees its place
+//!   under the concurrency cap.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -4,7 +4,9 @@
 //!   work due or a campaign enqueues a live query; never linked to a supervisor, so one host
 //!   stopping or failing touches no other.
 //! - Owns the host's pending live queries and the cached reply to its distributed reads.
-//!   While it runs it is also the only writer of the host's [`HostRecord`] (through the slot).
+//!   While it runs it is also the only writer of the host's
+//!   [`HostRecord`](crate::record::HostRecord) (through its [`HostSlot`]). What every host
+//!   actor shares read-only is the [`HostContext`]; its messages are in `host_msg`.
 //! - Messages: reads and writes from the osquery endpoints, enqueue/cancel from campaigns; it
 //!   sends vitals to the [`HostWriter`](crate::writer::HostWriter) and live answers to the
 //!   [`ResultSink`](crate::live::ResultSink), both without waiting.
