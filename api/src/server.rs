@@ -13,7 +13,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use base64::Engine as _;
 use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
-use flotilla_engine::{CampaignConfig, CampaignRouter, Campaigns, EngineConfig, Hosts};
+use flotilla_engine::{CampaignConfig, Engine, EngineConfig, EngineStores, Hosts};
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 use flotilla_storage::{MysqlOptions, RedisRelay, SqlStore};
@@ -97,21 +97,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .max(std::time::Duration::from_secs(1)),
         ..EngineConfig::default()
     };
-    let router = CampaignRouter::new();
-    let hosts = Hosts::start_with_relay(
-        store.clone(),
+    let engine = Engine::start(
+        EngineStores {
+            hosts: store.clone(),
+            campaigns: campaign_store,
+        },
         engine_config,
-        Arc::new(router.clone()),
+        campaign_config(&args),
         relay.clone(),
     )
     .await
     .context("loading enrolled hosts")?;
-    let campaigns = Campaigns::new(
-        router,
-        hosts.clone(),
-        campaign_store,
-        campaign_config(&args),
-    );
+    let (hosts, campaigns) = (engine.hosts().clone(), engine.campaigns().clone());
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
     let logs = LogSink::with_destinations(
@@ -264,8 +261,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     handle.graceful_shutdown(Some(args.shutdown_timeout));
     server.await?.context("serving")?;
-    hosts
-        .flush()
+    engine
+        .shutdown()
         .await
         .context("flushing host writes at shutdown")?;
     let _ = stop_report_flusher.send(());

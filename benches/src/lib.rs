@@ -7,7 +7,7 @@ use flotilla_engine::memory_store::MemoryStore;
 use flotilla_engine::store::StoredHost;
 use flotilla_engine::vitals::{Intervals, Vitals};
 use flotilla_engine::{
-    CampaignConfig, CampaignRouter, Campaigns, EngineConfig, HostId, Hosts, NodeKey, unix_now,
+    CampaignConfig, Campaigns, Engine, EngineConfig, EngineStores, HostId, Hosts, NodeKey, unix_now,
 };
 
 pub struct Fleet {
@@ -46,22 +46,20 @@ pub async fn fleet(size: usize) -> Fleet {
             hosts.push((host, Vitals::default()));
         }
     }
-    let router = CampaignRouter::new();
-    let hosts = Hosts::start(
-        store.clone(),
-        EngineConfig::default(),
-        Arc::new(router.clone()),
-    )
-    .await
-    .expect("the in-memory store loads");
     let config = CampaignConfig {
         max_active: usize::MAX,
         ..CampaignConfig::default()
     };
-    let campaigns = Campaigns::new(router, hosts.clone(), store, config);
+    let stores = EngineStores {
+        hosts: store.clone(),
+        campaigns: store,
+    };
+    let engine = Engine::start_local(stores, EngineConfig::default(), config)
+        .await
+        .expect("the in-memory store loads");
     Fleet {
-        hosts,
-        campaigns,
+        hosts: engine.hosts().clone(),
+        campaigns: engine.campaigns().clone(),
         keys,
     }
 }

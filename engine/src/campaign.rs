@@ -1,6 +1,7 @@
 //! `CampaignActor`: one live query, from start to finish.
 //!
-//! - Spawned by [`Campaigns::start`](crate::campaigns::Campaigns::start), unlinked. In
+//! - Spawned by [`Campaigns::start`](crate::campaigns::Campaigns::start) and, for a campaign
+//!   another node started, [`Campaigns::join`](crate::campaigns::Campaigns::join); unlinked. In
 //!   `pre_start` it registers itself with the [`CampaignRouter`] (so no answer can arrive
 //!   before it is reachable), then a task places the SQL in every target's
 //!   [`HostActor`](crate::host::HostActor) mailbox.
@@ -14,122 +15,63 @@
 //!   in the mailboxes of hosts that did not answer, records the outcome, leaves the router and
 //!   stops — nothing of it remains. A campaign that finished before anyone subscribed waits
 //!   (up to the grace period) for its first subscriber, so a fast fleet's answers are not lost.
+//! - Owns alone its [`CampaignState`] (who answered, totals, the row cap), its subscribers and
+//!   the results kept for late ones. Shares with the registry only [`CampaignContext`] (hosts,
+//!   router, store, counters, the concurrency count) and its entry in the router.
+//! - With a shared relay, it also announces its finish and reads the campaign's answer log
+//!   (a reader task it stops in `post_stop`).
 //! - Timers: the deadline, and a one-second tick for the subscriber grace period.
+//! - Stop and panic: `post_stop` finishes a campaign that had not finished (a panic), so the
+//!   query is still taken back from every host; it then leaves the router and frees its place
+//!   under the concurrency cap.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::campaign_state::{Accepted, CampaignState, Progress, Totals};
-use crate::campaigns::{CampaignContext, CampaignEntry};
+use crate::campaign_state::{Accepted, CampaignState};
+use crate::config::CampaignConfig;
+use crate::counters::CampaignCounters;
+use crate::hosts::Hosts;
 use crate::ids::CampaignId;
 use crate::live::{HostResult, LiveQuery};
 use crate::relay::{CampaignSpec, RelayEvent};
-use crate::store::CampaignOutcome;
+use crate::router::{CampaignEntry, CampaignRouter};
+use crate::store::{CampaignOutcome, CampaignStore};
+
+pub use crate::campaign_msg::{
+    CampaignEvent, CampaignMsg, FinishReason, ResultEvent, Subscription,
+};
 
 /// Enqueues in flight at once while a campaign fans out.
 const FAN_OUT_CONCURRENCY: usize = 256;
-
-/// A result as subscribers receive it, shared by all of them.
-#[derive(Debug)]
-pub struct ResultEvent {
-    pub result: HostResult,
-    /// The wire form, encoded by whichever subscriber gets there first and reused by the rest.
-    pub encoded: OnceLock<Arc<str>>,
-}
-
-/// What a subscriber receives, in order: `Totals`, then results and status as they happen.
-#[derive(Clone, Debug)]
-pub enum CampaignEvent {
-    Totals(Totals),
-    Status(Progress),
-    Result(Arc<ResultEvent>),
-    /// Something the subscriber should know, e.g. that the row cap truncated the results.
-    Notice(Arc<str>),
-}
-
-/// Why a campaign finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FinishReason {
-    AllAnswered,
-    Stopped,
-    NoSubscribers,
-    Deadline,
-}
-
-impl FinishReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishReason::AllAnswered => "all_answered",
-            FinishReason::Stopped => "stopped",
-            FinishReason::NoSubscribers => "no_subscribers",
-            FinishReason::Deadline => "deadline",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<FinishReason> {
-        [
-            FinishReason::AllAnswered,
-            FinishReason::Stopped,
-            FinishReason::NoSubscribers,
-            FinishReason::Deadline,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
-
-/// The receiving end of a subscription. Dropping it unsubscribes.
-pub struct Subscription {
-    events: mpsc::Receiver<CampaignEvent>,
-    overflowed: Arc<AtomicBool>,
-    campaign: ActorRef<CampaignMsg>,
-}
-
-impl Subscription {
-    /// The next event; `None` when the campaign has finished (or dropped this subscriber).
-    pub async fn next(&mut self) -> Option<CampaignEvent> {
-        self.events.recv().await
-    }
-
-    /// True when the subscription ended because the subscriber fell behind.
-    pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.campaign.cast(CampaignMsg::Unsubscribed);
-    }
-}
 
 struct Subscriber {
     events: mpsc::Sender<CampaignEvent>,
     overflowed: Arc<AtomicBool>,
 }
 
-pub enum CampaignMsg {
-    Result(HostResult),
-    Subscribe(RpcReplyPort<Subscription>),
-    Totals(RpcReplyPort<Totals>),
-    Unsubscribed,
-    Stop,
-    Deadline,
-    Tick,
-    /// Another node claimed the finish: finish once the answer log is read to its end.
-    RemoteFinished(FinishReason),
-    /// The relay reader found no more answers after `RemoteFinished`.
-    Drained,
-    /// Whether any node has a subscriber (the answer to a check made on `Tick`).
-    WatchedElsewhere(bool),
-    IsFinished(RpcReplyPort<bool>),
+pub(crate) struct CampaignContext {
+    pub(crate) hosts: Hosts,
+    pub(crate) router: CampaignRouter,
+    pub(crate) store: Arc<dyn CampaignStore>,
+    pub(crate) config: CampaignConfig,
+    pub(crate) counters: Arc<CampaignCounters>,
+    /// Campaigns started and not yet stopped; bounded by `config.max_active`.
+    pub(crate) active: AtomicUsize,
+    /// Serialises joins so two announcements of one campaign start one mirror.
+    pub(crate) joining: tokio::sync::Mutex<()>,
+}
+
+impl CampaignContext {
+    pub(crate) fn release_slot(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub struct CampaignActor;
@@ -567,11 +509,7 @@ impl Actor for CampaignActor {
             }
             CampaignMsg::Subscribe(reply) => {
                 let (events, overflowed) = state.subscribe();
-                let _ = reply.send(Subscription {
-                    events,
-                    overflowed,
-                    campaign: myself.clone(),
-                });
+                let _ = reply.send(Subscription::new(events, overflowed, myself.clone()));
                 // A campaign that finished unwatched has now been seen: it can go.
                 state.finished.is_some()
             }

@@ -97,10 +97,6 @@ impl CampaignState {
             .filter(|h| !self.answered.contains(h))
     }
 
-    pub fn has_answered(&self, host: HostId) -> bool {
-        self.answered.contains(&host)
-    }
-
     pub fn progress(&self, finished: bool) -> Progress {
         Progress {
             expected_results: self.totals.online,

@@ -1,51 +1,27 @@
-//! `Campaigns`: starting live queries, finding them, subscribing to them; and the
-//! [`CampaignRouter`], the [`ResultSink`] through which host actors hand answers to campaigns.
+//! `Campaigns`: the registry of live queries — starting them, finding them, subscribing to
+//! them. Each running one is a [`CampaignActor`].
 //!
-//! The router exists before the host registry (hosts need a sink at start) and the campaigns
-//! registry after it (campaigns enqueue into hosts); both share one map of running campaigns.
+//! The [`CampaignRouter`] exists before the host registry (hosts need a sink at start) and the
+//! campaigns registry after it (campaigns enqueue into hosts); both share one map of running
+//! campaigns.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
 
-use crate::campaign::{CampaignActor, CampaignArgs, CampaignMsg, FinishReason, Subscription};
+use crate::campaign::{CampaignActor, CampaignArgs, CampaignContext};
+use crate::campaign_msg::{CampaignMsg, FinishReason, Subscription};
 use crate::campaign_state::Totals;
-use crate::counters::Counter;
 use crate::hosts::Hosts;
 use crate::ids::{CampaignId, HostId};
-use crate::live::{HostResult, ResultSink};
-use crate::mirror::Outbox;
 use crate::relay::CampaignSpec;
 use crate::store::{CampaignRecord, CampaignStore, StoreError};
 
-#[derive(Clone, Debug)]
-pub struct CampaignConfig {
-    /// Campaigns running at once on this node; one more is refused with [`CampaignError::TooMany`].
-    pub max_active: usize,
-    /// How long a campaign runs at most.
-    pub deadline: Duration,
-    /// Rows forwarded per campaign; answers past it are counted, not shown.
-    pub max_rows: usize,
-    /// Events a subscriber may have waiting before it is dropped as too slow.
-    pub subscriber_buffer: usize,
-    /// How long a campaign waits for its first subscriber, or for a new one after the last left.
-    pub subscriber_grace: Duration,
-}
-
-impl Default for CampaignConfig {
-    fn default() -> Self {
-        CampaignConfig {
-            max_active: 1_000,
-            deadline: Duration::from_secs(600),
-            max_rows: 250_000,
-            subscriber_buffer: 8_192,
-            subscriber_grace: Duration::from_secs(60),
-        }
-    }
-}
+pub use crate::config::CampaignConfig;
+pub use crate::counters::CampaignCounters;
+pub use crate::router::{CampaignEntry, CampaignRouter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CampaignError {
@@ -67,126 +43,6 @@ pub enum CampaignError {
 impl From<StoreError> for CampaignError {
     fn from(error: StoreError) -> Self {
         CampaignError::Unavailable(error.to_string())
-    }
-}
-
-/// What campaigns have done since start.
-#[derive(Default, Debug)]
-pub struct CampaignCounters {
-    pub started: Counter,
-    pub finished_all_answered: Counter,
-    pub finished_stopped: Counter,
-    pub finished_no_subscribers: Counter,
-    pub finished_deadline: Counter,
-    /// Target mailboxes a campaign's query was placed in.
-    pub hosts_enqueued: Counter,
-    pub results_routed: Counter,
-    pub results_duplicate: Counter,
-    /// Answers for campaigns not running here (finished, or never known). Not a loss: nobody
-    /// is waiting for them.
-    pub results_unrouted: Counter,
-    /// Answers accepted from a host for a running campaign that reached no subscriber, with
-    /// nobody told: a loss, so it must stay 0. Within one node nothing can drop an answer (a
-    /// subscriber that falls behind is disconnected and told, `subscribers_overflowed`; rows past
-    /// the cap are counted and announced); the relay between nodes counts here an answer it
-    /// accepted and could not append to the campaign's log because Redis stayed unreachable
-    /// past every campaign's end (15 minutes).
-    pub results_dropped: Counter,
-    pub subscribers_overflowed: Counter,
-    /// Answers this node sent to the shared relay.
-    pub results_relayed: Counter,
-    /// Campaigns the store failed to record (at start or when finished).
-    pub store_errors: Counter,
-}
-
-impl CampaignCounters {
-    pub(crate) fn finished(&self, reason: FinishReason) {
-        match reason {
-            FinishReason::AllAnswered => self.finished_all_answered.incr(),
-            FinishReason::Stopped => self.finished_stopped.incr(),
-            FinishReason::NoSubscribers => self.finished_no_subscribers.incr(),
-            FinishReason::Deadline => self.finished_deadline.incr(),
-        }
-    }
-}
-
-/// A running campaign as others see it.
-#[derive(Clone, Debug)]
-pub struct CampaignEntry {
-    pub sql: Arc<str>,
-    /// The user who started it; only they may watch it.
-    pub owner: Option<u64>,
-    spec: Arc<CampaignSpec>,
-    actor: Option<ActorRef<CampaignMsg>>,
-}
-
-impl CampaignEntry {
-    pub(crate) fn with_actor(mut self, actor: ActorRef<CampaignMsg>) -> CampaignEntry {
-        self.actor = Some(actor);
-        self
-    }
-}
-
-/// The running campaigns by id; host actors deliver answers through it.
-#[derive(Clone, Default)]
-pub struct CampaignRouter {
-    campaigns: Arc<DashMap<CampaignId, CampaignEntry>>,
-    counters: Arc<CampaignCounters>,
-    /// With a shared relay, answers go out through it (and come back to every node's
-    /// campaign actor from the campaign's log) instead of straight to the local actor.
-    outbox: Arc<OnceLock<Outbox>>,
-}
-
-impl CampaignRouter {
-    pub fn new() -> CampaignRouter {
-        CampaignRouter::default()
-    }
-
-    pub(crate) fn insert(&self, id: CampaignId, entry: CampaignEntry) {
-        self.campaigns.insert(id, entry);
-    }
-
-    pub(crate) fn remove(&self, id: CampaignId) {
-        self.campaigns.remove(&id);
-    }
-
-    fn actor(&self, id: CampaignId) -> Option<ActorRef<CampaignMsg>> {
-        self.campaigns.get(&id).and_then(|e| e.actor.clone())
-    }
-}
-
-impl ResultSink for CampaignRouter {
-    fn deliver(&self, result: HostResult) {
-        if let Some(outbox) = self.outbox.get() {
-            outbox.send(result);
-            return;
-        }
-        let campaign = result.answer.campaign;
-        match self.actor(campaign) {
-            Some(actor) if actor.cast(CampaignMsg::Result(result)).is_ok() => {}
-            _ => {
-                self.counters.results_unrouted.incr();
-                tracing::debug!(%campaign, "live result for a campaign that is not running");
-            }
-        }
-    }
-}
-
-pub(crate) struct CampaignContext {
-    pub(crate) hosts: Hosts,
-    pub(crate) router: CampaignRouter,
-    pub(crate) store: Arc<dyn CampaignStore>,
-    pub(crate) config: CampaignConfig,
-    pub(crate) counters: Arc<CampaignCounters>,
-    /// Campaigns started and not yet stopped; bounded by `config.max_active`.
-    active: AtomicUsize,
-    /// Serialises joins so two announcements of one campaign start one mirror.
-    joining: tokio::sync::Mutex<()>,
-}
-
-impl CampaignContext {
-    pub(crate) fn release_slot(&self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -216,16 +72,15 @@ pub struct Campaigns {
 }
 
 impl Campaigns {
-    /// The campaigns of this node. When `hosts` has a shared relay, this also starts the tasks
-    /// that publish answers, follow the other nodes' announcements and reconcile with the relay.
+    /// The campaigns of this node. With a shared relay, [`Engine::start`](crate::Engine::start)
+    /// builds them and starts the tasks that relay answers and follow the other nodes.
     pub fn new(
         router: CampaignRouter,
         hosts: Hosts,
         store: Arc<dyn CampaignStore>,
         config: CampaignConfig,
     ) -> Campaigns {
-        let relay = hosts.relay();
-        let campaigns = Campaigns {
+        Campaigns {
             ctx: Arc::new(CampaignContext {
                 counters: router.counters.clone(),
                 hosts,
@@ -235,17 +90,15 @@ impl Campaigns {
                 active: AtomicUsize::new(0),
                 joining: tokio::sync::Mutex::new(()),
             }),
-        };
-        if !relay.is_local() {
-            let outbox = Outbox::start(relay.clone(), campaigns.ctx.counters.clone());
-            let _ = campaigns.ctx.router.outbox.set(outbox);
-            crate::mirror::follow(campaigns.clone(), relay);
         }
-        campaigns
     }
 
     pub fn counters(&self) -> &CampaignCounters {
         &self.ctx.counters
+    }
+
+    pub(crate) fn shared_counters(&self) -> Arc<CampaignCounters> {
+        self.ctx.counters.clone()
     }
 
     /// Campaigns running on this node.

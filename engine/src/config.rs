@@ -39,3 +39,29 @@ impl Default for EngineConfig {
         }
     }
 }
+
+#[derive(Clone, Debug)]
+pub struct CampaignConfig {
+    /// Campaigns running at once on this node; one more is refused with [`CampaignError::TooMany`].
+    pub max_active: usize,
+    /// How long a campaign runs at most.
+    pub deadline: Duration,
+    /// Rows forwarded per campaign; answers past it are counted, not shown.
+    pub max_rows: usize,
+    /// Events a subscriber may have waiting before it is dropped as too slow.
+    pub subscriber_buffer: usize,
+    /// How long a campaign waits for its first subscriber, or for a new one after the last left.
+    pub subscriber_grace: Duration,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        CampaignConfig {
+            max_active: 1_000,
+            deadline: Duration::from_secs(600),
+            max_rows: 250_000,
+            subscriber_buffer: 8_192,
+            subscriber_grace: Duration::from_secs(60),
+        }
+    }
+}

@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::campaign_msg::FinishReason;
+
 #[derive(Default, Debug)]
 pub struct Counter(AtomicU64);
 
@@ -229,5 +231,45 @@ mod tests {
         assert_eq!(relay.received_count(RelayKind::Result), 2);
         assert_eq!(relay.received_count(RelayKind::CampaignStarted), 1);
         assert_eq!(relay.received_count(RelayKind::Other), 0);
+    }
+}
+
+/// What campaigns have done since start.
+#[derive(Default, Debug)]
+pub struct CampaignCounters {
+    pub started: Counter,
+    pub finished_all_answered: Counter,
+    pub finished_stopped: Counter,
+    pub finished_no_subscribers: Counter,
+    pub finished_deadline: Counter,
+    /// Target mailboxes a campaign's query was placed in.
+    pub hosts_enqueued: Counter,
+    pub results_routed: Counter,
+    pub results_duplicate: Counter,
+    /// Answers for campaigns not running here (finished, or never known). Not a loss: nobody
+    /// is waiting for them.
+    pub results_unrouted: Counter,
+    /// Answers accepted from a host for a running campaign that reached no subscriber, with
+    /// nobody told: a loss, so it must stay 0. Within one node nothing can drop an answer (a
+    /// subscriber that falls behind is disconnected and told, `subscribers_overflowed`; rows past
+    /// the cap are counted and announced); the relay between nodes counts here an answer it
+    /// accepted and could not append to the campaign's log because Redis stayed unreachable
+    /// past every campaign's end (15 minutes).
+    pub results_dropped: Counter,
+    pub subscribers_overflowed: Counter,
+    /// Answers this node sent to the shared relay.
+    pub results_relayed: Counter,
+    /// Campaigns the store failed to record (at start or when finished).
+    pub store_errors: Counter,
+}
+
+impl CampaignCounters {
+    pub(crate) fn finished(&self, reason: FinishReason) {
+        match reason {
+            FinishReason::AllAnswered => self.finished_all_answered.incr(),
+            FinishReason::Stopped => self.finished_stopped.incr(),
+            FinishReason::NoSubscribers => self.finished_no_subscribers.incr(),
+            FinishReason::Deadline => self.finished_deadline.incr(),
+        }
     }
 }

@@ -4,13 +4,11 @@
 //! (right after enrollment, then hourly with a per-host jitter) and come back in distributed
 //! writes, where [`ingest`] turns their rows into vitals.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::vitals::Vitals;
 
-/// One result row as osquery sends it: column name to string value.
-pub type Row = HashMap<String, String>;
+pub use crate::row::Row;
 
 /// Prefix of every detail query's name in distributed reads and writes.
 pub const DETAIL_PREFIX: &str = "fleet_detail_query_";

@@ -4,8 +4,8 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-use crate::detail::Row;
 use crate::ids::TeamId;
+use crate::row::Row;
 use crate::store::EnrollSecret;
 
 /// The parts of an osquery enroll request Flotilla uses.

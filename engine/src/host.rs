@@ -4,7 +4,9 @@
 //!   work due or a campaign enqueues a live query; never linked to a supervisor, so one host
 //!   stopping or failing touches no other.
 //! - Owns the host's pending live queries and the cached reply to its distributed reads.
-//!   While it runs it is also the only writer of the host's [`HostRecord`] (through the slot).
+//!   While it runs it is also the only writer of the host's
+//!   [`HostRecord`](crate::record::HostRecord) (through its [`HostSlot`]). What every host
+//!   actor shares read-only is the [`HostContext`]; its messages are in `host_msg`.
 //! - Messages: reads and writes from the osquery endpoints, enqueue/cancel from campaigns; it
 //!   sends vitals to the [`HostWriter`](crate::writer::HostWriter) and live answers to the
 //!   [`ResultSink`](crate::live::ResultSink), both without waiting.
@@ -17,66 +19,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
-use crate::detail::{self, Row};
-use crate::hosts::{HostContext, HostSlot};
+use crate::config::EngineConfig;
+use crate::counters::HostCounters;
+use crate::detail;
 use crate::ids::CampaignId;
-use crate::live::{HostResult, LiveAnswer, LiveQuery};
+use crate::labels::Labels;
+use crate::live::{HostResult, LiveQuery, ResultSink};
+use crate::slot::HostSlot;
 use crate::vitals::Vitals;
+use crate::writer::WriterHandle;
 
-/// A query in a distributed-read reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PendingQuery {
-    pub name: Arc<str>,
-    pub sql: Arc<str>,
-    /// SQL osquery runs first; the query runs only if this returns a row.
-    pub discovery: Arc<str>,
-}
-
-/// The reply to a distributed read, built once per change and shared by every read until the
-/// next change.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReadWork {
-    pub queries: Vec<PendingQuery>,
-    /// Seconds osquery should check in every 5 s instead of its interval.
-    pub accelerate: Option<u32>,
-}
-
-impl ReadWork {
-    pub fn empty() -> Arc<ReadWork> {
-        static EMPTY: std::sync::OnceLock<Arc<ReadWork>> = std::sync::OnceLock::new();
-        EMPTY.get_or_init(Default::default).clone()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queries.is_empty() && self.accelerate.is_none()
-    }
-}
-
-/// A detail query's answer from a distributed write (only successful ones are passed in).
-#[derive(Clone, Debug)]
-pub struct DetailAnswer {
-    /// The name without `fleet_detail_query_`.
-    pub suffix: String,
-    pub rows: Vec<Row>,
-}
-
-/// What a distributed write carries that the engine cares about.
-#[derive(Clone, Debug, Default)]
-pub struct HostResults {
-    pub details: Vec<DetailAnswer>,
-    pub live: Vec<LiveAnswer>,
-    /// Dynamic-label answers: label id and membership (`None`: the query failed on the host).
-    pub labels: Vec<(u64, Option<bool>)>,
-}
-
-impl HostResults {
-    pub fn is_empty(&self) -> bool {
-        self.details.is_empty() && self.live.is_empty() && self.labels.is_empty()
-    }
-}
+pub use crate::host_msg::{DetailAnswer, HostMsg, HostResults, PendingQuery, ReadWork};
 
 /// Seconds a just-enrolled host is asked to check in quickly.
 const NEW_HOST_ACCELERATE_SECS: u32 = 10;
@@ -84,25 +40,16 @@ const NEW_HOST_ACCELERATE_SECS: u32 = 10;
 /// live query usually runs the next within the minute.
 const LIVE_QUERY_ACCELERATE_SECS: u32 = 60;
 
-pub enum HostMsg {
-    Read {
-        now: i64,
-        reply: RpcReplyPort<Arc<ReadWork>>,
-    },
-    Write {
-        now: i64,
-        results: Arc<HostResults>,
-        reply: RpcReplyPort<()>,
-    },
-    /// A call, not a cast, so an enqueue racing with deactivation is retried, never lost.
-    Enqueue {
-        query: LiveQuery,
-        reply: RpcReplyPort<()>,
-    },
-    Cancel {
-        campaign: CampaignId,
-    },
-    IdleCheck,
+/// What every host actor shares: configuration, the writer, the result sink, counters.
+pub struct HostContext {
+    pub config: EngineConfig,
+    pub(crate) writer: WriterHandle,
+    pub(crate) sink: Arc<dyn ResultSink>,
+    pub counters: Arc<HostCounters>,
+    /// `SELECT 1`, the discovery of every live query, shared.
+    pub(crate) select_one: Arc<str>,
+    /// The dynamic-label queries every host runs.
+    pub(crate) labels: Labels,
 }
 
 pub struct HostActor;

@@ -11,25 +11,25 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use dashmap::DashMap;
-use parking_lot::{Mutex, MutexGuard};
 use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort, rpc::CallResult};
 
 use crate::config::EngineConfig;
 use crate::counters::HostCounters;
-use crate::detail::Row;
 use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets};
-use crate::host::{HostActor, HostArgs, HostMsg, HostResults, ReadWork};
+use crate::host::{HostActor, HostArgs, HostContext};
+use crate::host_msg::{HostMsg, HostResults, ReadWork};
 use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
 use crate::labels::{LabelQuery, Labels};
 use crate::live::{LiveQuery, ResultSink};
 use crate::record::HostRecord;
 use crate::relay::{LocalRelay, Relay, RelayEvent};
+use crate::row::Row;
+use crate::slot::HostSlot;
 use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
 use crate::vitals::Vitals;
-use crate::writer::{HostWriter, WriterHandle};
+use crate::writer::HostWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -95,98 +95,6 @@ impl Census {
     }
 }
 
-/// A host's place in the registry. Lives as long as the host is enrolled.
-pub struct HostSlot {
-    pub id: HostId,
-    /// Unix seconds of the latest authenticated request; exact, written by every check-in.
-    last_seen: AtomicI64,
-    /// The last-seen time the store holds; the writer compares the two.
-    persisted_seen: AtomicI64,
-    /// The latest check-in another node announced (shared relay only).
-    remote_seen: AtomicI64,
-    /// The latest check-in here this node has announced to the others.
-    announced_seen: AtomicI64,
-    state: Mutex<SlotState>,
-}
-
-pub(crate) struct SlotState {
-    pub record: HostRecord,
-    /// The host's actor while it is active.
-    actor: Option<ActorRef<HostMsg>>,
-}
-
-impl HostSlot {
-    fn new(record: HostRecord, seen: i64) -> HostSlot {
-        HostSlot {
-            id: record.id,
-            last_seen: AtomicI64::new(seen),
-            persisted_seen: AtomicI64::new(seen),
-            remote_seen: AtomicI64::new(0),
-            announced_seen: AtomicI64::new(seen),
-            state: Mutex::new(SlotState {
-                record,
-                actor: None,
-            }),
-        }
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock()
-    }
-
-    /// The latest check-in here (exact) or, with a shared relay, on another node.
-    pub fn last_seen(&self) -> i64 {
-        self.last_seen
-            .load(Ordering::Relaxed)
-            .max(self.remote_seen.load(Ordering::Relaxed))
-    }
-
-    /// The latest check-in with this node.
-    fn seen_here(&self) -> i64 {
-        self.last_seen.load(Ordering::Relaxed)
-    }
-
-    fn touch(&self, now: i64) {
-        self.last_seen.fetch_max(now, Ordering::Relaxed);
-    }
-
-    /// A last-seen time the store has not got yet, if it is worth a write: `force` at shutdown,
-    /// otherwise only once it is `granularity` seconds newer than the stored one.
-    pub(crate) fn unpersisted_seen(&self, granularity: i64, force: bool) -> Option<i64> {
-        let seen = self.seen_here();
-        let stored = self.persisted_seen.load(Ordering::Relaxed);
-        (seen > stored && (force || seen - stored >= granularity)).then_some(seen)
-    }
-
-    pub(crate) fn mark_persisted(&self, seen: i64) {
-        self.persisted_seen.fetch_max(seen, Ordering::Relaxed);
-    }
-
-    /// Forgets `actor` if it is still this slot's actor. Called by the actor as it stops.
-    pub(crate) fn detach(&self, actor: &ActorRef<HostMsg>) {
-        let mut state = self.state.lock();
-        if state
-            .actor
-            .as_ref()
-            .is_some_and(|a| a.get_id() == actor.get_id())
-        {
-            state.actor = None;
-        }
-    }
-}
-
-/// What every host actor shares: configuration, the writer, the result sink, counters.
-pub struct HostContext {
-    pub config: EngineConfig,
-    pub(crate) writer: WriterHandle,
-    pub(crate) sink: Arc<dyn ResultSink>,
-    pub counters: Arc<HostCounters>,
-    /// `SELECT 1`, the discovery of every live query, shared.
-    pub(crate) select_one: Arc<str>,
-    /// The dynamic-label queries every host runs.
-    pub(crate) labels: Labels,
-}
-
 /// Enrollments of one identifier are serialised so the store and the registry agree on which
 /// node key is current; different identifiers proceed in parallel over this many stripes.
 const ENROLL_STRIPES: usize = 64;
@@ -228,8 +136,9 @@ impl Hosts {
     }
 
     /// As [`Hosts::start`], for one of several nodes sharing `relay`: hosts enrolled or
-    /// changed on other nodes are found in the store, and check-ins are shared.
-    pub async fn start_with_relay(
+    /// changed on other nodes are found in the store. [`Engine::start`](crate::Engine::start)
+    /// calls it and starts the tasks that follow the other nodes and share check-ins.
+    pub(crate) async fn start_with_relay(
         store: Arc<dyn HostStore>,
         config: EngineConfig,
         sink: Arc<dyn ResultSink>,
@@ -272,13 +181,10 @@ impl Hosts {
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
                 writer,
-                relay: relay.clone(),
+                relay,
                 unknown_keys: DashMap::new(),
             }),
         };
-        if !relay.is_local() {
-            crate::mirror::follow_hosts(hosts.clone(), relay);
-        }
         Ok(hosts)
     }
 
@@ -325,7 +231,7 @@ impl Hosts {
     pub fn seen_elsewhere(&self, seen: &[(HostId, i64)]) {
         for &(id, at) in seen {
             if let Some(slot) = self.inner.by_id.get(&id) {
-                slot.remote_seen.fetch_max(at, Ordering::Relaxed);
+                slot.seen_elsewhere(at);
             }
         }
     }
@@ -334,9 +240,7 @@ impl Hosts {
     pub(crate) fn seen_here_since_announced(&self) -> Vec<(HostId, i64)> {
         let mut seen = Vec::new();
         for slot in self.inner.by_id.iter() {
-            let here = slot.seen_here();
-            if here > slot.announced_seen.load(Ordering::Relaxed) {
-                slot.announced_seen.store(here, Ordering::Relaxed);
+            if let Some(here) = slot.take_unannounced() {
                 seen.push((slot.id, here));
             }
         }
@@ -347,7 +251,7 @@ impl Hosts {
     pub(crate) fn unannounce(&self, seen: &[(HostId, i64)]) {
         for &(id, _) in seen {
             if let Some(slot) = self.inner.by_id.get(&id) {
-                slot.announced_seen.store(0, Ordering::Relaxed);
+                slot.unannounce();
             }
         }
     }

@@ -1,29 +1,24 @@
-//! The tasks that keep a node in step with the others when they share a relay:
+//! The tasks that keep a node in step with the others when they share a relay. Each is a loop
+//! that [`Engine::start`](crate::engine::Engine::start) spawns and
+//! [`Engine::shutdown`](crate::engine::Engine::shutdown) stops; none of them holds anything
+//! that must be written at the end. (The answers' [`Outbox`](crate::outbox::Outbox) is the
+//! fourth such task.)
 //!
-//! - [`Outbox`] sends this node's live-query answers to their campaigns' logs, in batches,
-//!   and keeps them through a relay outage until they are sent.
-//! - [`follow`] mirrors campaigns other nodes announce, finishes the ones they finished, and
+//! - [`follow_campaigns`] mirrors campaigns other nodes announce, finishes the ones they finished, and
 //!   every few seconds (and after a reconnect) reconciles with the relay's own state, so an
 //!   announcement missed while disconnected is made up for.
-//! - [`follow_hosts`] applies host changes other nodes announce and announces which hosts
-//!   checked in here, so every node knows which hosts are online.
+//! - [`follow_hosts`] applies host changes other nodes announce, and [`announce_presence`]
+//!   announces which hosts checked in here, so every node knows which hosts are online.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::broadcast;
 
-use crate::campaigns::{CampaignCounters, Campaigns};
+use crate::campaigns::Campaigns;
 use crate::hosts::Hosts;
-use crate::live::HostResult;
 use crate::relay::{Relay, RelayEvent};
 
-/// Answers sent per relay round trip at most.
-const OUTBOX_BATCH: usize = 256;
-/// An answer the relay could not take for this long is given up (and counted as dropped):
-/// every campaign has ended by then.
-const OUTBOX_KEEP: Duration = Duration::from_secs(15 * 60);
 /// How often a node reconciles its campaigns with the relay.
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// How often a node announces the hosts that checked in with it.
@@ -31,85 +26,38 @@ const PRESENCE_EVERY: Duration = Duration::from_secs(5);
 /// Hosts per presence announcement, so messages stay small.
 const PRESENCE_CHUNK: usize = 512;
 
-/// The queue of answers on their way to the relay.
-pub(crate) struct Outbox {
-    queue: mpsc::UnboundedSender<(Instant, HostResult)>,
-}
-
-impl Outbox {
-    pub(crate) fn start(relay: Arc<dyn Relay>, counters: Arc<CampaignCounters>) -> Outbox {
-        let (queue, mut receiver) = mpsc::unbounded_channel::<(Instant, HostResult)>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(OUTBOX_BATCH);
-            while receiver.recv_many(&mut batch, OUTBOX_BATCH).await > 0 {
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    let results: Vec<HostResult> =
-                        batch.iter().map(|(_, result)| result.clone()).collect();
-                    match relay.send_results(&results).await {
-                        Ok(()) => {
-                            counters.results_relayed.add(results.len() as u64);
-                            break;
+/// Follows the other nodes' campaign announcements (`events`, subscribed before the engine
+/// serves) and reconciles with the relay.
+pub(crate) async fn follow_campaigns(
+    campaigns: Campaigns,
+    relay: Arc<dyn Relay>,
+    mut events: broadcast::Receiver<RelayEvent>,
+) {
+    let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+    reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(RelayEvent::CampaignStarted(id)) => {
+                    let campaigns = campaigns.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = campaigns.join(id).await {
+                            tracing::warn!(campaign = %id, %error, "could not mirror a live query; retrying at the next reconcile");
                         }
-                        Err(error) => {
-                            let before = batch.len();
-                            batch.retain(|(at, _)| at.elapsed() < OUTBOX_KEEP);
-                            let expired = before - batch.len();
-                            if expired > 0 {
-                                counters.results_dropped.add(expired as u64);
-                                tracing::error!(answers = expired, %error, "gave up relaying live-query answers after the relay stayed unreachable");
-                            }
-                            if batch.is_empty() {
-                                break;
-                            }
-                            tracing::warn!(answers = batch.len(), %error, "relay unreachable; keeping live-query answers to send when it returns");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(5));
-                        }
-                    }
+                    });
                 }
-                batch.clear();
-            }
-        });
-        Outbox { queue }
-    }
-
-    pub(crate) fn send(&self, result: HostResult) {
-        // The receiver lives as long as the process.
-        let _ = self.queue.send((Instant::now(), result));
-    }
-}
-
-/// Follows the other nodes' campaign announcements and reconciles with the relay.
-pub(crate) fn follow(campaigns: Campaigns, relay: Arc<dyn Relay>) {
-    let mut events = relay.events();
-    tokio::spawn(async move {
-        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
-        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(RelayEvent::CampaignStarted(id)) => {
-                        let campaigns = campaigns.clone();
-                        tokio::spawn(async move {
-                            if let Err(error) = campaigns.join(id).await {
-                                tracing::warn!(campaign = %id, %error, "could not mirror a live query; retrying at the next reconcile");
-                            }
-                        });
-                    }
-                    Ok(RelayEvent::CampaignFinished { id, reason }) => {
-                        campaigns.finished_elsewhere(id, &reason);
-                    }
-                    Ok(RelayEvent::Reconnected) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        reconcile_now(&campaigns, relay.as_ref()).await;
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-                _ = reconcile.tick() => reconcile_now(&campaigns, relay.as_ref()).await,
-            }
+                Ok(RelayEvent::CampaignFinished { id, reason }) => {
+                    campaigns.finished_elsewhere(id, &reason);
+                }
+                Ok(RelayEvent::Reconnected) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    reconcile_now(&campaigns, relay.as_ref()).await;
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = reconcile.tick() => reconcile_now(&campaigns, relay.as_ref()).await,
         }
-    });
+    }
 }
 
 /// Joins what the relay says is running and is not here; finishes what the relay says has
@@ -156,42 +104,40 @@ async fn reconcile_now(campaigns: &Campaigns, relay: &dyn Relay) {
     }
 }
 
-/// Applies the other nodes' host announcements and announces this node's check-ins.
-pub(crate) fn follow_hosts(hosts: Hosts, relay: Arc<dyn Relay>) {
-    let mut events = relay.events();
-    let listener = hosts.clone();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(RelayEvent::HostChanged(id)) => {
-                    if let Err(error) = listener.reload_host(id).await {
-                        tracing::warn!(host = %id, %error, "could not reload a host another node changed");
-                    }
-                }
-                Ok(RelayEvent::HostsSeen(seen)) => listener.seen_elsewhere(&seen),
-                Ok(RelayEvent::Changed(crate::relay::Topic::EnrollSecrets))
-                | Ok(RelayEvent::Reconnected) => {
-                    if let Err(error) = listener.reload_enroll_secrets().await {
-                        tracing::warn!(%error, "could not reload the enroll secrets");
-                    }
-                }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PRESENCE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let seen = hosts.seen_here_since_announced();
-            for chunk in seen.chunks(PRESENCE_CHUNK) {
-                if let Err(error) = relay.publish(&RelayEvent::HostsSeen(chunk.to_vec())).await {
-                    tracing::debug!(%error, "could not announce check-ins; the next round carries them");
-                    hosts.unannounce(chunk);
+/// Applies the other nodes' host announcements (`events`, subscribed before the engine serves).
+pub(crate) async fn follow_hosts(hosts: Hosts, mut events: broadcast::Receiver<RelayEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(RelayEvent::HostChanged(id)) => {
+                if let Err(error) = hosts.reload_host(id).await {
+                    tracing::warn!(host = %id, %error, "could not reload a host another node changed");
                 }
             }
+            Ok(RelayEvent::HostsSeen(seen)) => hosts.seen_elsewhere(&seen),
+            Ok(RelayEvent::Changed(crate::relay::Topic::EnrollSecrets))
+            | Ok(RelayEvent::Reconnected) => {
+                if let Err(error) = hosts.reload_enroll_secrets().await {
+                    tracing::warn!(%error, "could not reload the enroll secrets");
+                }
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
         }
-    });
+    }
+}
+
+/// Announces, every few seconds, the hosts that checked in here since the last announcement.
+pub(crate) async fn announce_presence(hosts: Hosts, relay: Arc<dyn Relay>) {
+    let mut tick = tokio::time::interval(PRESENCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let seen = hosts.seen_here_since_announced();
+        for chunk in seen.chunks(PRESENCE_CHUNK) {
+            if let Err(error) = relay.publish(&RelayEvent::HostsSeen(chunk.to_vec())).await {
+                tracing::debug!(%error, "could not announce check-ins; the next round carries them");
+                hosts.unannounce(chunk);
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! and from detail-query answers afterwards. Every field is optional: `None` means "this report
 //! did not say", so merging a partial report never erases what an earlier one said.
 
-use crate::detail::Row;
+use crate::row::Row;
 
 /// The intervals a host really runs with, as its `osquery_flags` report them. They decide when
 /// the host counts as online.

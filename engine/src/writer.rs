@@ -1,6 +1,8 @@
 //! `HostWriter`: the one task that writes check-in side effects to the store, in batches.
 //!
 //! - Spawned by [`Hosts::start`](crate::hosts::Hosts::start); lives until the process ends.
+//!   [`Engine::shutdown`](crate::Engine::shutdown) (through `Hosts::flush`) has it write
+//!   everything before the process exits.
 //! - Receives vitals from host actors over an unbounded channel (one message per detail round,
 //!   about one per host per hour) and keeps only the newest per host.
 //! - Every `flush_interval` it also scans the registry for last-seen times worth writing (at most
@@ -19,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::EngineConfig;
 use crate::counters::HostCounters;
-use crate::hosts::HostSlot;
 use crate::ids::HostId;
+use crate::slot::HostSlot;
 use crate::store::{HostStore, HostUpdate, StoreError};
 use crate::vitals::Vitals;
 

@@ -14,8 +14,8 @@ use flotilla_engine::live::LiveAnswer;
 use flotilla_engine::memory_store::MemoryStore;
 use flotilla_engine::store::{CampaignRecord, EnrollSecret};
 use flotilla_engine::{
-    CampaignConfig, CampaignError, CampaignId, CampaignRouter, Campaigns, EngineConfig, HostId,
-    Hosts, NodeKey, unix_now,
+    CampaignConfig, CampaignError, CampaignId, Campaigns, Engine, EngineConfig, EngineStores,
+    HostId, Hosts, NodeKey, unix_now,
 };
 
 struct Fleet {
@@ -39,15 +39,14 @@ async fn fleet(online: usize, offline: usize, config: CampaignConfig) -> Fleet {
         secret: "s".into(),
         team: None,
     });
-    let router = CampaignRouter::new();
-    let hosts = Hosts::start(
-        store.clone(),
-        EngineConfig::default(),
-        Arc::new(router.clone()),
-    )
-    .await
-    .unwrap();
-    let campaigns = Campaigns::new(router, hosts.clone(), store.clone(), config);
+    let stores = EngineStores {
+        hosts: store.clone(),
+        campaigns: store.clone(),
+    };
+    let engine = Engine::start_local(stores, EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let (hosts, campaigns) = (engine.hosts().clone(), engine.campaigns().clone());
     let mut keys = Vec::new();
     for i in 0..online + offline {
         let seen = if i < online {

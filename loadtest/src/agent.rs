@@ -828,11 +828,6 @@ impl SimAgent {
         lock(&self.shared.runtime).intervals = intervals;
     }
 
-    /// Distributed results not yet delivered (kept after a failed write).
-    pub fn pending_results(&self) -> &WriteBody {
-        &self.pending
-    }
-
     /// Whether an `accelerate` from the server is still in effect.
     pub fn accelerated(&self) -> bool {
         self.accelerate_until.is_some_and(|t| Instant::now() < t)

@@ -130,12 +130,15 @@ async fn status_code_ignored_and_failures_retried() {
     );
 }
 
-#[tokio::test]
-async fn distributed_cycle_discovery_write_and_resend() {
-    let writes_failing = Arc::new(AtomicUsize::new(3));
+/// A server whose first distributed read hands out a live query (discovery `SELECT 1`), a
+/// detail query and two label queries, one behind a discovery query that finds nothing, with
+/// `accelerate: 30`; whose later reads hand out nothing (with a string `accelerate`); and whose
+/// first `failed_writes` distributed writes fail with a 500.
+async fn distributed_server(failed_writes: usize) -> TestServer {
+    let writes_failing = Arc::new(AtomicUsize::new(failed_writes));
     let reads = Arc::new(AtomicUsize::new(0));
     let (wf, rd) = (writes_failing.clone(), reads.clone());
-    let server = TestServer::start(fleetish(Arc::new(AtomicUsize::new(0)), |_| true, move |r| {
+    TestServer::start(fleetish(Arc::new(AtomicUsize::new(0)), |_| true, move |r| {
         if r.path.ends_with("/distributed/read") {
             if rd.fetch_add(1, Ordering::SeqCst) == 0 {
                 return (
@@ -167,7 +170,12 @@ async fn distributed_cycle_discovery_write_and_resend() {
         }
         (200, "{}".into())
     }))
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn distributed_cycle_discovery_write_and_resend() {
+    let server = distributed_server(3).await;
     let mut agent = SimAgent::new(config_for(&server)).unwrap();
     let answerer = TemplateAnswerer::new(
         agent.profile().clone(),

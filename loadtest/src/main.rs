@@ -490,6 +490,62 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    install_crypto_provider();
+    let cli = Cli::parse();
+    let fanout_login = cli.check()?;
+    let network = Network::prepare(&cli).await?;
+    let seed = cli.seed.unwrap_or_else(rand::random);
+
+    let (rss_before, _) = memory_mb();
+    let counters = Arc::new(AgentCounters::with_histograms());
+    let sends = (cli.scenario == Scenario::Fanout).then(|| Arc::new(SendTimes::new(cli.hosts)));
+    let (agents, index) = build_agents(&cli, &network, seed, &counters, sends.as_ref())?;
+    let (rss_built, _) = memory_mb();
+
+    let run = Run::start(&cli);
+    counters.steady_from((run.started + run.steady_after).into_std());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = spawn_agents(&cli, &run, agents, stop_rx);
+    let pb = progress_bar(cli.hosts, cli.quiet);
+    let rss_enrolled = Arc::new(std::sync::Mutex::new(None::<f64>));
+    let progress = spawn_progress(&cli, counters.clone(), pb.clone(), rss_enrolled.clone());
+    let fanout = match fanout_login {
+        Some(login) => Some(spawn_fanout(
+            &cli, &network, &run, login, sends, index, &counters, &pb, stop_tx,
+        )),
+        None => {
+            drop(stop_tx);
+            None
+        }
+    };
+
+    // Every agent counts into the shared counters, so the totals are read from them (an
+    // agent's own stats() would be the same shared figures).
+    while let Some(res) = tasks.join_next().await {
+        res.context("agent task panicked")?;
+    }
+    let total = counters.snapshot(false);
+    let elapsed = run.started.elapsed();
+    let fanout = match fanout {
+        Some(task) => Some(task.await.context("fanout task panicked")??),
+        None => None,
+    };
+    progress.abort();
+    pb.finish_and_clear();
+
+    let memory = Memory {
+        before: rss_before,
+        built: rss_built,
+        all_enrolled: *rss_enrolled.lock().unwrap_or_else(|p| p.into_inner()),
+    };
+    let summary = summarize(
+        &cli, &network, &run, seed, &counters, &total, elapsed, memory, fanout,
+    );
+    write_summary(&summary, cli.summary.as_deref())
+}
+
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -497,87 +553,108 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    install_crypto_provider();
-    let cli = Cli::parse();
-    if cli.os.is_empty() {
-        bail!("--os needs at least one template");
-    }
-    if !(0.0..=1.0).contains(&cli.live_query_error_prob)
-        || !(0.0..=1.0).contains(&cli.live_query_no_result_prob)
-    {
-        bail!("--live-query-error-prob and --live-query-no-result-prob must be within 0..1");
-    }
-    let fanout_login = match cli.scenario {
-        Scenario::Fanout => Some((
-            cli.admin_email
+}
+
+impl Cli {
+    /// Rejects option combinations clap cannot; the admin's login for `--scenario fanout`.
+    fn check(&self) -> anyhow::Result<Option<(String, String)>> {
+        if self.os.is_empty() {
+            bail!("--os needs at least one template");
+        }
+        if !(0.0..=1.0).contains(&self.live_query_error_prob)
+            || !(0.0..=1.0).contains(&self.live_query_no_result_prob)
+        {
+            bail!("--live-query-error-prob and --live-query-no-result-prob must be within 0..1");
+        }
+        if self.scenario != Scenario::Fanout {
+            return Ok(None);
+        }
+        Ok(Some((
+            self.admin_email
                 .clone()
                 .context("--scenario fanout needs --admin-email")?,
-            cli.admin_password
+            self.admin_password
                 .clone()
                 .context("--scenario fanout needs --admin-password")?,
-        )),
-        _ => None,
-    };
-    let server_url = reqwest::Url::parse(&cli.server).context("--server")?;
-    let ca_pem = match &cli.ca {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
-    let tls = tls_client_config(ca_pem.as_deref(), cli.insecure)
-        .context("TLS configuration")?
-        .map(Arc::new);
-    let mut resolve = cli.resolve.as_deref().map(parse_resolve).transpose()?;
-
-    let per_host = match (cli.connections, cli.config_interval.is_zero()) {
-        (Connections::Shared | Connections::Pooled, _) => 1,
-        (Connections::PerThread, true) => 3,
-        (Connections::PerThread, false) => 4,
-    };
-    let connections = match cli.connections {
-        Connections::Pooled => cli.pool_size,
-        _ => cli.hosts * per_host,
-    };
-    raise_open_files((connections + 1024) as u64);
-
-    // Spread source addresses over 127.0.0.x when the server is on IPv4 loopback; pin the
-    // server's name to that IPv4 address so every connection can bind one.
-    let mut source_addresses = None;
-    if cli.local_address.is_none() && cli.connections != Connections::Pooled {
-        match loopback_v4(&server_url, &resolve).await {
-            Some(addr) => {
-                let n = cli
-                    .source_addresses
-                    .unwrap_or_else(|| auto_source_addresses(cli.hosts, per_host));
-                source_addresses = Some(n);
-                if resolve.is_none() {
-                    let host = server_url.host_str().unwrap_or_default().to_owned();
-                    resolve = Some((host, addr));
-                }
-            }
-            None if cli.source_addresses.is_some_and(|n| n > 1) => {
-                bail!("--source-addresses needs a server on IPv4 loopback (127.0.0.0/8)")
-            }
-            None => {}
-        }
+        )))
     }
 
-    let seed = cli.seed.unwrap_or_else(rand::random);
-    let intervals = Intervals {
-        distributed: cli.distributed_interval,
-        config_refresh: cli.config_interval,
-        logger_period: cli.logger_interval,
-        honor_server_options: cli.honor_server_options,
-        ..Intervals::default()
-    };
-    let live = LiveQueryProfile {
-        rows_per_result: cli.rows_per_result,
-        error_prob: cli.live_query_error_prob,
-        no_result_prob: cli.live_query_no_result_prob,
-    };
+    /// Keep-alive connections each host holds.
+    fn connections_per_host(&self) -> usize {
+        match (self.connections, self.config_interval.is_zero()) {
+            (Connections::Shared | Connections::Pooled, _) => 1,
+            (Connections::PerThread, true) => 3,
+            (Connections::PerThread, false) => 4,
+        }
+    }
+}
 
-    let (rss_before, _) = memory_mb();
-    let counters = Arc::new(AgentCounters::with_histograms());
-    let sends = (cli.scenario == Scenario::Fanout).then(|| Arc::new(SendTimes::new(cli.hosts)));
+/// How every agent reaches the server.
+struct Network {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// `--resolve`, or the server's name pinned to its IPv4 loopback address.
+    resolve: Option<(String, SocketAddr)>,
+    /// How many 127.0.0.x addresses the agents' connections come from, when spread.
+    source_addresses: Option<u8>,
+}
+
+impl Network {
+    /// Reads the CA, raises the open-files limit for the connections the run needs and, when
+    /// the server is on IPv4 loopback, spreads source addresses over 127.0.0.x and pins the
+    /// server's name to that IPv4 address so every connection can bind one.
+    async fn prepare(cli: &Cli) -> anyhow::Result<Network> {
+        let server_url = reqwest::Url::parse(&cli.server).context("--server")?;
+        let ca_pem = match &cli.ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        let tls = tls_client_config(ca_pem.as_deref(), cli.insecure)
+            .context("TLS configuration")?
+            .map(Arc::new);
+        let mut resolve = cli.resolve.as_deref().map(parse_resolve).transpose()?;
+
+        let per_host = cli.connections_per_host();
+        let connections = match cli.connections {
+            Connections::Pooled => cli.pool_size,
+            _ => cli.hosts * per_host,
+        };
+        raise_open_files((connections + 1024) as u64);
+
+        let mut source_addresses = None;
+        if cli.local_address.is_none() && cli.connections != Connections::Pooled {
+            match loopback_v4(&server_url, &resolve).await {
+                Some(addr) => {
+                    let n = cli
+                        .source_addresses
+                        .unwrap_or_else(|| auto_source_addresses(cli.hosts, per_host));
+                    source_addresses = Some(n);
+                    if resolve.is_none() {
+                        let host = server_url.host_str().unwrap_or_default().to_owned();
+                        resolve = Some((host, addr));
+                    }
+                }
+                None if cli.source_addresses.is_some_and(|n| n > 1) => {
+                    bail!("--source-addresses needs a server on IPv4 loopback (127.0.0.0/8)")
+                }
+                None => {}
+            }
+        }
+        Ok(Network {
+            tls,
+            resolve,
+            source_addresses,
+        })
+    }
+}
+
+/// Builds every agent (not started yet) and, for the fan-out, the index of their hostnames.
+fn build_agents(
+    cli: &Cli,
+    network: &Network,
+    seed: u64,
+    counters: &Arc<AgentCounters>,
+    sends: Option<&Arc<SendTimes>>,
+) -> anyhow::Result<(Vec<SimAgent>, Arc<HostIndex>)> {
     let mut hostnames = Vec::new();
     let mut agents = Vec::with_capacity(cli.hosts);
     let mut ids = SeedStream::new(seed);
@@ -592,13 +669,13 @@ async fn main() -> anyhow::Result<()> {
             host_identifier,
             template,
         );
-        cfg.tls = tls.clone();
+        cfg.tls = network.tls.clone();
         cfg.insecure = cli.insecure;
         cfg.endpoints = endpoints.clone();
         cfg.send_node_key_header = !cli.no_node_key_header;
         cfg.osquery_version = cli.osquery_version.clone();
-        cfg.resolve = resolve.clone();
-        cfg.local_address = match source_addresses {
+        cfg.resolve = network.resolve.clone();
+        cfg.local_address = match network.source_addresses {
             Some(n) => Some(source_address(i, n)),
             None => cli.local_address,
         };
@@ -613,7 +690,7 @@ async fn main() -> anyhow::Result<()> {
             }
             cfg.pool = pool.clone();
         }
-        if let Some(sends) = &sends {
+        if let Some(sends) = sends {
             cfg.write_hook = Some(sends.hook(i));
         }
         let agent = SimAgent::new(cfg).with_context(|| format!("building agent {i}"))?;
@@ -623,23 +700,60 @@ async fn main() -> anyhow::Result<()> {
         agents.push(agent);
     }
     let index = Arc::new(HostIndex::new(hostnames.iter().map(String::as_str)));
-    drop(hostnames);
-    let (rss_built, _) = memory_mb();
+    Ok((agents, index))
+}
 
-    let started_at_unix = unix_now();
-    let started = Instant::now();
-    let deadline = started + cli.duration;
-    let steady_after = cli
-        .steady_after
-        .unwrap_or(cli.start_period + 2 * cli.distributed_interval);
-    counters.steady_from((started + steady_after).into_std());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+/// When the run started and when it ends.
+struct Run {
+    started_at_unix: u64,
+    started: Instant,
+    deadline: Instant,
+    /// From when on exchanges count in the steady state.
+    steady_after: Duration,
+}
+
+impl Run {
+    fn start(cli: &Cli) -> Run {
+        let started_at_unix = unix_now();
+        let started = Instant::now();
+        Run {
+            started_at_unix,
+            started,
+            deadline: started + cli.duration,
+            steady_after: cli
+                .steady_after
+                .unwrap_or(cli.start_period + 2 * cli.distributed_interval),
+        }
+    }
+}
+
+/// Starts every agent at its offset within `--start-period`; each runs until the deadline, or
+/// until the fan-out admin is done (`stop`).
+fn spawn_agents(
+    cli: &Cli,
+    run: &Run,
+    agents: Vec<SimAgent>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinSet<AgentStats> {
+    let intervals = Intervals {
+        distributed: cli.distributed_interval,
+        config_refresh: cli.config_interval,
+        logger_period: cli.logger_interval,
+        honor_server_options: cli.honor_server_options,
+        ..Intervals::default()
+    };
+    let live = LiveQueryProfile {
+        rows_per_result: cli.rows_per_result,
+        error_prob: cli.live_query_error_prob,
+        no_result_prob: cli.live_query_no_result_prob,
+    };
+    let (started, deadline) = (run.started, run.deadline);
     let hosts = cli.hosts.max(1) as u32;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, agent) in agents.into_iter().enumerate() {
         let offset = cli.start_period.mul_f64(i as f64 / f64::from(hosts));
         let intervals = intervals.clone();
-        let mut stop = stop_rx.clone();
+        let mut stop = stop.clone();
         let scenario = cli.scenario;
         tasks.spawn(async move {
             let shutdown = async move {
@@ -664,107 +778,117 @@ async fn main() -> anyhow::Result<()> {
             agent.run(intervals, &answerer, shutdown).await
         });
     }
+    tasks
+}
 
-    // Progress: every second, the request rate, the last second's p99, errors, enrolled.
-    let pb = progress_bar(cli.hosts, cli.quiet);
-    let rss_enrolled = Arc::new(std::sync::Mutex::new(None::<f64>));
-    let progress = {
-        let counters = counters.clone();
-        let pb = pb.clone();
-        let rss_enrolled = rss_enrolled.clone();
-        let hosts = cli.hosts as u64;
-        let version = cli.scenario == Scenario::Version;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let mut last = (Instant::now(), 0u64);
-            loop {
-                tick.tick().await;
-                let now = Instant::now();
-                let (requests, errors) = counters.totals();
-                let rate = (requests - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
-                last = (now, requests);
-                let p99 = counters
-                    .take_interval()
-                    .filter(|h| !h.is_empty())
-                    .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0);
-                // The version scenario has no enrollments: count hosts that started instead.
-                let enrolled = if version {
-                    counters.latency(Endpoint::Enroll).map_or(0, |h| h.len())
-                } else {
-                    counters.key_holders()
-                };
-                pb.set_position(enrolled);
-                let p99 = p99.map_or("-".into(), |v| format!("{v:.1} ms"));
-                pb.set_message(format!(
-                    "{rate:.0} req/s | p99 {p99} | {requests} requests | {errors} errors"
-                ));
-                let mut rss = rss_enrolled.lock().unwrap_or_else(|p| p.into_inner());
-                if rss.is_none() && enrolled >= hosts {
-                    *rss = Some(memory_mb().0);
-                }
-            }
-        })
-    };
-
-    // The fan-out admin.
-    let fanout = match fanout_login {
-        Some((email, password)) => {
-            let opts = FanoutOptions {
-                server: cli.server.clone(),
-                tls: tls.clone(),
-                resolve: resolve.clone(),
-                email,
-                password,
-                sql: cli.fanout_sql.clone(),
-                count: cli.fanout_count,
-                campaign_timeout: cli.fanout_timeout,
+/// Every second: the request rate, the last second's p99, errors, enrolled hosts; and the
+/// resident set the moment every host is enrolled, into `rss_enrolled`.
+fn spawn_progress(
+    cli: &Cli,
+    counters: Arc<AgentCounters>,
+    pb: ProgressBar,
+    rss_enrolled: Arc<std::sync::Mutex<Option<f64>>>,
+) -> tokio::task::JoinHandle<()> {
+    let hosts = cli.hosts as u64;
+    let version = cli.scenario == Scenario::Version;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last = (Instant::now(), 0u64);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            let (requests, errors) = counters.totals();
+            let rate = (requests - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
+            last = (now, requests);
+            let p99 = counters
+                .take_interval()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0);
+            // The version scenario has no enrollments: count hosts that started instead.
+            let enrolled = if version {
+                counters.latency(Endpoint::Enroll).map_or(0, |h| h.len())
+            } else {
+                counters.key_holders()
             };
-            let sends = sends.clone().expect("fanout send times");
-            let counters = counters.clone();
-            let index = index.clone();
-            let after = cli.fanout_after;
-            let hosts = cli.hosts as u64;
-            let pb = pb.clone();
-            Some(tokio::spawn(async move {
-                let result =
-                    run_fanout(opts, sends, index, counters, after, hosts, started, pb).await;
-                let _ = stop_tx.send(true);
-                result
-            }))
+            pb.set_position(enrolled);
+            let p99 = p99.map_or("-".into(), |v| format!("{v:.1} ms"));
+            pb.set_message(format!(
+                "{rate:.0} req/s | p99 {p99} | {requests} requests | {errors} errors"
+            ));
+            let mut rss = rss_enrolled.lock().unwrap_or_else(|p| p.into_inner());
+            if rss.is_none() && enrolled >= hosts {
+                *rss = Some(memory_mb().0);
+            }
         }
-        None => {
-            drop(stop_tx);
-            None
-        }
-    };
+    })
+}
 
-    // Every agent counts into the shared counters, so the totals are read from them (an
-    // agent's own stats() would be the same shared figures).
-    while let Some(res) = tasks.join_next().await {
-        res.context("agent task panicked")?;
-    }
-    let total = counters.snapshot(false);
-    let elapsed = started.elapsed();
-    let fanout = match fanout {
-        Some(task) => Some(task.await.context("fanout task panicked")??),
-        None => None,
+/// Starts the fan-out admin; when its campaigns are done it tells the agents to stop.
+#[allow(clippy::too_many_arguments)]
+fn spawn_fanout(
+    cli: &Cli,
+    network: &Network,
+    run: &Run,
+    (email, password): (String, String),
+    sends: Option<Arc<SendTimes>>,
+    index: Arc<HostIndex>,
+    counters: &Arc<AgentCounters>,
+    pb: &ProgressBar,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> tokio::task::JoinHandle<anyhow::Result<FanoutReport>> {
+    let opts = FanoutOptions {
+        server: cli.server.clone(),
+        tls: network.tls.clone(),
+        resolve: network.resolve.clone(),
+        email,
+        password,
+        sql: cli.fanout_sql.clone(),
+        count: cli.fanout_count,
+        campaign_timeout: cli.fanout_timeout,
     };
-    progress.abort();
-    pb.finish_and_clear();
+    let sends = sends.expect("fanout send times");
+    let counters = counters.clone();
+    let after = cli.fanout_after;
+    let hosts = cli.hosts as u64;
+    let started = run.started;
+    let pb = pb.clone();
+    tokio::spawn(async move {
+        let result = run_fanout(opts, sends, index, counters, after, hosts, started, pb).await;
+        let _ = stop.send(true);
+        result
+    })
+}
 
+/// The load tester's resident set, in MB, at the points the summary reports.
+struct Memory {
+    before: f64,
+    built: f64,
+    /// When every host had enrolled, if they all did.
+    all_enrolled: Option<f64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    cli: &Cli,
+    network: &Network,
+    run: &Run,
+    seed: u64,
+    counters: &AgentCounters,
+    total: &AgentStats,
+    elapsed: Duration,
+    memory: Memory,
+    fanout: Option<FanoutReport>,
+) -> Summary {
     let (rss_end, rss_peak) = memory_mb();
-    let rss_all = rss_enrolled
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .unwrap_or(rss_end);
+    let rss_all = memory.all_enrolled.unwrap_or(rss_end);
     let cpu = cpu_seconds();
     let requests = total.total_requests();
-    let summary = Summary {
+    Summary {
         scenario: cli.scenario,
         hosts: cli.hosts,
         enrolled_hosts: counters.key_holders(),
-        started_at: calendar_time(started_at_unix),
-        started_at_unix,
+        started_at: calendar_time(run.started_at_unix),
+        started_at_unix: run.started_at_unix,
         duration_s: elapsed.as_secs_f64(),
         seed,
         requests,
@@ -772,22 +896,26 @@ async fn main() -> anyhow::Result<()> {
         request_rate_per_s: requests as f64 / elapsed.as_secs_f64().max(1e-3),
         enrolls: total.enrolls,
         node_invalid: total.node_invalid,
-        endpoints: endpoints_summary(&total, &counters),
-        steady_state: steady_summary(&counters, steady_after, elapsed),
+        endpoints: endpoints_summary(total, counters),
+        steady_state: steady_summary(counters, run.steady_after, elapsed),
         client: ClientUsage {
             cpu_s: cpu,
             cpu_percent: cpu / elapsed.as_secs_f64().max(1e-3) * 100.0,
-            rss_mb_before_agents: rss_before,
-            rss_mb_agents_built: rss_built,
+            rss_mb_before_agents: memory.before,
+            rss_mb_agents_built: memory.built,
             rss_mb_all_enrolled: rss_all,
             rss_mb_peak: rss_peak,
-            rss_per_host_kb: (rss_all - rss_before).max(0.0) * 1024.0 / cli.hosts.max(1) as f64,
+            rss_per_host_kb: (rss_all - memory.before).max(0.0) * 1024.0 / cli.hosts.max(1) as f64,
         },
-        options: cli.options(source_addresses),
+        options: cli.options(network.source_addresses),
         fanout,
-    };
-    let text = serde_json::to_string_pretty(&summary)?;
-    if let Some(path) = &cli.summary {
+    }
+}
+
+/// The summary as pretty JSON on stdout, and into `path` when given.
+fn write_summary(summary: &Summary, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(summary)?;
+    if let Some(path) = path {
         std::fs::write(path, format!("{text}\n"))
             .with_context(|| format!("writing {}", path.display()))?;
     }
