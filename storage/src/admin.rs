@@ -1,5 +1,7 @@
-//! `AdminStore`: what the admin API (users, sessions, hosts, labels, teams, saved queries,
-//! activities) and the campaign code need from the database, with the model types they use.
+//! What the admin API (users, sessions, hosts, labels, teams, saved queries, activities) and
+//! the campaign code need from the database: one store trait per area, `AdminStore` for all
+//! of them, and the model types they use. The implementations for [`SqlStore`](crate::SqlStore)
+//! are in `admin/`, one file per area.
 //!
 //! Times are Unix seconds. Roles are kept as Fleet's role names (`admin`, `maintainer`,
 //! `observer`, `observer_plus`); what each may do is decided by the API. Every backend
@@ -63,6 +65,24 @@ pub enum AdminError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A failed write: a taken unique name becomes [`AdminError::Conflict`] (`what` says which),
+/// a reference to a missing row becomes [`AdminError::Invalid`].
+pub(crate) fn write_error(error: sqlx::Error, what: &str) -> AdminError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            return AdminError::Conflict(format!("{what} already exists"));
+        }
+        if db.is_foreign_key_violation() {
+            return AdminError::Invalid(format!("{what} refers to something that does not exist"));
+        }
+        // SQLSTATE 22001: a value longer than its column (MySQL's VARCHAR limits).
+        if db.code().as_deref() == Some("22001") {
+            return AdminError::Invalid(format!("{what}: a value is too long"));
+        }
+    }
+    AdminError::Store(crate::common::store_error(error))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,3 +706,5 @@ impl<T> AdminStore for T where
         + ActivityStore
 {
 }
+
+crate::sql::id_args!(UserId, LabelId, QueryId);

@@ -1,8 +1,6 @@
-//! Error mapping and parameter helpers every backend shares.
+//! Error mapping and parameter helpers every store shares.
 
 use flotilla_engine::store::StoreError;
-
-use crate::admin::AdminError;
 
 /// A failed read: the database answered with data we cannot decode, or did not answer.
 pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
@@ -13,24 +11,6 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::TypeNotFound { .. } => StoreError::Data(error.to_string()),
         other => StoreError::Unavailable(other.to_string()),
     }
-}
-
-/// A failed write: a taken unique name becomes [`AdminError::Conflict`] (`what` says which),
-/// a reference to a missing row becomes [`AdminError::Invalid`].
-pub(crate) fn write_error(error: sqlx::Error, what: &str) -> AdminError {
-    if let sqlx::Error::Database(db) = &error {
-        if db.is_unique_violation() {
-            return AdminError::Conflict(format!("{what} already exists"));
-        }
-        if db.is_foreign_key_violation() {
-            return AdminError::Invalid(format!("{what} refers to something that does not exist"));
-        }
-        // SQLSTATE 22001: a value longer than its column (MySQL's VARCHAR limits).
-        if db.code().as_deref() == Some("22001") {
-            return AdminError::Invalid(format!("{what}: a value is too long"));
-        }
-    }
-    AdminError::Store(store_error(error))
 }
 
 /// A JSON array of ids, bound as one parameter and read as the dialect's `ID_SET`.

@@ -23,5 +23,5 @@ mod sql;
 mod store;
 
 pub use redis_relay::RedisRelay;
-pub use sql::MysqlOptions;
-pub use store::{PoolUsage, SqlStore};
+pub use sql::{MysqlOptions, PoolUsage};
+pub use store::SqlStore;

@@ -1,27 +1,16 @@
 //! Row → model mapping. What a row means is written once here; how each backend's columns
-//! decode is [`ModelRow`]'s business (implemented by [`crate::sql::Row`]).
+//! decode is [`ModelRow`]'s business (`sql/`).
 
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
 use flotilla_engine::store::{EnrollSecret, StoreError, StoredHost};
 use flotilla_engine::vitals::Intervals;
 
+pub(crate) use crate::sql::ModelRow;
+
 use crate::admin::{
     Activity, Host, Label, LabelId, LabelMembership, LabelQuery, LabelType, QueryFields, QueryId,
     SavedQuery, Team, TeamSecret, User, UserId, UserTeam,
 };
-
-/// How a backend's row hands over the few kinds of value the models hold.
-pub(crate) trait ModelRow {
-    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
-    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
-    /// A signed number: times, counts, sizes.
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
-    /// A primary or foreign key.
-    fn id(&self, column: &str) -> Result<u64, sqlx::Error>;
-    fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error>;
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
-}
 
 /// Columns: `id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval,
 /// config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, label_updated_at,

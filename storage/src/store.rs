@@ -9,15 +9,7 @@ use std::path::Path;
 use flotilla_engine::store::StoreError;
 
 use crate::hosts::enroll::Enroller;
-use crate::sql::{self, Db, MysqlOptions};
-
-/// Connections of a store's pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolUsage {
-    pub open: u32,
-    pub idle: u32,
-    pub max: u32,
-}
+use crate::sql::{self, Db, MysqlOptions, PoolUsage};
 
 /// The store of a Flotilla node: an embedded SQLite file, or a MySQL database that several
 /// nodes may share. Cheap to clone (a pool handle).

@@ -6,8 +6,9 @@ use flotilla_engine::ids::TeamId;
 use flotilla_engine::store::StoreError;
 
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{AdminError, ConfigStore};
-use crate::common::{store_error, write_error};
+use crate::common::store_error;
 use crate::rows::ModelRow;
 use crate::sql::{query, sql};
 

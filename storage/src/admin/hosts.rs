@@ -6,11 +6,12 @@ use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
 
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{
     AdminError, Host, HostDirectory, HostFilter, HostScope, HostTotals, LabelId, Order, Page,
     StatusFilter, TeamFilter,
 };
-use crate::common::{like_pattern, store_error, write_error};
+use crate::common::{like_pattern, store_error};
 use crate::rows::ModelRow;
 use crate::sql::{Dialect, Query, Row, query, sql};
 

@@ -8,11 +8,12 @@ use flotilla_engine::store::StoreError;
 
 use super::hosts::{label_member, push_scope};
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{
     AdminError, HostScope, Label, LabelChanges, LabelId, LabelMembership, LabelQuery, LabelStore,
     LabelType, NewLabel,
 };
-use crate::common::{id_array, store_error, write_error};
+use crate::common::{id_array, store_error};
 use crate::rows::ModelRow;
 use crate::sql::{Dialect, Exec, Query, Row, Tx, query, sql};
 

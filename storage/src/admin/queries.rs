@@ -8,8 +8,9 @@ use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
 
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{AdminError, QueryFields, QueryId, QueryStore, ReportRows, SavedQuery, UserId};
-use crate::common::{id_array, like_pattern, store_error, write_error};
+use crate::common::{id_array, like_pattern, store_error};
 use crate::rows::ModelRow;
 use crate::sql::{Exec, Row, query, sql};
 

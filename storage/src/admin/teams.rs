@@ -7,8 +7,9 @@ use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::StoreError;
 
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{AdminError, Team, TeamChanges, TeamSecret, TeamStore};
-use crate::common::{store_error, write_error};
+use crate::common::store_error;
 use crate::rows::ModelRow;
 use crate::sql::{Exec, Tx, query, sql};
 

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use flotilla_engine::store::StoreError;
 
 use crate::SqlStore;
+use crate::admin::write_error;
 use crate::admin::{AdminError, NewUser, Roles, User, UserChanges, UserId, UserStore, UserTeam};
-use crate::common::{store_error, write_error};
+use crate::common::store_error;
 use crate::rows::ModelRow;
 use crate::sql::{Exec, query, sql};
 

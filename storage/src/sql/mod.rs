@@ -29,8 +29,13 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub(crate) use dialect::{Dialect, sql};
 
-use crate::admin::{LabelId, QueryId, UserId};
-use crate::rows::ModelRow;
+/// Connections of a store's pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
 
 /// A pool of either backend. Cheap to clone.
 #[derive(Clone)]
@@ -63,7 +68,7 @@ impl Db {
     }
 
     /// Connections open, idle and at most, for `/metrics`.
-    pub(crate) fn pool_usage(&self) -> crate::PoolUsage {
+    pub(crate) fn pool_usage(&self) -> PoolUsage {
         let (open, idle, max) = match &self.pool {
             Pool::Sqlite(pool) => (
                 pool.size(),
@@ -76,7 +81,7 @@ impl Db {
                 pool.options().get_max_connections(),
             ),
         };
-        crate::PoolUsage {
+        PoolUsage {
             open,
             idle: idle as u32,
             max,
@@ -299,16 +304,18 @@ macro_rules! int_args {
 }
 int_args!(i64, i32, u32, u64, usize);
 
+/// `IntoArg` for id newtypes (`struct XId(pub u64)`), bound as signed 64-bit integers.
 macro_rules! id_args {
     ($($t:ty),*) => {$(
-        impl<'a> IntoArg<'a> for $t {
-            fn into_arg(self) -> Arg<'a> {
-                Arg::Int(self.0 as i64)
+        impl<'a> $crate::sql::IntoArg<'a> for $t {
+            fn into_arg(self) -> $crate::sql::Arg<'a> {
+                $crate::sql::Arg::Int(self.0 as i64)
             }
         }
     )*};
 }
-id_args!(HostId, TeamId, CampaignId, UserId, LabelId, QueryId);
+pub(crate) use id_args;
+id_args!(HostId, TeamId, CampaignId);
 
 /// A statement and its parameters.
 pub(crate) struct Query<'a> {
@@ -472,6 +479,19 @@ fn sqlite_rows(rows: Vec<SqliteRow>) -> Vec<Row> {
 
 fn mysql_rows(rows: Vec<MySqlRow>) -> Vec<Row> {
     rows.into_iter().map(Row::Mysql).collect()
+}
+
+/// How a backend's row hands over the few kinds of value the models hold.
+pub(crate) trait ModelRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    /// A signed number: times, counts, sizes.
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    /// A primary or foreign key.
+    fn id(&self, column: &str) -> Result<u64, sqlx::Error>;
+    fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error>;
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
 }
 
 /// A row of either backend; its columns are read through [`ModelRow`].
