@@ -18,7 +18,7 @@ use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort, rpc::CallResult};
 use crate::config::EngineConfig;
 use crate::counters::HostCounters;
 use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets};
-use crate::host::{HostActor, HostArgs, HostContext};
+use crate::host::{HostActor, HostArgs};
 use crate::host_msg::{HostMsg, HostResults, ReadWork};
 use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
 use crate::labels::{LabelQuery, Labels};
@@ -26,10 +26,12 @@ use crate::live::{LiveQuery, ResultSink};
 use crate::record::HostRecord;
 use crate::relay::{LocalRelay, Relay, RelayEvent};
 use crate::row::Row;
-use crate::slot::HostSlot;
 use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
 use crate::vitals::Vitals;
 use crate::writer::HostWriter;
+
+pub use crate::host::HostContext;
+pub use crate::slot::HostSlot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
