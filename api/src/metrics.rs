@@ -124,7 +124,7 @@ pub struct MetricsSources {
     pub store_backend: &'static str,
     pub pool: Option<PoolProbe>,
     /// The osquery log destinations (spooled ones export their backlog and deliveries).
-    pub logs: Option<crate::logsink::LogSink>,
+    pub logs: Option<crate::logs::sink::LogSink>,
 }
 
 /// Every metric the server exports, and the credentials that guard them.

@@ -18,16 +18,16 @@ use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 use flotilla_storage::{MysqlOptions, MysqlStore, RedisRelay, SqliteStore};
 
-use crate::agent_config::AgentConfigs;
-use crate::carves::Carves;
+use crate::agent_config::configs::AgentConfigs;
+use crate::agent_config::reports::Reports;
 use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::client::http::Trust;
 use crate::fleet::ratelimit::LoginLimiter;
-use crate::kafka::KafkaSettings;
-use crate::logsink::{Destination, LogSink, Rotation};
-use crate::reports::Reports;
-use crate::spool::SpoolSettings;
+use crate::logs::kafka::KafkaSettings;
+use crate::logs::sink::{Destination, LogSink, Rotation};
+use crate::logs::spool::SpoolSettings;
+use crate::osquery::carves::Carves;
 use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
 

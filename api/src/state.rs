@@ -6,11 +6,11 @@ use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
 use flotilla_storage::admin::AdminStore;
 
-use crate::agent_config::AgentConfigs;
-use crate::carves::Carves;
+use crate::agent_config::configs::AgentConfigs;
+use crate::agent_config::reports::Reports;
 use crate::fleet::ratelimit::LoginLimiter;
-use crate::logsink::LogSink;
-use crate::reports::Reports;
+use crate::logs::sink::LogSink;
+use crate::osquery::carves::Carves;
 
 /// Request-body limits per osquery endpoint, in bytes (after gzip inflation).
 #[derive(Clone, Copy, Debug)]

@@ -2,7 +2,7 @@
 //! agent options (`POST /teams/{id}/agent_options`), and query reports
 //! (`GET /queries/{id}/report`, `GET /hosts/{id}/queries/{query_id}`).
 //!
-//! Agent options are checked with [`crate::agent_options::validate`] and refused with a 422
+//! Agent options are checked with [`crate::agent_config::options::validate`] and refused with a 422
 //! naming `agent_options` unless `?force=true`; `?dry_run=true` checks without saving. After a
 //! change, [`reload_agent_configs`] makes every host's next config pull see it.
 
@@ -39,7 +39,7 @@ pub async fn reload_agent_configs(state: &AppState) -> Result<(), FleetError> {
 
 /// Checks agent options; with `force` a failure is only logged.
 pub fn check_agent_options(options: &Value, force: bool) -> Result<(), FleetError> {
-    match crate::agent_options::validate(options) {
+    match crate::agent_config::options::validate(options) {
         Ok(()) => Ok(()),
         Err(reason) if force => {
             tracing::warn!(%reason, "storing agent options that fail validation (force)");

@@ -22,7 +22,7 @@ use flotilla_storage::admin::{AdminStore, QueryId, SavedQuery};
 use parking_lot::RwLock;
 use serde_json::{Map, Value, json};
 
-use crate::agent_options::{default_agent_options, for_platform};
+use crate::agent_config::options::{default_agent_options, for_platform};
 
 /// What Fleet's rules need to know about a scheduled query when its results arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
