@@ -26,3 +26,4 @@ pub mod osquery;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod units;

@@ -44,8 +44,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 
-use crate::state::SharedState;
-
 /// The `handler` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -299,10 +297,6 @@ impl Metrics {
         }
         text
     }
-
-    pub fn requires_auth(&self) -> bool {
-        self.auth.is_some()
-    }
 }
 
 /// The one copy of a route template, kept for the life of the process, so counting a request
@@ -390,12 +384,15 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/metrics", get(scrape))
+/// `/metrics`, rendering `metrics`.
+pub fn router<S>(metrics: Arc<Metrics>) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics)
 }
 
-async fn scrape(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Some(auth) = &state.metrics.auth
+async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
+    if let Some(auth) = &metrics.auth
         && !auth.admits(&headers)
     {
         let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
@@ -406,7 +403,6 @@ async fn scrape(State(state): State<SharedState>, headers: HeaderMap) -> Respons
         return response;
     }
     // Counting hosts is one pass over the registry: off the async workers for big fleets.
-    let metrics = state.metrics.clone();
     let text = match tokio::task::spawn_blocking(move || metrics.render()).await {
         Ok(text) => text,
         Err(error) => {

@@ -190,7 +190,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
         live_query_sync_timeout: args.live_query_sync_timeout,
         metrics,
-        health,
+        health: Arc::new(health),
     });
     crate::fleet::labels::publish_label_queries(&state, true)
         .await

@@ -52,7 +52,7 @@ pub struct AppState {
     /// `/metrics`: what every request records into and what a scrape reads.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/healthz` checks and `/readyz` state.
-    pub health: crate::health::Health,
+    pub health: Arc<crate::health::Health>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::auth::Viewer;
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
-use super::labels::LabelJson;
+use super::labels::{self, LabelJson};
 use super::{ListParams, rfc3339};
 use crate::state::{AppState, SharedState};
 
@@ -207,7 +207,7 @@ pub fn host_filter(
     })
 }
 
-/// A page of hosts as Fleet lists them; shared with `GET /labels/{id}/hosts`.
+/// A page of hosts as Fleet lists them, of all hosts or of a label's.
 pub async fn list_response(
     state: &AppState,
     viewer: &Viewer,
@@ -235,6 +235,17 @@ pub async fn list(
     FleetQuery(params): FleetQuery<ListParams>,
 ) -> Result<Response, FleetError> {
     list_response(&state, &viewer, &params, None).await
+}
+
+/// `GET /labels/{id}/hosts`: the label's members, with the filters and paging of `/hosts`.
+pub async fn of_label(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<String>,
+    FleetQuery(params): FleetQuery<ListParams>,
+) -> Result<Response, FleetError> {
+    let label = labels::visible_label(&state, &viewer, labels::parse_id(&id)?).await?;
+    list_response(&state, &viewer, &params, Some(label.id)).await
 }
 
 /// `GET /hosts/count`: the number of hosts `GET /hosts` would list over all pages.

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::Viewer;
-use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
-use super::hosts::list_response;
-use super::{ListParams, rfc3339};
+use super::error::{FleetError, FleetJson, FleetPath, ok};
+use super::rfc3339;
 use crate::state::{AppState, SharedState};
 
 /// Platforms a dynamic label can be limited to (empty: all).
@@ -196,13 +195,14 @@ pub async fn summary(
     Ok(ok(&json!({ "labels": labels })))
 }
 
-fn parse_id(text: &str) -> Result<LabelId, FleetError> {
+pub(crate) fn parse_id(text: &str) -> Result<LabelId, FleetError> {
     text.parse()
         .map(LabelId)
         .map_err(|_| FleetError::BadRequest(format!("`{text}` is not a label id")))
 }
 
-async fn visible_label(
+/// The label with this id, if the viewer may see it.
+pub(crate) async fn visible_label(
     state: &AppState,
     viewer: &Viewer,
     id: LabelId,
@@ -330,17 +330,6 @@ pub async fn delete_by_id(
     Viewer::require(viewer.can_write(None))?;
     let label = visible_label(&state, &viewer, LabelId(id)).await?;
     delete_label(&state, &viewer, label).await
-}
-
-/// `GET /labels/{id}/hosts`: the label's members, with the filters and paging of `/hosts`.
-pub async fn hosts(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-    FleetPath(id): FleetPath<String>,
-    FleetQuery(params): FleetQuery<ListParams>,
-) -> Result<Response, FleetError> {
-    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
-    list_response(&state, &viewer, &params, Some(label.id)).await
 }
 
 /// Hands the stored dynamic labels to the engine, which sends them to hosts as

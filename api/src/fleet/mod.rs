@@ -58,7 +58,7 @@ pub fn router() -> Router<SharedState> {
                 .delete(labels::delete_by_name),
         )
         .route("/labels/id/{id}", delete(labels::delete_by_id))
-        .route("/labels/{id_or_name}/hosts", get(labels::hosts))
+        .route("/labels/{id_or_name}/hosts", get(hosts::of_label))
         .route("/teams", get(teams::list).post(teams::create))
         .route(
             "/teams/{id}",
