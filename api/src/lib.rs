@@ -24,6 +24,7 @@ pub mod logs;
 pub mod metrics;
 pub mod osquery;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod tls;
 pub mod units;

@@ -23,12 +23,13 @@ use crate::agent_config::reports::Reports;
 use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::client::http::Trust;
-use crate::fleet::ratelimit::LoginLimiter;
 use crate::logs::kafka::KafkaSettings;
 use crate::logs::sink::{Destination, LogSink, Rotation};
 use crate::logs::spool::SpoolSettings;
 use crate::osquery::carves::Carves;
-use crate::state::{AppState, BodyLimits, SharedState};
+use crate::service::ratelimit::LoginLimiter;
+use crate::service::{Effects, Services};
+use crate::state::{AppState, BodyLimits};
 use crate::tls::{DevPki, default_sans, server_config};
 
 /// How the listener speaks, and what to tell agents about it.
@@ -155,11 +156,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .with_check("redis", Arc::new(RelayCheck(relay.clone())))
             .with_relay(relay_counters.clone());
     }
-    let agent_configs = AgentConfigs::new(
-        AgentConfigs::load(admin.as_ref())
+    let agent_configs = Arc::new(AgentConfigs::new(
+        AgentConfigs::load(admin.as_ref(), admin.as_ref())
             .await
             .context("loading agent options and scheduled queries")?,
-    );
+    ));
     let reports = Arc::new(
         Reports::load(admin.as_ref(), args.query_report_cap)
             .await
@@ -176,7 +177,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         campaigns: campaigns.clone(),
         store: store.clone(),
         admin: admin.clone(),
-        login_limiter: LoginLimiter::fleet_default(),
+        services: Services::new(
+            admin.clone(),
+            hosts.clone(),
+            campaigns.clone(),
+            agent_configs.clone(),
+            reports.clone(),
+            LoginLimiter::fleet_default(),
+        ),
         agent_configs,
         logs,
         reports: reports.clone(),
@@ -192,10 +200,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         metrics,
         health: Arc::new(health),
     });
-    crate::fleet::labels::publish_label_queries(&state, true)
+    state
+        .services
+        .effects
+        .publish_label_queries(true)
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
-    follow_shared_changes(state.clone(), relay.clone());
+    follow_shared_changes(state.services.effects.clone(), relay.clone());
     if !relay.is_local() {
         // Live queries other nodes are running: mirror them now rather than at the first
         // reconcile, so this node's hosts get them at their next check-in.
@@ -309,7 +320,7 @@ fn relay(
 
 /// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled
 /// queries (the engine itself follows hosts, enroll secrets and live queries).
-fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
+fn follow_shared_changes(effects: Effects, relay: Arc<dyn Relay>) {
     if relay.is_local() {
         return;
     }
@@ -318,25 +329,21 @@ fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
         loop {
             match events.recv().await {
                 Ok(RelayEvent::Changed(Topic::Labels)) => {
-                    if let Err(error) =
-                        crate::fleet::labels::reload_label_queries(&state, false).await
-                    {
+                    if let Err(error) = effects.reload_label_queries(false).await {
                         tracing::warn!(%error, "could not reload the dynamic labels another node changed");
                     }
                 }
                 Ok(RelayEvent::Changed(Topic::AgentOptions)) => {
-                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                    if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options another node changed");
                     }
                 }
                 Ok(RelayEvent::Reconnected) => {
                     // Announcements may have been missed while disconnected.
-                    if let Err(error) =
-                        crate::fleet::labels::reload_label_queries(&state, false).await
-                    {
+                    if let Err(error) = effects.reload_label_queries(false).await {
                         tracing::warn!(%error, "could not reload the dynamic labels");
                     }
-                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                    if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options");
                     }
                 }
@@ -508,17 +515,17 @@ async fn ensure_admin(
             n => format!("{n} user(s)"),
         });
     };
-    let email = crate::fleet::users::check_email(email)
+    let email = crate::service::sessions::check_email(email)
         .map_err(|e| anyhow::anyhow!("--admin-email: {e}"))?;
     if admin.user_by_email(&email).await?.is_some() {
         return Ok(format!("{email} (exists)"));
     }
-    crate::fleet::password::check_rules("admin-password", password)
+    crate::service::password::check_rules("admin-password", password)
         .map_err(|e| anyhow::anyhow!("--admin-password: {e}"))?;
     let user = NewUser {
         name: email.split('@').next().unwrap_or("admin").to_owned(),
         email: email.clone(),
-        password_hash: crate::fleet::password::hash(password.to_owned())
+        password_hash: crate::service::password::hash(password.to_owned())
             .await
             .map_err(|e| anyhow::anyhow!("hashing --admin-password: {e}"))?,
         roles: Roles::Global("admin".into()),
