@@ -29,7 +29,7 @@ use crate::logs::spool::SpoolSettings;
 use crate::osquery::carves::Carves;
 use crate::service::ratelimit::LoginLimiter;
 use crate::service::{Effects, Services};
-use crate::state::{AppState, BodyLimits};
+use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
 
 /// How the listener speaks, and what to tell agents about it.
@@ -63,33 +63,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Shared with the relay between nodes, which records into it; zero on a single node.
     let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
     let relay = relay(&args, relay_counters.clone())?;
-    // Campaigns do not outlive the processes that ran them: close what a previous run left
-    // open, except what other nodes sharing the relay still run (this node will mirror those).
-    let still_running = if relay.is_local() {
-        Vec::new()
-    } else {
-        match relay.active_campaigns().await {
-            Ok(ids) => ids,
-            Err(error) => {
-                tracing::warn!(%error, "relay unreachable at start; leaving recorded live queries as they are");
-                Vec::new()
-            }
-        }
-    };
-    let abandoned = if relay.is_local() || relay.ping().await.is_ok() {
-        campaign_store
-            .finish_abandoned_campaigns(flotilla_engine::unix_now(), &still_running)
-            .await
-            .context("closing campaigns left by a previous run")?
-    } else {
-        0
-    };
-    if abandoned > 0 {
-        tracing::info!(
-            campaigns = abandoned,
-            "closed live queries left running by the previous process"
-        );
-    }
+    let still_running = close_abandoned_campaigns(relay.as_ref(), campaign_store.as_ref()).await?;
     let engine_config = EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
@@ -115,28 +89,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
-    let logs = LogSink::with_destinations(
-        &data_dir.join("logs"),
-        Rotation {
-            max_bytes: args.osquery_log_rotate_size as u64,
-            keep: args.osquery_log_rotate_keep,
-        },
-        &log_destination(
-            &args,
-            args.osquery_result_log_plugin,
-            &args.osquery_result_log_webhook_url,
-            &args.osquery_result_log_kafka_topic,
-            "result",
-        )?,
-        &log_destination(
-            &args,
-            args.osquery_status_log_plugin,
-            &args.osquery_status_log_webhook_url,
-            &args.osquery_status_log_kafka_topic,
-            "status",
-        )?,
-    )
-    .context("opening the osquery log destinations")?;
+    let logs = log_sink(&args, &data_dir)?;
     let transport = transport(&args, &data_dir)?;
     let metrics = metrics(
         &args,
@@ -150,56 +103,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             logs: Some(logs.clone()),
         },
     );
-    let mut health = crate::health::Health::new(store.clone());
-    if !relay.is_local() {
-        health = health
-            .with_check("redis", Arc::new(RelayCheck(relay.clone())))
-            .with_relay(relay_counters.clone());
-    }
-    let agent_configs = Arc::new(AgentConfigs::new(
-        AgentConfigs::load(admin.as_ref(), admin.as_ref())
-            .await
-            .context("loading agent options and scheduled queries")?,
-    ));
-    let reports = Arc::new(
-        Reports::load(admin.as_ref(), args.query_report_cap)
-            .await
-            .context("loading query reports")?,
-    );
+    let health = health(store.clone(), &relay, &relay_counters);
+    let (agent_configs, reports) = load_agent_config(admin.as_ref(), &args).await?;
     let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
     let report_flusher = tokio::spawn(reports.clone().run_flusher(
         admin.clone(),
         args.flush_interval,
         report_flusher_stopped,
     ));
-    let state = Arc::new(AppState {
-        hosts: hosts.clone(),
-        campaigns: campaigns.clone(),
-        store: store.clone(),
-        admin: admin.clone(),
-        services: Services::new(
-            admin.clone(),
-            hosts.clone(),
-            campaigns.clone(),
-            agent_configs.clone(),
-            reports.clone(),
-            LoginLimiter::fleet_default(),
-        ),
-        agent_configs,
-        logs,
-        reports: reports.clone(),
-        carves: Carves::new(data_dir.join("carves"), store.clone())
-            .context("creating the carves directory")?,
-        limits: BodyLimits {
-            default: args.max_body_default,
-            distributed_write: args.max_body_distributed_write,
-            log: args.max_body_log,
-            carve_block: args.max_body_carve_block,
+    let state = app_state(
+        &args,
+        &data_dir,
+        Handles {
+            hosts: hosts.clone(),
+            campaigns: campaigns.clone(),
+            store: store.clone(),
+            admin: admin.clone(),
         },
-        live_query_sync_timeout: args.live_query_sync_timeout,
-        metrics,
-        health: Arc::new(health),
-    });
+        AppParts {
+            agent_configs,
+            reports: reports.clone(),
+            logs,
+            metrics,
+            health,
+        },
+    )?;
     state
         .services
         .effects
@@ -207,42 +135,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
     follow_shared_changes(state.services.effects.clone(), relay.clone());
-    if !relay.is_local() {
-        // Live queries other nodes are running: mirror them now rather than at the first
-        // reconcile, so this node's hosts get them at their next check-in.
-        for id in still_running {
-            if let Err(error) = campaigns.join(id).await {
-                tracing::warn!(campaign = %id, %error, "could not mirror a running live query");
-            }
-        }
-    }
+    mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone());
 
-    let handle = Handle::new();
-    let server = {
-        let handle = handle.clone();
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        // Requests and answers are small: send them at once rather than let Nagle's algorithm
-        // wait for the peer's (delayed) acknowledgement.
-        let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
-        match &transport {
-            Transport::Tls { config, .. } => {
-                let tls = RustlsConfig::from_config(config.clone());
-                tokio::spawn(
-                    axum_server::bind(args.listen)
-                        .acceptor(RustlsAcceptor::new(tls).acceptor(tcp))
-                        .handle(handle)
-                        .serve(service),
-                )
-            }
-            Transport::Plain => tokio::spawn(
-                axum_server::bind(args.listen)
-                    .acceptor(tcp)
-                    .handle(handle)
-                    .serve(service),
-            ),
-        }
-    };
+    let (handle, server) = serve(app, &args, &transport);
     let Some(bound) = handle.listening().await else {
         // The server task ended before listening: report its error.
         server.await??;
@@ -264,6 +160,229 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
 
     shutdown_signal().await;
+    shut_down(&args, &campaigns, &handle, server).await?;
+    hosts
+        .flush()
+        .await
+        .context("flushing host writes at shutdown")?;
+    let _ = stop_report_flusher.send(());
+    report_flusher
+        .await?
+        .context("writing query reports at shutdown")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// The engine's and the store's handles the handlers share.
+struct Handles {
+    hosts: Hosts,
+    campaigns: Campaigns,
+    store: Arc<dyn HostStore>,
+    admin: Arc<dyn AdminStore>,
+}
+
+/// What the server built for the handlers besides the engine.
+struct AppParts {
+    agent_configs: Arc<AgentConfigs>,
+    reports: Arc<Reports>,
+    logs: LogSink,
+    metrics: Arc<crate::metrics::Metrics>,
+    health: crate::health::Health,
+}
+
+/// What every handler shares, with the admin API's services built over the store's areas.
+fn app_state(
+    args: &ServeArgs,
+    data_dir: &Path,
+    engine: Handles,
+    parts: AppParts,
+) -> Result<SharedState> {
+    Ok(Arc::new(AppState {
+        services: Services::new(
+            engine.admin.clone(),
+            engine.hosts.clone(),
+            engine.campaigns.clone(),
+            parts.agent_configs.clone(),
+            parts.reports.clone(),
+            LoginLimiter::fleet_default(),
+        ),
+        carves: Carves::new(data_dir.join("carves"), engine.store.clone())
+            .context("creating the carves directory")?,
+        limits: BodyLimits {
+            default: args.max_body_default,
+            distributed_write: args.max_body_distributed_write,
+            log: args.max_body_log,
+            carve_block: args.max_body_carve_block,
+        },
+        live_query_sync_timeout: args.live_query_sync_timeout,
+        hosts: engine.hosts,
+        campaigns: engine.campaigns,
+        store: engine.store,
+        admin: engine.admin,
+        agent_configs: parts.agent_configs,
+        logs: parts.logs,
+        reports: parts.reports,
+        metrics: parts.metrics,
+        health: Arc::new(parts.health),
+    }))
+}
+
+/// The config hosts pull (agent options, scheduled queries) and the query reports, as stored.
+async fn load_agent_config(
+    admin: &dyn AdminStore,
+    args: &ServeArgs,
+) -> Result<(Arc<AgentConfigs>, Arc<Reports>)> {
+    let agent_configs = AgentConfigs::load(admin, admin)
+        .await
+        .context("loading agent options and scheduled queries")?;
+    let reports = Reports::load(admin, args.query_report_cap)
+        .await
+        .context("loading query reports")?;
+    Ok((
+        Arc::new(AgentConfigs::new(agent_configs)),
+        Arc::new(reports),
+    ))
+}
+
+/// Live queries other nodes are running: mirrored now rather than at the first reconcile, so
+/// this node's hosts get them at their next check-in.
+async fn mirror_running_campaigns(
+    campaigns: &Campaigns,
+    relay: &dyn Relay,
+    still_running: Vec<flotilla_engine::CampaignId>,
+) {
+    if relay.is_local() {
+        return;
+    }
+    for id in still_running {
+        if let Err(error) = campaigns.join(id).await {
+            tracing::warn!(campaign = %id, %error, "could not mirror a running live query");
+        }
+    }
+}
+
+/// Campaigns do not outlive the processes that ran them: closes what a previous run left
+/// open, except what other nodes sharing the relay still run (this node will mirror those,
+/// and gets their ids back).
+async fn close_abandoned_campaigns(
+    relay: &dyn Relay,
+    campaign_store: &dyn CampaignStore,
+) -> Result<Vec<flotilla_engine::CampaignId>> {
+    let still_running = if relay.is_local() {
+        Vec::new()
+    } else {
+        match relay.active_campaigns().await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(%error, "relay unreachable at start; leaving recorded live queries as they are");
+                Vec::new()
+            }
+        }
+    };
+    let abandoned = if relay.is_local() || relay.ping().await.is_ok() {
+        campaign_store
+            .finish_abandoned_campaigns(flotilla_engine::unix_now(), &still_running)
+            .await
+            .context("closing campaigns left by a previous run")?
+    } else {
+        0
+    };
+    if abandoned > 0 {
+        tracing::info!(
+            campaigns = abandoned,
+            "closed live queries left running by the previous process"
+        );
+    }
+    Ok(still_running)
+}
+
+/// Where osquery's result and status logs go, as the flags say.
+fn log_sink(args: &ServeArgs, data_dir: &Path) -> Result<LogSink> {
+    LogSink::with_destinations(
+        &data_dir.join("logs"),
+        Rotation {
+            max_bytes: args.osquery_log_rotate_size as u64,
+            keep: args.osquery_log_rotate_keep,
+        },
+        &log_destination(
+            args,
+            args.osquery_result_log_plugin,
+            &args.osquery_result_log_webhook_url,
+            &args.osquery_result_log_kafka_topic,
+            "result",
+        )?,
+        &log_destination(
+            args,
+            args.osquery_status_log_plugin,
+            &args.osquery_status_log_webhook_url,
+            &args.osquery_status_log_kafka_topic,
+            "status",
+        )?,
+    )
+    .context("opening the osquery log destinations")
+}
+
+/// `/healthz` and `/readyz`: the store, and the relay when there is one between nodes.
+fn health(
+    store: Arc<dyn HostStore>,
+    relay: &Arc<dyn Relay>,
+    relay_counters: &Arc<flotilla_engine::counters::RelayCounters>,
+) -> crate::health::Health {
+    let health = crate::health::Health::new(store);
+    if relay.is_local() {
+        return health;
+    }
+    health
+        .with_check("redis", Arc::new(RelayCheck(relay.clone())))
+        .with_relay(relay_counters.clone())
+}
+
+/// Starts serving `app` on the listener the flags name, over TLS or plain HTTP. The handle
+/// says when it is listening and shuts it down.
+fn serve(
+    app: axum::Router,
+    args: &ServeArgs,
+    transport: &Transport,
+) -> (
+    Handle<SocketAddr>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let handle = Handle::new();
+    let server = {
+        let handle = handle.clone();
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        // Requests and answers are small: send them at once rather than let Nagle's algorithm
+        // wait for the peer's (delayed) acknowledgement.
+        let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
+        match transport {
+            Transport::Tls { config, .. } => {
+                let tls = RustlsConfig::from_config(config.clone());
+                tokio::spawn(
+                    axum_server::bind(args.listen)
+                        .acceptor(RustlsAcceptor::new(tls).acceptor(tcp))
+                        .handle(handle)
+                        .serve(service),
+                )
+            }
+            Transport::Plain => tokio::spawn(
+                axum_server::bind(args.listen)
+                    .acceptor(tcp)
+                    .handle(handle)
+                    .serve(service),
+            ),
+        }
+    };
+    (handle, server)
+}
+
+/// Stops taking connections and ends the live queries still running; waits for the requests
+/// in flight (at most `--shutdown-timeout`).
+async fn shut_down(
+    args: &ServeArgs,
+    campaigns: &Campaigns,
+    handle: &Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<()> {
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     // Live queries end with this process; their watchers are told and their sockets close.
     let stopped = campaigns.stop_all();
@@ -275,15 +394,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     handle.graceful_shutdown(Some(args.shutdown_timeout));
     server.await?.context("serving")?;
-    hosts
-        .flush()
-        .await
-        .context("flushing host writes at shutdown")?;
-    let _ = stop_report_flusher.send(());
-    report_flusher
-        .await?
-        .context("writing query reports at shutdown")?;
-    tracing::info!("shutdown complete");
     Ok(())
 }
 
