@@ -487,14 +487,10 @@ impl EncodeMetric for SnapshotHistogram {
     }
 }
 
-impl Collector for EngineCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let e = &mut encoder;
+impl EngineCollector {
+    /// `flotilla_build_info` and uptime.
+    fn encode_build(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sources = &self.sources;
-        let hosts = sources.hosts.counters();
-        let campaigns = sources.campaigns.counters();
-        let census = sources.hosts.census(flotilla_engine::unix_now());
-
         let info = [
             ("version", env!("CARGO_PKG_VERSION")),
             ("revision", env!("FLOTILLA_GIT_REVISION")),
@@ -513,8 +509,18 @@ impl Collector for EngineCollector {
             "Seconds since the server started serving metrics",
             ConstGauge::new(self.started.elapsed().as_secs_f64()),
         )?;
+        Ok(())
+    }
 
-        // Hosts.
+    /// Hosts: enrolled and online by platform (`census`), enrollments, reads and writes,
+    /// running actors.
+    fn encode_hosts(
+        &self,
+        e: &mut DescriptorEncoder,
+        census: &flotilla_engine::Census,
+    ) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let hosts = self.sources.hosts.counters();
         for (name, help, online) in [
             (
                 "flotilla_hosts_enrolled",
@@ -591,8 +597,13 @@ impl Collector for EngineCollector {
             "Host actors started because a host had work",
             counter(hosts.activations.get()),
         )?;
+        Ok(())
+    }
 
-        // Campaigns.
+    /// Live queries: running, started, finished by reason, and what happened to answers.
+    fn encode_campaigns(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let campaigns = self.sources.campaigns.counters();
         single(
             e,
             "flotilla_campaigns_active",
@@ -660,8 +671,14 @@ impl Collector for EngineCollector {
             "Result subscribers disconnected (and told) because they fell behind",
             counter(campaigns.subscribers_overflowed.get()),
         )?;
+        Ok(())
+    }
 
-        // Store.
+    /// The database: errors by operation, batched writes, the connection pool.
+    fn encode_store(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let hosts = self.sources.hosts.counters();
+        let campaigns = self.sources.campaigns.counters();
         labelled(
             e,
             "flotilla_store_errors",
@@ -726,8 +743,12 @@ impl Collector for EngineCollector {
                 gauge(pool.max),
             )?;
         }
+        Ok(())
+    }
 
-        // osquery logs going to a remote destination through the spool.
+    /// osquery logs going to a remote destination through the spool.
+    fn encode_log_spools(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
         if let Some(logs) = &sources.logs {
             let mut spools = Vec::new();
             logs.spool_stats(|stats| {
@@ -787,8 +808,12 @@ impl Collector for EngineCollector {
                 }
             }
         }
+        Ok(())
+    }
 
-        // Relay between nodes.
+    /// The relay between nodes: messages, errors, lag, connection.
+    fn encode_relay(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
         let relay = &sources.relay;
         single(
             e,
@@ -827,6 +852,20 @@ impl Collector for EngineCollector {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        // One pass over the registry, on the blocking pool (see `scrape`).
+        let census = self.sources.hosts.census(flotilla_engine::unix_now());
+        self.encode_build(e)?;
+        self.encode_hosts(e, &census)?;
+        self.encode_campaigns(e)?;
+        self.encode_store(e)?;
+        self.encode_log_spools(e)?;
+        self.encode_relay(e)
     }
 }
 
