@@ -136,6 +136,12 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
     Value::deserialize(deserializer).map(Some)
 }
 
+/// What applying one label spec does.
+enum LabelPlan {
+    Create(NewLabel),
+    Update(LabelId, LabelChanges),
+}
+
 #[derive(Clone)]
 pub struct SpecService {
     teams: Arc<dyn TeamStore>,
@@ -257,87 +263,9 @@ impl SpecService {
         params: &ApplyParams,
     ) -> Result<(), FleetError> {
         Viewer::require(viewer.can_write(None))?;
-        enum Plan {
-            Create(NewLabel),
-            Update(LabelId, LabelChanges),
-        }
         let mut plans = Vec::with_capacity(specs.len());
         for spec in specs {
-            let name = spec.name.trim();
-            if name.is_empty() {
-                return Err(FleetError::validation("name", "cannot be empty"));
-            }
-            let membership = match spec.label_membership_type.as_str() {
-                "" | "dynamic" => LabelMembership::Dynamic,
-                "manual" => LabelMembership::Manual,
-                other => {
-                    return Err(FleetError::validation(
-                        "label_membership_type",
-                        format!("`{other}` is not a label membership type; use dynamic or manual"),
-                    ));
-                }
-            };
-            check_platform(&spec.platform)?;
-            if membership == LabelMembership::Dynamic && spec.query.trim().is_empty() {
-                return Err(FleetError::validation(
-                    "query",
-                    format!("dynamic label \"{name}\" needs a query"),
-                ));
-            }
-            let hosts = match (membership, &spec.hosts) {
-                (LabelMembership::Manual, Some(hosts)) => {
-                    Some(self.label_service.resolve_hosts(hosts).await?)
-                }
-                (LabelMembership::Manual, None) => Some(Vec::new()),
-                (LabelMembership::Dynamic, _) => None,
-            };
-            match self.labels.label_by_name(name).await? {
-                Some(existing) => {
-                    if existing.label_type == LabelType::Builtin {
-                        return Err(FleetError::validation(
-                            "name",
-                            format!("cannot modify or add built-in label \"{name}\""),
-                        ));
-                    }
-                    let query = if membership == LabelMembership::Manual {
-                        ""
-                    } else {
-                        spec.query.as_str()
-                    };
-                    if existing.membership != membership
-                        || existing.query.trim() != query.trim()
-                        || existing.platform != spec.platform
-                    {
-                        return Err(FleetError::validation(
-                            "query",
-                            format!(
-                                "label \"{name}\" exists with another query, platform or membership \
-                                 type; these cannot change (delete the label and apply it again)"
-                            ),
-                        ));
-                    }
-                    plans.push(Plan::Update(
-                        existing.id,
-                        LabelChanges {
-                            name: None,
-                            description: Some(spec.description.clone()),
-                            hosts,
-                        },
-                    ));
-                }
-                None => plans.push(Plan::Create(NewLabel {
-                    name: name.to_owned(),
-                    description: spec.description.clone(),
-                    query: if membership == LabelMembership::Manual {
-                        String::new()
-                    } else {
-                        spec.query.clone()
-                    },
-                    platform: spec.platform.clone(),
-                    membership,
-                    hosts: hosts.unwrap_or_default(),
-                })),
-            }
+            plans.push(self.plan_label(spec).await?);
         }
         if params.dry_run {
             return Ok(());
@@ -346,11 +274,11 @@ impl SpecService {
         let mut dynamic_created = false;
         for plan in plans {
             match plan {
-                Plan::Create(new) => {
+                LabelPlan::Create(new) => {
                     dynamic_created |= new.membership == LabelMembership::Dynamic;
                     self.labels.create_label(&new, now).await?;
                 }
-                Plan::Update(id, changes) => {
+                LabelPlan::Update(id, changes) => {
                     self.labels.update_label(id, &changes, now).await?;
                 }
             }
@@ -367,6 +295,85 @@ impl SpecService {
             )
             .await;
         Ok(())
+    }
+
+    /// What applying one label spec will do, after every check.
+    async fn plan_label(&self, spec: &LabelSpec) -> Result<LabelPlan, FleetError> {
+        let name = spec.name.trim();
+        if name.is_empty() {
+            return Err(FleetError::validation("name", "cannot be empty"));
+        }
+        let membership = match spec.label_membership_type.as_str() {
+            "" | "dynamic" => LabelMembership::Dynamic,
+            "manual" => LabelMembership::Manual,
+            other => {
+                return Err(FleetError::validation(
+                    "label_membership_type",
+                    format!("`{other}` is not a label membership type; use dynamic or manual"),
+                ));
+            }
+        };
+        check_platform(&spec.platform)?;
+        if membership == LabelMembership::Dynamic && spec.query.trim().is_empty() {
+            return Err(FleetError::validation(
+                "query",
+                format!("dynamic label \"{name}\" needs a query"),
+            ));
+        }
+        let hosts = match (membership, &spec.hosts) {
+            (LabelMembership::Manual, Some(hosts)) => {
+                Some(self.label_service.resolve_hosts(hosts).await?)
+            }
+            (LabelMembership::Manual, None) => Some(Vec::new()),
+            (LabelMembership::Dynamic, _) => None,
+        };
+        match self.labels.label_by_name(name).await? {
+            Some(existing) => {
+                if existing.label_type == LabelType::Builtin {
+                    return Err(FleetError::validation(
+                        "name",
+                        format!("cannot modify or add built-in label \"{name}\""),
+                    ));
+                }
+                let query = if membership == LabelMembership::Manual {
+                    ""
+                } else {
+                    spec.query.as_str()
+                };
+                if existing.membership != membership
+                    || existing.query.trim() != query.trim()
+                    || existing.platform != spec.platform
+                {
+                    return Err(FleetError::validation(
+                        "query",
+                        format!(
+                            "label \"{name}\" exists with another query, platform or membership \
+                             type; these cannot change (delete the label and apply it again)"
+                        ),
+                    ));
+                }
+                Ok(LabelPlan::Update(
+                    existing.id,
+                    LabelChanges {
+                        name: None,
+                        description: Some(spec.description.clone()),
+                        hosts,
+                    },
+                ))
+            }
+            None => Ok(LabelPlan::Create(NewLabel {
+                name: name.to_owned(),
+                description: spec.description.clone(),
+                query: if membership == LabelMembership::Manual {
+                    String::new()
+                } else {
+                    spec.query.clone()
+                },
+                platform: spec.platform.clone(),
+                membership,
+                hosts: hosts.unwrap_or_default(),
+            })),
+        }
     }
 
     /// `POST /spec/teams` `{"specs":[…]}` (`?force`, `?dry_run`): creates teams that do not exist
