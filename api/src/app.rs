@@ -8,9 +8,9 @@ use crate::state::SharedState;
 pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(crate::osquery::router())
-        .merge(crate::fleet::router())
-        .merge(crate::health::router())
-        .merge(crate::metrics::router())
+        .merge(crate::fleet::router(crate::live::routes::router()))
+        .merge(crate::health::router(state.health.clone()))
+        .merge(crate::metrics::router(state.metrics.clone()))
         // Metrics and the per-request log line; `Router::layer` wraps each route, so the
         // middleware sees the matched route template.
         .layer(axum::middleware::from_fn_with_state(

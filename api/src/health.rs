@@ -25,7 +25,6 @@ use flotilla_engine::store::HostStore;
 use serde::Serialize;
 
 use crate::fleet::error::FleetError;
-use crate::state::SharedState;
 
 /// How long one check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,11 +102,13 @@ impl Health {
     }
 }
 
-pub fn router() -> Router<SharedState> {
+/// `/healthz`, `/readyz`, `/version`, answering from `health`.
+pub fn router<S>(health: Arc<Health>) -> Router<S> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/version", get(version))
+        .with_state(health)
 }
 
 /// Runs one check with the timeout; logs a failure.
@@ -146,8 +147,7 @@ fn selected_checks(query: Option<&str>) -> Result<Option<Vec<String>>, FleetErro
     Ok(Some(names))
 }
 
-async fn healthz(State(state): State<SharedState>, RawQuery(query): RawQuery) -> Response {
-    let health = &state.health;
+async fn healthz(State(health): State<Arc<Health>>, RawQuery(query): RawQuery) -> Response {
     let selected = match selected_checks(query.as_deref()) {
         Ok(selected) => selected,
         Err(error) => return error.into_response(),
@@ -193,8 +193,7 @@ struct Readiness {
     waiting_for: Vec<&'static str>,
 }
 
-async fn readyz(State(state): State<SharedState>) -> Response {
-    let health = &state.health;
+async fn readyz(State(health): State<Arc<Health>>) -> Response {
     let mut waiting_for = Vec::new();
     if !health.started.load(Ordering::Acquire) {
         waiting_for.push("startup");

@@ -7,25 +7,24 @@
 //! - [`app`] — every router merged into one, given an [`state::AppState`].
 //! - [`client`] — the admin's command line: `flotilla login`, `query`, `get`, `apply`, ….
 //! - [`server`] — `flotilla serve`: data directory, store, engine, TLS, graceful shutdown.
-//! - [`tls`], [`logsink`], [`carves`], [`agent_config`] — what the handlers lean on;
-//!   [`agent_options`] (validation), [`reports`] (query reports), [`webhook`] (log delivery).
+//! - [`logs`] — where osquery's result and status logs go: files, stdout, webhook, Kafka,
+//!   through an on-disk spool.
+//! - [`agent_config`] — what hosts pull: the config built from agent options and scheduled
+//!   queries, the options' validation, and query reports.
+//! - [`tls`] — the development CA and certificate, rustls' server config.
 
 pub mod agent_config;
-pub mod agent_options;
 pub mod app;
-pub mod carves;
 pub mod cli;
 pub mod client;
 pub mod fleet;
 pub mod health;
-pub mod kafka;
 pub mod live;
-pub mod logsink;
+pub mod logs;
 pub mod metrics;
 pub mod osquery;
-pub mod reports;
 pub mod server;
-pub mod spool;
+pub mod service;
 pub mod state;
 pub mod tls;
-pub mod webhook;
+pub mod units;

@@ -1,7 +1,7 @@
 //! `flotilla`: the server (`flotilla serve`) and the admin's command line (`flotilla login`,
 //! `query`, `get`, `apply`, …).
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use flotilla_api::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
             init_logging(&level, args.log_format)?;
             flotilla_api::server::run(*args).await
         }
-        Command::Client(command) => std::process::exit(flotilla_api::client::run(command).await),
+        Command::Client(command) => {
+            std::process::exit(flotilla_api::client::run(command, Cli::command()).await)
+        }
     }
 }

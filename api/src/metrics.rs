@@ -44,8 +44,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 
-use crate::state::SharedState;
-
 /// The `handler` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -124,7 +122,7 @@ pub struct MetricsSources {
     pub store_backend: &'static str,
     pub pool: Option<PoolProbe>,
     /// The osquery log destinations (spooled ones export their backlog and deliveries).
-    pub logs: Option<crate::logsink::LogSink>,
+    pub logs: Option<crate::logs::sink::LogSink>,
 }
 
 /// Every metric the server exports, and the credentials that guard them.
@@ -299,10 +297,6 @@ impl Metrics {
         }
         text
     }
-
-    pub fn requires_auth(&self) -> bool {
-        self.auth.is_some()
-    }
 }
 
 /// The one copy of a route template, kept for the life of the process, so counting a request
@@ -390,12 +384,15 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/metrics", get(scrape))
+/// `/metrics`, rendering `metrics`.
+pub fn router<S>(metrics: Arc<Metrics>) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics)
 }
 
-async fn scrape(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    if let Some(auth) = &state.metrics.auth
+async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
+    if let Some(auth) = &metrics.auth
         && !auth.admits(&headers)
     {
         let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
@@ -406,7 +403,6 @@ async fn scrape(State(state): State<SharedState>, headers: HeaderMap) -> Respons
         return response;
     }
     // Counting hosts is one pass over the registry: off the async workers for big fleets.
-    let metrics = state.metrics.clone();
     let text = match tokio::task::spawn_blocking(move || metrics.render()).await {
         Ok(text) => text,
         Err(error) => {
@@ -491,14 +487,10 @@ impl EncodeMetric for SnapshotHistogram {
     }
 }
 
-impl Collector for EngineCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let e = &mut encoder;
+impl EngineCollector {
+    /// `flotilla_build_info` and uptime.
+    fn encode_build(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sources = &self.sources;
-        let hosts = sources.hosts.counters();
-        let campaigns = sources.campaigns.counters();
-        let census = sources.hosts.census(flotilla_engine::unix_now());
-
         let info = [
             ("version", env!("CARGO_PKG_VERSION")),
             ("revision", env!("FLOTILLA_GIT_REVISION")),
@@ -517,8 +509,18 @@ impl Collector for EngineCollector {
             "Seconds since the server started serving metrics",
             ConstGauge::new(self.started.elapsed().as_secs_f64()),
         )?;
+        Ok(())
+    }
 
-        // Hosts.
+    /// Hosts: enrolled and online by platform (`census`), enrollments, reads and writes,
+    /// running actors.
+    fn encode_hosts(
+        &self,
+        e: &mut DescriptorEncoder,
+        census: &flotilla_engine::Census,
+    ) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let hosts = self.sources.hosts.counters();
         for (name, help, online) in [
             (
                 "flotilla_hosts_enrolled",
@@ -595,8 +597,13 @@ impl Collector for EngineCollector {
             "Host actors started because a host had work",
             counter(hosts.activations.get()),
         )?;
+        Ok(())
+    }
 
-        // Campaigns.
+    /// Live queries: running, started, finished by reason, and what happened to answers.
+    fn encode_campaigns(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let campaigns = self.sources.campaigns.counters();
         single(
             e,
             "flotilla_campaigns_active",
@@ -664,8 +671,14 @@ impl Collector for EngineCollector {
             "Result subscribers disconnected (and told) because they fell behind",
             counter(campaigns.subscribers_overflowed.get()),
         )?;
+        Ok(())
+    }
 
-        // Store.
+    /// The database: errors by operation, batched writes, the connection pool.
+    fn encode_store(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
+        let hosts = self.sources.hosts.counters();
+        let campaigns = self.sources.campaigns.counters();
         labelled(
             e,
             "flotilla_store_errors",
@@ -730,8 +743,12 @@ impl Collector for EngineCollector {
                 gauge(pool.max),
             )?;
         }
+        Ok(())
+    }
 
-        // osquery logs going to a remote destination through the spool.
+    /// osquery logs going to a remote destination through the spool.
+    fn encode_log_spools(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
         if let Some(logs) = &sources.logs {
             let mut spools = Vec::new();
             logs.spool_stats(|stats| {
@@ -791,8 +808,12 @@ impl Collector for EngineCollector {
                 }
             }
         }
+        Ok(())
+    }
 
-        // Relay between nodes.
+    /// The relay between nodes: messages, errors, lag, connection.
+    fn encode_relay(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let sources = &self.sources;
         let relay = &sources.relay;
         single(
             e,
@@ -831,6 +852,20 @@ impl Collector for EngineCollector {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Collector for EngineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        // One pass over the registry, on the blocking pool (see `scrape`).
+        let census = self.sources.hosts.census(flotilla_engine::unix_now());
+        self.encode_build(e)?;
+        self.encode_hosts(e, &census)?;
+        self.encode_campaigns(e)?;
+        self.encode_store(e)?;
+        self.encode_log_spools(e)?;
+        self.encode_relay(e)
     }
 }
 

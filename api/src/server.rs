@@ -13,21 +13,22 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use base64::Engine as _;
 use flotilla_engine::relay::Topic;
 use flotilla_engine::store::{CampaignStore, HostStore};
-use flotilla_engine::{CampaignConfig, Engine, EngineConfig, EngineStores, Hosts};
+use flotilla_engine::{CampaignConfig, Campaigns, Engine, EngineConfig, EngineStores, Hosts};
 use flotilla_engine::{LocalRelay, Relay, RelayEvent};
 use flotilla_storage::admin::{AdminStore, NewUser, Roles};
 use flotilla_storage::{MysqlOptions, RedisRelay, SqlStore};
 
-use crate::agent_config::AgentConfigs;
-use crate::carves::Carves;
+use crate::agent_config::configs::AgentConfigs;
+use crate::agent_config::reports::Reports;
 use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::client::http::Trust;
-use crate::fleet::ratelimit::LoginLimiter;
-use crate::kafka::KafkaSettings;
-use crate::logsink::{Destination, LogSink, Rotation};
-use crate::reports::Reports;
-use crate::spool::SpoolSettings;
+use crate::logs::kafka::KafkaSettings;
+use crate::logs::sink::{Destination, LogSink, Rotation};
+use crate::logs::spool::SpoolSettings;
+use crate::osquery::carves::Carves;
+use crate::service::ratelimit::LoginLimiter;
+use crate::service::{Effects, Services};
 use crate::state::{AppState, BodyLimits, SharedState};
 use crate::tls::{DevPki, default_sans, server_config};
 
@@ -62,8 +63,208 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Shared with the relay between nodes, which records into it; zero on a single node.
     let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
     let relay = relay(&args, relay_counters.clone())?;
-    // Campaigns do not outlive the processes that ran them: close what a previous run left
-    // open, except what other nodes sharing the relay still run (this node will mirror those).
+    let still_running = close_abandoned_campaigns(relay.as_ref(), campaign_store.as_ref()).await?;
+    let engine_config = EngineConfig {
+        flush_interval: args.flush_interval,
+        detail_update_interval: args.detail_update_interval,
+        seen_write_granularity: args
+            .seen_write_interval
+            .max(std::time::Duration::from_secs(1)),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(
+        EngineStores {
+            hosts: store.clone(),
+            campaigns: campaign_store,
+        },
+        engine_config,
+        campaign_config(&args),
+        relay.clone(),
+    )
+    .await
+    .context("loading enrolled hosts")?;
+    let (hosts, campaigns) = (engine.hosts().clone(), engine.campaigns().clone());
+    let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
+
+    let logs = log_sink(&args, &data_dir)?;
+    let transport = transport(&args, &data_dir)?;
+    let metrics = metrics(
+        &args,
+        crate::metrics::MetricsSources {
+            hosts: hosts.clone(),
+            campaigns: campaigns.clone(),
+            relay: relay_counters.clone(),
+            relay_configured: !relay.is_local(),
+            store_backend: backend,
+            pool: Some(pool),
+            logs: Some(logs.clone()),
+        },
+    );
+    let health = health(store.clone(), &relay, &relay_counters);
+    let (agent_configs, reports) = load_agent_config(admin.as_ref(), &args).await?;
+    let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
+    let report_flusher = tokio::spawn(reports.clone().run_flusher(
+        admin.clone(),
+        args.flush_interval,
+        report_flusher_stopped,
+    ));
+    let state = app_state(
+        &args,
+        &data_dir,
+        Handles {
+            hosts: hosts.clone(),
+            campaigns: campaigns.clone(),
+            store: store.clone(),
+            admin: admin.clone(),
+        },
+        AppParts {
+            agent_configs,
+            reports: reports.clone(),
+            logs,
+            metrics,
+            health,
+        },
+    )?;
+    state
+        .services
+        .effects
+        .publish_label_queries(true)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
+    follow_shared_changes(state.services.effects.clone(), relay.clone());
+    mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
+    let app = crate::app::app(state.clone());
+
+    let (handle, server) = serve(app, &args, &transport);
+    let Some(bound) = handle.listening().await else {
+        // The server task ended before listening: report its error.
+        server.await??;
+        anyhow::bail!(
+            "the server stopped before it was listening on {}",
+            args.listen
+        );
+    };
+    print_banner(
+        &args,
+        &data_dir,
+        bound,
+        &transport,
+        &hosts,
+        generated_secret.as_deref(),
+        &admin_status,
+    );
+    state.health.mark_started();
+    tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
+
+    shutdown_signal().await;
+    shut_down(&args, &campaigns, &handle, server).await?;
+    engine
+        .shutdown()
+        .await
+        .context("flushing host writes at shutdown")?;
+    let _ = stop_report_flusher.send(());
+    report_flusher
+        .await?
+        .context("writing query reports at shutdown")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// The engine's and the store's handles the handlers share.
+struct Handles {
+    hosts: Hosts,
+    campaigns: Campaigns,
+    store: Arc<dyn HostStore>,
+    admin: Arc<dyn AdminStore>,
+}
+
+/// What the server built for the handlers besides the engine.
+struct AppParts {
+    agent_configs: Arc<AgentConfigs>,
+    reports: Arc<Reports>,
+    logs: LogSink,
+    metrics: Arc<crate::metrics::Metrics>,
+    health: crate::health::Health,
+}
+
+/// What every handler shares, with the admin API's services built over the store's areas.
+fn app_state(
+    args: &ServeArgs,
+    data_dir: &Path,
+    engine: Handles,
+    parts: AppParts,
+) -> Result<SharedState> {
+    Ok(Arc::new(AppState {
+        services: Services::new(
+            engine.admin.clone(),
+            engine.hosts.clone(),
+            engine.campaigns.clone(),
+            parts.agent_configs.clone(),
+            parts.reports.clone(),
+            LoginLimiter::fleet_default(),
+        ),
+        carves: Carves::new(data_dir.join("carves"), engine.store.clone())
+            .context("creating the carves directory")?,
+        limits: BodyLimits {
+            default: args.max_body_default,
+            distributed_write: args.max_body_distributed_write,
+            log: args.max_body_log,
+            carve_block: args.max_body_carve_block,
+        },
+        live_query_sync_timeout: args.live_query_sync_timeout,
+        hosts: engine.hosts,
+        campaigns: engine.campaigns,
+        store: engine.store,
+        admin: engine.admin,
+        agent_configs: parts.agent_configs,
+        logs: parts.logs,
+        reports: parts.reports,
+        metrics: parts.metrics,
+        health: Arc::new(parts.health),
+    }))
+}
+
+/// The config hosts pull (agent options, scheduled queries) and the query reports, as stored.
+async fn load_agent_config(
+    admin: &dyn AdminStore,
+    args: &ServeArgs,
+) -> Result<(Arc<AgentConfigs>, Arc<Reports>)> {
+    let agent_configs = AgentConfigs::load(admin, admin)
+        .await
+        .context("loading agent options and scheduled queries")?;
+    let reports = Reports::load(admin, args.query_report_cap)
+        .await
+        .context("loading query reports")?;
+    Ok((
+        Arc::new(AgentConfigs::new(agent_configs)),
+        Arc::new(reports),
+    ))
+}
+
+/// Live queries other nodes are running: mirrored now rather than at the first reconcile, so
+/// this node's hosts get them at their next check-in.
+async fn mirror_running_campaigns(
+    campaigns: &Campaigns,
+    relay: &dyn Relay,
+    still_running: Vec<flotilla_engine::CampaignId>,
+) {
+    if relay.is_local() {
+        return;
+    }
+    for id in still_running {
+        if let Err(error) = campaigns.join(id).await {
+            tracing::warn!(campaign = %id, %error, "could not mirror a running live query");
+        }
+    }
+}
+
+/// Campaigns do not outlive the processes that ran them: closes what a previous run left
+/// open, except what other nodes sharing the relay still run (this node will mirror those,
+/// and gets their ids back).
+async fn close_abandoned_campaigns(
+    relay: &dyn Relay,
+    campaign_store: &dyn CampaignStore,
+) -> Result<Vec<flotilla_engine::CampaignId>> {
     let still_running = if relay.is_local() {
         Vec::new()
     } else {
@@ -89,121 +290,60 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "closed live queries left running by the previous process"
         );
     }
-    let engine_config = EngineConfig {
-        flush_interval: args.flush_interval,
-        detail_update_interval: args.detail_update_interval,
-        seen_write_granularity: args
-            .seen_write_interval
-            .max(std::time::Duration::from_secs(1)),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(
-        EngineStores {
-            hosts: store.clone(),
-            campaigns: campaign_store,
-        },
-        engine_config,
-        campaign_config(&args),
-        relay.clone(),
-    )
-    .await
-    .context("loading enrolled hosts")?;
-    let (hosts, campaigns) = (engine.hosts().clone(), engine.campaigns().clone());
-    let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
+    Ok(still_running)
+}
 
-    let logs = LogSink::with_destinations(
+/// Where osquery's result and status logs go, as the flags say.
+fn log_sink(args: &ServeArgs, data_dir: &Path) -> Result<LogSink> {
+    LogSink::with_destinations(
         &data_dir.join("logs"),
         Rotation {
             max_bytes: args.osquery_log_rotate_size as u64,
             keep: args.osquery_log_rotate_keep,
         },
         &log_destination(
-            &args,
+            args,
             args.osquery_result_log_plugin,
             &args.osquery_result_log_webhook_url,
             &args.osquery_result_log_kafka_topic,
             "result",
         )?,
         &log_destination(
-            &args,
+            args,
             args.osquery_status_log_plugin,
             &args.osquery_status_log_webhook_url,
             &args.osquery_status_log_kafka_topic,
             "status",
         )?,
     )
-    .context("opening the osquery log destinations")?;
-    let transport = transport(&args, &data_dir)?;
-    let metrics = metrics(
-        &args,
-        crate::metrics::MetricsSources {
-            hosts: hosts.clone(),
-            campaigns: campaigns.clone(),
-            relay: relay_counters.clone(),
-            relay_configured: !relay.is_local(),
-            store_backend: backend,
-            pool: Some(pool),
-            logs: Some(logs.clone()),
-        },
-    );
-    let mut health = crate::health::Health::new(store.clone());
-    if !relay.is_local() {
-        health = health
-            .with_check("redis", Arc::new(RelayCheck(relay.clone())))
-            .with_relay(relay_counters.clone());
-    }
-    let agent_configs = AgentConfigs::new(
-        AgentConfigs::load(admin.as_ref())
-            .await
-            .context("loading agent options and scheduled queries")?,
-    );
-    let reports = Arc::new(
-        Reports::load(admin.as_ref(), args.query_report_cap)
-            .await
-            .context("loading query reports")?,
-    );
-    let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
-    let report_flusher = tokio::spawn(reports.clone().run_flusher(
-        admin.clone(),
-        args.flush_interval,
-        report_flusher_stopped,
-    ));
-    let state = Arc::new(AppState {
-        hosts: hosts.clone(),
-        campaigns: campaigns.clone(),
-        store: store.clone(),
-        admin: admin.clone(),
-        login_limiter: LoginLimiter::fleet_default(),
-        agent_configs,
-        logs,
-        reports: reports.clone(),
-        carves: Carves::new(data_dir.join("carves"), store.clone())
-            .context("creating the carves directory")?,
-        limits: BodyLimits {
-            default: args.max_body_default,
-            distributed_write: args.max_body_distributed_write,
-            log: args.max_body_log,
-            carve_block: args.max_body_carve_block,
-        },
-        live_query_sync_timeout: args.live_query_sync_timeout,
-        metrics,
-        health,
-    });
-    crate::fleet::labels::publish_label_queries(&state, true)
-        .await
-        .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
-    follow_shared_changes(state.clone(), relay.clone());
-    if !relay.is_local() {
-        // Live queries other nodes are running: mirror them now rather than at the first
-        // reconcile, so this node's hosts get them at their next check-in.
-        for id in still_running {
-            if let Err(error) = campaigns.join(id).await {
-                tracing::warn!(campaign = %id, %error, "could not mirror a running live query");
-            }
-        }
-    }
-    let app = crate::app::app(state.clone());
+    .context("opening the osquery log destinations")
+}
 
+/// `/healthz` and `/readyz`: the store, and the relay when there is one between nodes.
+fn health(
+    store: Arc<dyn HostStore>,
+    relay: &Arc<dyn Relay>,
+    relay_counters: &Arc<flotilla_engine::counters::RelayCounters>,
+) -> crate::health::Health {
+    let health = crate::health::Health::new(store);
+    if relay.is_local() {
+        return health;
+    }
+    health
+        .with_check("redis", Arc::new(RelayCheck(relay.clone())))
+        .with_relay(relay_counters.clone())
+}
+
+/// Starts serving `app` on the listener the flags name, over TLS or plain HTTP. The handle
+/// says when it is listening and shuts it down.
+fn serve(
+    app: axum::Router,
+    args: &ServeArgs,
+    transport: &Transport,
+) -> (
+    Handle<SocketAddr>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let handle = Handle::new();
     let server = {
         let handle = handle.clone();
@@ -211,7 +351,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Requests and answers are small: send them at once rather than let Nagle's algorithm
         // wait for the peer's (delayed) acknowledgement.
         let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
-        match &transport {
+        match transport {
             Transport::Tls { config, .. } => {
                 let tls = RustlsConfig::from_config(config.clone());
                 tokio::spawn(
@@ -229,27 +369,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             ),
         }
     };
-    let Some(bound) = handle.listening().await else {
-        // The server task ended before listening: report its error.
-        server.await??;
-        anyhow::bail!(
-            "the server stopped before it was listening on {}",
-            args.listen
-        );
-    };
-    print_banner(
-        &args,
-        &data_dir,
-        bound,
-        &transport,
-        &hosts,
-        generated_secret.as_deref(),
-        &admin_status,
-    );
-    state.health.mark_started();
-    tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
+    (handle, server)
+}
 
-    shutdown_signal().await;
+/// Stops taking connections and ends the live queries still running; waits for the requests
+/// in flight (at most `--shutdown-timeout`).
+async fn shut_down(
+    args: &ServeArgs,
+    campaigns: &Campaigns,
+    handle: &Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<()> {
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     // Live queries end with this process; their watchers are told and their sockets close.
     let stopped = campaigns.stop_all();
@@ -261,15 +391,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     handle.graceful_shutdown(Some(args.shutdown_timeout));
     server.await?.context("serving")?;
-    engine
-        .shutdown()
-        .await
-        .context("flushing host writes at shutdown")?;
-    let _ = stop_report_flusher.send(());
-    report_flusher
-        .await?
-        .context("writing query reports at shutdown")?;
-    tracing::info!("shutdown complete");
     Ok(())
 }
 
@@ -306,7 +427,7 @@ fn relay(
 
 /// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled
 /// queries (the engine itself follows hosts, enroll secrets and live queries).
-fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
+fn follow_shared_changes(effects: Effects, relay: Arc<dyn Relay>) {
     if relay.is_local() {
         return;
     }
@@ -315,25 +436,21 @@ fn follow_shared_changes(state: SharedState, relay: Arc<dyn Relay>) {
         loop {
             match events.recv().await {
                 Ok(RelayEvent::Changed(Topic::Labels)) => {
-                    if let Err(error) =
-                        crate::fleet::labels::reload_label_queries(&state, false).await
-                    {
+                    if let Err(error) = effects.reload_label_queries(false).await {
                         tracing::warn!(%error, "could not reload the dynamic labels another node changed");
                     }
                 }
                 Ok(RelayEvent::Changed(Topic::AgentOptions)) => {
-                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                    if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options another node changed");
                     }
                 }
                 Ok(RelayEvent::Reconnected) => {
                     // Announcements may have been missed while disconnected.
-                    if let Err(error) =
-                        crate::fleet::labels::reload_label_queries(&state, false).await
-                    {
+                    if let Err(error) = effects.reload_label_queries(false).await {
                         tracing::warn!(%error, "could not reload the dynamic labels");
                     }
-                    if let Err(error) = state.agent_configs.reload(state.admin.as_ref()).await {
+                    if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options");
                     }
                 }
@@ -496,17 +613,17 @@ async fn ensure_admin(
             n => format!("{n} user(s)"),
         });
     };
-    let email = crate::fleet::users::check_email(email)
+    let email = crate::service::sessions::check_email(email)
         .map_err(|e| anyhow::anyhow!("--admin-email: {e}"))?;
     if admin.user_by_email(&email).await?.is_some() {
         return Ok(format!("{email} (exists)"));
     }
-    crate::fleet::password::check_rules("admin-password", password)
+    crate::service::password::check_rules("admin-password", password)
         .map_err(|e| anyhow::anyhow!("--admin-password: {e}"))?;
     let user = NewUser {
         name: email.split('@').next().unwrap_or("admin").to_owned(),
         email: email.clone(),
-        password_hash: crate::fleet::password::hash(password.to_owned())
+        password_hash: crate::service::password::hash(password.to_owned())
             .await
             .map_err(|e| anyhow::anyhow!("hashing --admin-password: {e}"))?,
         roles: Roles::Global("admin".into()),

@@ -6,11 +6,11 @@ use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
 use flotilla_storage::admin::AdminStore;
 
-use crate::agent_config::AgentConfigs;
-use crate::carves::Carves;
-use crate::fleet::ratelimit::LoginLimiter;
-use crate::logsink::LogSink;
-use crate::reports::Reports;
+use crate::agent_config::configs::AgentConfigs;
+use crate::agent_config::reports::Reports;
+use crate::logs::sink::LogSink;
+use crate::osquery::carves::Carves;
+use crate::service::Services;
 
 /// Request-body limits per osquery endpoint, in bytes (after gzip inflation).
 #[derive(Clone, Copy, Debug)]
@@ -39,9 +39,9 @@ pub struct AppState {
     pub store: Arc<dyn HostStore>,
     /// Users, sessions, labels, teams, saved queries, activities; the admin API's view of hosts.
     pub admin: Arc<dyn AdminStore>,
-    /// Login attempts per email and per client address, in memory.
-    pub login_limiter: LoginLimiter,
-    pub agent_configs: AgentConfigs,
+    /// The admin operations (every change, with its effects and the role checks).
+    pub services: Services,
+    pub agent_configs: Arc<AgentConfigs>,
     pub logs: LogSink,
     /// Query reports: the latest snapshot rows per host of each scheduled query.
     pub reports: Arc<Reports>,
@@ -52,7 +52,7 @@ pub struct AppState {
     /// `/metrics`: what every request records into and what a scrape reads.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/healthz` checks and `/readyz` state.
-    pub health: crate::health::Health,
+    pub health: Arc<crate::health::Health>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -96,8 +96,9 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// Runs a client command; prints any error as one line and returns the exit code.
-pub async fn run(command: ClientCommand) -> i32 {
+/// Runs a client command; prints any error as one line and returns the exit code. `program`
+/// is the whole `flotilla` command line, which `completion` writes completions for.
+pub async fn run(command: ClientCommand, program: clap::Command) -> i32 {
     http::install_crypto_provider();
     let outcome = match command {
         ClientCommand::Login { config, args } => session::login(&config, args).await.map(done),
@@ -108,7 +109,7 @@ pub async fn run(command: ClientCommand) -> i32 {
         ClientCommand::Apply { config, args } => apply::apply(&config, args).await.map(done),
         ClientCommand::Delete { config, args } => apply::delete(&config, args).await.map(done),
         ClientCommand::Completion(args) => {
-            completion(args.shell);
+            completion(args.shell, program);
             Ok(Outcome::Done)
         }
     };
@@ -127,10 +128,9 @@ fn done(_: ()) -> Outcome {
     Outcome::Done
 }
 
-fn completion(shell: clap_complete::Shell) {
-    use clap::CommandFactory;
-    let mut command = crate::cli::Cli::command();
-    clap_complete::generate(shell, &mut command, "flotilla", &mut std::io::stdout());
+/// Completions for `program`, the whole `flotilla` command line (the client is part of it).
+fn completion(shell: clap_complete::Shell, mut program: clap::Command) {
+    clap_complete::generate(shell, &mut program, "flotilla", &mut std::io::stdout());
 }
 
 /// The API of the context's server with its session, or an error saying to log in.

@@ -54,7 +54,7 @@ pub struct QueryArgs {
 
     /// Stop waiting after this long (e.g. 30s, 5m) and report who did not answer.
     /// Default: until the campaign is over.
-    #[arg(long, value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_parser = crate::units::parse_duration)]
     pub timeout: Option<Duration>,
 
     /// How to print results: a table when done, a JSON array when done, JSON lines or CSV as

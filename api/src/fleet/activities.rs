@@ -7,9 +7,9 @@ use flotilla_storage::admin::{ACTIVITY_ORDER_KEYS, Activity, Page};
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::Viewer;
 use super::error::{FleetError, FleetQuery, ok};
 use super::{ListParams, rfc3339};
+use crate::service::Viewer;
 use crate::state::SharedState;
 
 #[derive(Serialize)]

@@ -1,8 +1,6 @@
-//! Who is asking and what they may do: sessions (`Authorization: Bearer <token>`), roles, and
-//! the endpoints that create sessions — first-time setup, login, logout, `me`.
-//!
-//! A token is 32 random bytes in base64, handed out once; the database keeps only its SHA-256.
-//! Sessions slide: one unused for [`SESSION_IDLE_LIMIT`] expires, except an API-only user's.
+//! Who is asking: the `Viewer` extractor (`Authorization: Bearer <token>`), and the endpoints
+//! that create and end sessions — first-time setup, login, logout, `me`. Sessions themselves
+//! (tokens, expiry, the login limiter) are [`crate::service::sessions`]'s.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,154 +8,14 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use base64::Engine as _;
-use flotilla_engine::TeamId;
-use flotilla_storage::admin::{HostScope, NewUser, Roles, User};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::error::{FleetError, FleetJson, ok};
-use super::password;
-use super::users::{UserJson, check_email, check_name};
+use super::users::UserJson;
+use crate::service::Viewer;
+use crate::service::sessions::FirstAdmin;
 use crate::state::SharedState;
-
-/// A session unused for this long (5 days, Fleet's default) has expired.
-pub const SESSION_IDLE_LIMIT: i64 = 5 * 24 * 3600;
-
-/// A session's last use is written at most this often (seconds).
-const TOUCH_GRANULARITY: i64 = 60;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Maintainer,
-    Observer,
-    ObserverPlus,
-}
-
-impl Role {
-    pub fn parse(name: &str) -> Option<Role> {
-        match name {
-            "admin" => Some(Role::Admin),
-            "maintainer" => Some(Role::Maintainer),
-            "observer" => Some(Role::Observer),
-            "observer_plus" => Some(Role::ObserverPlus),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Maintainer => "maintainer",
-            Role::Observer => "observer",
-            Role::ObserverPlus => "observer_plus",
-        }
-    }
-
-    fn writes(self) -> bool {
-        matches!(self, Role::Admin | Role::Maintainer)
-    }
-}
-
-/// The authenticated user of a request.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    pub user: User,
-}
-
-impl Viewer {
-    fn global_role(&self) -> Option<Role> {
-        self.user.global_role.as_deref().and_then(Role::parse)
-    }
-
-    pub fn is_global_admin(&self) -> bool {
-        self.global_role() == Some(Role::Admin)
-    }
-
-    /// The viewer's role for objects of `team` (`None`: global objects). A global role applies
-    /// everywhere; a team role only to that team's objects.
-    pub fn role_for(&self, team: Option<TeamId>) -> Option<Role> {
-        if let Some(role) = self.global_role() {
-            return Some(role);
-        }
-        let team = team?;
-        self.user
-            .teams
-            .iter()
-            .find(|t| t.team == team)
-            .and_then(|t| Role::parse(&t.role))
-    }
-
-    pub fn can_read(&self, team: Option<TeamId>) -> bool {
-        self.role_for(team).is_some()
-    }
-
-    /// Admins and maintainers write.
-    pub fn can_write(&self, team: Option<TeamId>) -> bool {
-        self.role_for(team).is_some_and(Role::writes)
-    }
-
-    /// Admins, maintainers and observer+ run any query; observers only those saved with
-    /// `observer_can_run`.
-    pub fn can_run_queries(&self, team: Option<TeamId>, observer_can_run: bool) -> bool {
-        match self.role_for(team) {
-            Some(Role::Admin | Role::Maintainer | Role::ObserverPlus) => true,
-            Some(Role::Observer) => observer_can_run,
-            None => false,
-        }
-    }
-
-    /// Whether the viewer holds any role at all (global or on some team).
-    pub fn has_any_role(&self) -> bool {
-        self.global_role().is_some()
-            || self
-                .user
-                .teams
-                .iter()
-                .any(|t| Role::parse(&t.role).is_some())
-    }
-
-    /// The hosts the viewer may see: all with a global role, else those of their teams.
-    pub fn host_scope(&self) -> HostScope {
-        if self.global_role().is_some() {
-            return HostScope::All;
-        }
-        HostScope::Teams(
-            self.user
-                .teams
-                .iter()
-                .filter(|t| Role::parse(&t.role).is_some())
-                .map(|t| t.team)
-                .collect(),
-        )
-    }
-
-    /// Teams on which the viewer writes (every team for a global admin or maintainer: `None`).
-    pub fn writable_teams(&self) -> Option<Vec<TeamId>> {
-        if self.global_role().is_some_and(Role::writes) {
-            return None;
-        }
-        Some(
-            self.user
-                .teams
-                .iter()
-                .filter(|t| Role::parse(&t.role).is_some_and(Role::writes))
-                .map(|t| t.team)
-                .collect(),
-        )
-    }
-
-    /// `Ok` if `allowed`, else 403.
-    pub fn require(allowed: bool) -> Result<(), FleetError> {
-        if allowed {
-            Ok(())
-        } else {
-            Err(FleetError::Forbidden)
-        }
-    }
-}
 
 /// The bearer token of a request: `Authorization: Bearer <token>`, scheme case-insensitive.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -165,27 +23,6 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("Bearer") && !token.is_empty()).then_some(token)
-}
-
-/// A fresh session token: 32 random bytes, standard base64.
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// What the database keeps of a token: its SHA-256, in hex.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
-}
-
-/// Whether a session last used at `accessed_at` has expired at `now`.
-pub fn session_expired(user: &User, accessed_at: i64, now: i64) -> bool {
-    !user.api_only && now - accessed_at > SESSION_IDLE_LIMIT
 }
 
 impl FromRequestParts<SharedState> for Viewer {
@@ -202,22 +39,10 @@ impl FromRequestParts<SharedState> for Viewer {
     }
 }
 
-/// The user a session token belongs to, refreshing the session's sliding expiry. Shared by
-/// the `Authorization: Bearer` extractor and the results websocket's in-band `auth`.
+/// The user a session token belongs to (see [`crate::service::sessions`]). Shared by the
+/// `Authorization: Bearer` extractor and the results websocket's in-band `auth`.
 pub async fn viewer_for_token(state: &SharedState, token: &str) -> Result<Viewer, FleetError> {
-    let hash = token_hash(token);
-    let now = flotilla_engine::unix_now();
-    let Some((user, accessed_at)) = state.admin.session(&hash).await? else {
-        return Err(FleetError::Unauthorized("invalid session".into()));
-    };
-    if session_expired(&user, accessed_at, now) {
-        state.admin.delete_session(&hash).await?;
-        return Err(FleetError::Unauthorized("session expired".into()));
-    }
-    if now - accessed_at >= TOUCH_GRANULARITY {
-        state.admin.touch_session(&hash, now).await?;
-    }
-    Ok(Viewer { user })
+    state.services.sessions.viewer_for_token(token).await
 }
 
 /// The client's address as the server's socket saw it (`None` when served without one, as in
@@ -237,16 +62,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Starts a session for `user`; returns the token.
-async fn start_session(state: &SharedState, user: &User, now: i64) -> Result<String, FleetError> {
-    let token = new_token();
-    state
-        .admin
-        .create_session(user.id, &token_hash(&token), now)
-        .await?;
-    Ok(token)
-}
-
 #[derive(Deserialize)]
 pub struct LoginBody {
     #[serde(default)]
@@ -262,34 +77,11 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     FleetJson(body): FleetJson<LoginBody>,
 ) -> Result<Response, FleetError> {
-    let email = body.email.trim();
-    state
-        .login_limiter
-        .check(email, ip)
-        .map_err(|wait| FleetError::RateLimited {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        })?;
-    let found = state.admin.user_by_email(email).await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    let valid = password::verify(body.password, hash).await;
-    let Some(user) = user.filter(|u| valid && u.enabled) else {
-        tracing::info!(ip = ?ip, "failed admin login");
-        return Err(FleetError::Unauthorized("Authentication failed".into()));
-    };
-    let now = flotilla_engine::unix_now();
-    let token = start_session(&state, &user, now).await?;
-    let public_ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    super::record_activity(
-        &state,
-        Some(user.id),
-        "user_logged_in",
-        json!({ "public_ip": public_ip }),
-        now,
-    )
-    .await;
+    let (user, token) = state
+        .services
+        .sessions
+        .login(&body.email, body.password, ip)
+        .await?;
     Ok(ok(&json!({
         "user": UserJson::from(&user),
         "token": token,
@@ -304,7 +96,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, FleetError> {
     if let Some(token) = bearer_token(&headers) {
-        state.admin.delete_session(&token_hash(token)).await?;
+        state.services.sessions.logout(token).await?;
     }
     Ok(ok(&json!({})))
 }
@@ -333,51 +125,18 @@ struct SetupAdmin {
     password: String,
 }
 
-fn setup_done() -> FleetError {
-    FleetError::Conflict("setup has already been completed: a user exists".into())
-}
-
 /// `POST /api/v1/setup`: creates the first global admin and logs them in. Refused (409) once
 /// any user exists.
 pub async fn setup(
     State(state): State<SharedState>,
     FleetJson(body): FleetJson<SetupBody>,
 ) -> Result<Response, FleetError> {
-    if state.admin.user_count().await? > 0 {
-        return Err(setup_done());
-    }
-    let admin = body.admin.ok_or_else(|| {
-        FleetError::validation(
-            "admin",
-            "the first admin's email, name and password are required",
-        )
-    })?;
-    let email = check_email(&admin.email)?;
-    let name = check_name(&admin.name)?;
-    password::check_rules("password", &admin.password)?;
-    let new = NewUser {
-        name,
-        email,
-        password_hash: password::hash(admin.password).await?,
-        roles: Roles::Global(Role::Admin.as_str().into()),
-        api_only: false,
-    };
-    let now = flotilla_engine::unix_now();
-    let user = state
-        .admin
-        .create_first_user(&new, now)
-        .await?
-        .ok_or_else(setup_done)?;
-    let token = start_session(&state, &user, now).await?;
-    super::record_activity(
-        &state,
-        Some(user.id),
-        "created_user",
-        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-        now,
-    )
-    .await;
-    tracing::info!(email = %user.email, "first admin created by setup");
+    let admin = body.admin.map(|admin| FirstAdmin {
+        email: admin.email,
+        name: admin.name,
+        password: admin.password,
+    });
+    let (user, token) = state.services.sessions.setup(admin).await?;
     Ok(ok(&json!({
         "admin": UserJson::from(&user),
         "org_info": body.org_info,
@@ -389,68 +148,8 @@ pub async fn setup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flotilla_storage::admin::{UserId, UserTeam};
-
-    fn viewer(global: Option<&str>, teams: &[(u64, &str)]) -> Viewer {
-        Viewer {
-            user: User {
-                id: UserId(1),
-                name: "v".into(),
-                email: "v@example.com".into(),
-                global_role: global.map(str::to_owned),
-                teams: teams
-                    .iter()
-                    .map(|&(id, role)| UserTeam {
-                        team: TeamId(id),
-                        team_name: format!("team {id}"),
-                        role: role.into(),
-                    })
-                    .collect(),
-                api_only: false,
-                enabled: true,
-                force_password_reset: false,
-                created_at: 0,
-                updated_at: 0,
-            },
-        }
-    }
-
-    #[test]
-    fn a_global_role_applies_everywhere() {
-        let admin = viewer(Some("admin"), &[]);
-        assert!(admin.is_global_admin());
-        assert!(admin.can_write(None) && admin.can_write(Some(TeamId(9))));
-        let observer = viewer(Some("observer"), &[]);
-        assert!(observer.can_read(Some(TeamId(9))));
-        assert!(!observer.can_write(None));
-        assert!(!observer.can_run_queries(None, false));
-        assert!(observer.can_run_queries(None, true));
-        assert_eq!(observer.host_scope(), HostScope::All);
-        let plus = viewer(Some("observer_plus"), &[]);
-        assert!(plus.can_run_queries(Some(TeamId(1)), false));
-        assert!(!plus.can_write(Some(TeamId(1))));
-    }
-
-    #[test]
-    fn a_team_role_applies_to_that_team_only() {
-        let member = viewer(None, &[(1, "maintainer"), (2, "observer")]);
-        assert!(!member.is_global_admin());
-        assert_eq!(member.role_for(Some(TeamId(1))), Some(Role::Maintainer));
-        assert!(member.can_write(Some(TeamId(1))));
-        assert!(!member.can_write(Some(TeamId(2))));
-        assert!(member.can_read(Some(TeamId(2))));
-        assert!(!member.can_read(Some(TeamId(3))));
-        assert!(!member.can_read(None), "global objects need a global role");
-        assert!(member.can_run_queries(Some(TeamId(1)), false));
-        assert!(!member.can_run_queries(Some(TeamId(2)), false));
-        assert_eq!(
-            member.host_scope(),
-            HostScope::Teams(vec![TeamId(1), TeamId(2)])
-        );
-        assert_eq!(member.writable_teams(), Some(vec![TeamId(1)]));
-        let unknown = viewer(Some("gitops"), &[]);
-        assert!(!unknown.can_read(None), "an unknown role grants nothing");
-    }
+    use crate::service::sessions::{SESSION_IDLE_LIMIT, new_token, session_expired, token_hash};
+    use crate::service::viewer::tests::viewer;
 
     #[test]
     fn bearer_tokens_and_their_hashes() {

@@ -18,10 +18,10 @@ use flotilla_storage::admin::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::Viewer;
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
-use super::labels::LabelJson;
+use super::labels::{self, LabelJson};
 use super::{ListParams, rfc3339};
+use crate::service::Viewer;
 use crate::state::{AppState, SharedState};
 
 /// A host is `new` for a day after it enrolled.
@@ -207,7 +207,7 @@ pub fn host_filter(
     })
 }
 
-/// A page of hosts as Fleet lists them; shared with `GET /labels/{id}/hosts`.
+/// A page of hosts as Fleet lists them, of all hosts or of a label's.
 pub async fn list_response(
     state: &AppState,
     viewer: &Viewer,
@@ -235,6 +235,21 @@ pub async fn list(
     FleetQuery(params): FleetQuery<ListParams>,
 ) -> Result<Response, FleetError> {
     list_response(&state, &viewer, &params, None).await
+}
+
+/// `GET /labels/{id}/hosts`: the label's members, with the filters and paging of `/hosts`.
+pub async fn of_label(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<String>,
+    FleetQuery(params): FleetQuery<ListParams>,
+) -> Result<Response, FleetError> {
+    let label = state
+        .services
+        .labels
+        .visible(&viewer, labels::parse_id(&id)?)
+        .await?;
+    list_response(&state, &viewer, &params, Some(label.id)).await
 }
 
 /// `GET /hosts/count`: the number of hosts `GET /hosts` would list over all pages.
@@ -306,34 +321,7 @@ pub async fn delete(
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
-    let not_found = || FleetError::NotFound(format!("host {id} not found"));
-    let host = state.admin.host(HostId(id)).await?.ok_or_else(not_found)?;
-    Viewer::require(viewer.can_write(host.team))?;
-    let host = state
-        .admin
-        .delete_host(host.id)
-        .await?
-        .ok_or_else(not_found)?;
-    state.hosts.remove(host.id);
-    let now = flotilla_engine::unix_now();
-    let display_name = if host.computer_name.is_empty() {
-        &host.hostname
-    } else {
-        &host.computer_name
-    };
-    super::record_activity(
-        &state,
-        Some(viewer.user.id),
-        "deleted_host",
-        json!({
-            "host_id": host.id.0,
-            "host_display_name": display_name,
-            "host_serial": host.hardware_serial,
-            "triggered_by": "manual",
-        }),
-        now,
-    )
-    .await;
+    state.services.hosts.delete(&viewer, HostId(id)).await?;
     Ok(ok(&json!({})))
 }
 
@@ -353,42 +341,8 @@ pub async fn transfer(
     FleetJson(body): FleetJson<TransferBody>,
 ) -> Result<Response, FleetError> {
     let team = body.team_id.filter(|&t| t != 0).map(TeamId);
-    Viewer::require(viewer.can_write(team))?;
     let ids: Vec<HostId> = body.hosts.iter().copied().map(HostId).collect();
-    if let Some(writable) = viewer.writable_teams() {
-        let among = |scope| HostFilter {
-            scope,
-            status: Some(StatusFilter::IdsIn(ids.clone())),
-            ..HostFilter::all()
-        };
-        let existing = state.admin.count_hosts(&among(HostScope::All)).await?;
-        let allowed = state
-            .admin
-            .count_hosts(&among(HostScope::Teams(writable)))
-            .await?;
-        Viewer::require(existing == allowed)?;
-    }
-    let now = flotilla_engine::unix_now();
-    let moved = state.admin.transfer_hosts(team, &ids, now).await?;
-    for &host in &moved {
-        state.hosts.set_team(host, team);
-    }
-    let team_name = match team {
-        Some(team) => state.admin.team(team).await?.map(|t| t.name),
-        None => None,
-    };
-    super::record_activity(
-        &state,
-        Some(viewer.user.id),
-        "transferred_hosts",
-        json!({
-            "team_id": team.map(|t| t.0),
-            "team_name": team_name,
-            "host_ids": moved.iter().map(|h| h.0).collect::<Vec<_>>(),
-        }),
-        now,
-    )
-    .await;
+    state.services.hosts.transfer(&viewer, team, ids).await?;
     Ok(ok(&json!({})))
 }
 

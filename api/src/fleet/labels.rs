@@ -6,20 +6,15 @@
 use axum::extract::State;
 use axum::response::Response;
 use flotilla_engine::HostId;
-use flotilla_storage::admin::{Label, LabelChanges, LabelId, LabelMembership, LabelType, NewLabel};
+use flotilla_storage::admin::{Label, LabelId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::Viewer;
-use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
-use super::hosts::list_response;
-use super::{ListParams, rfc3339};
-use crate::state::{AppState, SharedState};
-
-/// Platforms a dynamic label can be limited to (empty: all).
-pub(crate) const PLATFORMS: &[&str] = &[
-    "", "darwin", "windows", "ubuntu", "centos", "linux", "chrome",
-];
+use super::error::{FleetError, FleetJson, FleetPath, ok};
+use super::rfc3339;
+use crate::service::Viewer;
+use crate::service::labels::{LabelEdit, LabelRequest, LabelTarget};
+use crate::state::SharedState;
 
 #[derive(Serialize)]
 pub struct LabelJson {
@@ -58,31 +53,6 @@ impl From<&Label> for LabelJson {
     }
 }
 
-/// The ids of hosts named by identifier (hostname, uuid, serial, osquery host id); 422 naming
-/// any that match no host.
-pub(crate) async fn resolve_hosts(
-    state: &AppState,
-    identifiers: &[String],
-) -> Result<Vec<HostId>, FleetError> {
-    let mut ids = Vec::with_capacity(identifiers.len());
-    let mut unknown = Vec::new();
-    for identifier in identifiers {
-        match state.admin.host_by_identifier(identifier.trim()).await? {
-            Some(host) => ids.push(host.id),
-            None => unknown.push(identifier.as_str()),
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(FleetError::validation(
-            "hosts",
-            format!("no host matches: {}", unknown.join(", ")),
-        ));
-    }
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}
-
 fn label_body(label: &Label, host_ids: Option<Vec<HostId>>) -> Response {
     let mut json = LabelJson::from(label);
     json.host_ids = host_ids.map(|ids| ids.into_iter().map(|h| h.0).collect());
@@ -107,53 +77,14 @@ pub async fn create(
     viewer: Viewer,
     FleetJson(body): FleetJson<CreateLabelBody>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.can_write(None))?;
-    let name = body.name.trim();
-    if name.is_empty() {
-        return Err(FleetError::validation("name", "cannot be empty"));
-    }
-    let query = body.query.unwrap_or_default();
-    let (membership, hosts) = match (query.trim().is_empty(), body.hosts) {
-        (false, Some(_)) => {
-            return Err(FleetError::validation(
-                "query",
-                "a label has either a query (dynamic) or hosts (manual), not both",
-            ));
-        }
-        (false, None) => (LabelMembership::Dynamic, Vec::new()),
-        (true, hosts) => (
-            LabelMembership::Manual,
-            resolve_hosts(&state, &hosts.unwrap_or_default()).await?,
-        ),
-    };
-    if !PLATFORMS.contains(&body.platform.as_str()) {
-        return Err(FleetError::validation(
-            "platform",
-            format!("use one of: {}", PLATFORMS[1..].join(", ")),
-        ));
-    }
-    let new = NewLabel {
-        name: name.to_owned(),
+    let request = LabelRequest {
+        name: body.name,
         description: body.description,
-        query,
+        query: body.query,
         platform: body.platform,
-        membership,
-        hosts,
+        hosts: body.hosts,
     };
-    let now = flotilla_engine::unix_now();
-    let label = state.admin.create_label(&new, now).await?;
-    if membership == LabelMembership::Dynamic {
-        publish_label_queries(&state, false).await?;
-    }
-    super::record_activity(
-        &state,
-        Some(viewer.user.id),
-        "created_label",
-        json!({ "label_id": label.id.0, "label_name": label.name }),
-        now,
-    )
-    .await;
-    let hosts = (membership == LabelMembership::Manual).then_some(new.hosts);
+    let (label, hosts) = state.services.labels.create(&viewer, request).await?;
     Ok(label_body(&label, hosts))
 }
 
@@ -196,30 +127,10 @@ pub async fn summary(
     Ok(ok(&json!({ "labels": labels })))
 }
 
-fn parse_id(text: &str) -> Result<LabelId, FleetError> {
+pub(crate) fn parse_id(text: &str) -> Result<LabelId, FleetError> {
     text.parse()
         .map(LabelId)
         .map_err(|_| FleetError::BadRequest(format!("`{text}` is not a label id")))
-}
-
-async fn visible_label(
-    state: &AppState,
-    viewer: &Viewer,
-    id: LabelId,
-) -> Result<Label, FleetError> {
-    Viewer::require(viewer.has_any_role())?;
-    state
-        .admin
-        .label(id, &viewer.host_scope())
-        .await?
-        .ok_or_else(|| FleetError::NotFound(format!("label {id} not found")))
-}
-
-async fn manual_hosts(state: &AppState, label: &Label) -> Result<Option<Vec<HostId>>, FleetError> {
-    if label.membership != LabelMembership::Manual {
-        return Ok(None);
-    }
-    Ok(Some(state.admin.manual_label_hosts(label.id).await?))
 }
 
 /// `GET /labels/{id}`.
@@ -228,8 +139,9 @@ pub async fn get(
     viewer: Viewer,
     FleetPath(id): FleetPath<String>,
 ) -> Result<Response, FleetError> {
-    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
-    let hosts = manual_hosts(&state, &label).await?;
+    let labels = &state.services.labels;
+    let label = labels.visible(&viewer, parse_id(&id)?).await?;
+    let hosts = labels.manual_hosts(&label).await?;
     Ok(label_body(&label, hosts))
 }
 
@@ -240,13 +152,6 @@ pub struct ModifyLabelBody {
     hosts: Option<Vec<String>>,
 }
 
-fn builtin_refused(label: &Label, verb: &str) -> FleetError {
-    FleetError::validation(
-        "label_id",
-        format!("built-in label `{}` can't be {verb}", label.name),
-    )
-}
-
 /// `PATCH /labels/{id}`: name, description, and a manual label's hosts. A label's query and
 /// platform cannot change.
 pub async fn modify(
@@ -255,55 +160,17 @@ pub async fn modify(
     FleetPath(id): FleetPath<String>,
     FleetJson(body): FleetJson<ModifyLabelBody>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.can_write(None))?;
-    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
-    if label.label_type == LabelType::Builtin {
-        return Err(builtin_refused(&label, "modified"));
-    }
-    let name = body.name.map(|n| n.trim().to_owned());
-    if name.as_deref() == Some("") {
-        return Err(FleetError::validation("name", "cannot be empty"));
-    }
-    let hosts = match body.hosts {
-        Some(identifiers) => Some(resolve_hosts(&state, &identifiers).await?),
-        None => None,
-    };
-    let changes = LabelChanges {
-        name,
+    let edit = LabelEdit {
+        name: body.name,
         description: body.description,
-        hosts,
+        hosts: body.hosts,
     };
-    let label = state
-        .admin
-        .update_label(label.id, &changes, flotilla_engine::unix_now())
+    let (label, hosts) = state
+        .services
+        .labels
+        .update(&viewer, parse_id(&id)?, edit)
         .await?;
-    let hosts = manual_hosts(&state, &label).await?;
     Ok(label_body(&label, hosts))
-}
-
-async fn delete_label(
-    state: &AppState,
-    viewer: &Viewer,
-    label: Label,
-) -> Result<Response, FleetError> {
-    if label.label_type == LabelType::Builtin {
-        return Err(builtin_refused(&label, "deleted"));
-    }
-    let deleted = state
-        .admin
-        .delete_label(label.id)
-        .await?
-        .ok_or_else(|| FleetError::NotFound(format!("label {} not found", label.name)))?;
-    publish_label_queries(state, false).await?;
-    super::record_activity(
-        state,
-        Some(viewer.user.id),
-        "deleted_label",
-        json!({ "label_id": deleted.id.0, "label_name": deleted.name }),
-        flotilla_engine::unix_now(),
-    )
-    .await;
-    Ok(ok(&json!({})))
 }
 
 /// `DELETE /labels/{name}`.
@@ -312,13 +179,12 @@ pub async fn delete_by_name(
     viewer: Viewer,
     FleetPath(name): FleetPath<String>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.can_write(None))?;
-    let label = state
-        .admin
-        .label_by_name(&name)
-        .await?
-        .ok_or_else(|| FleetError::NotFound(format!("label {name} not found")))?;
-    delete_label(&state, &viewer, label).await
+    state
+        .services
+        .labels
+        .delete(&viewer, LabelTarget::Name(name))
+        .await?;
+    Ok(ok(&json!({})))
 }
 
 /// `DELETE /labels/id/{id}`.
@@ -327,50 +193,10 @@ pub async fn delete_by_id(
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.can_write(None))?;
-    let label = visible_label(&state, &viewer, LabelId(id)).await?;
-    delete_label(&state, &viewer, label).await
-}
-
-/// `GET /labels/{id}/hosts`: the label's members, with the filters and paging of `/hosts`.
-pub async fn hosts(
-    State(state): State<SharedState>,
-    viewer: Viewer,
-    FleetPath(id): FleetPath<String>,
-    FleetQuery(params): FleetQuery<ListParams>,
-) -> Result<Response, FleetError> {
-    let label = visible_label(&state, &viewer, parse_id(&id)?).await?;
-    list_response(&state, &viewer, &params, Some(label.id)).await
-}
-
-/// Hands the stored dynamic labels to the engine, which sends them to hosts as
-/// `fleet_label_query_<id>`. At start (`initial`) hosts keep their own label schedule; after a
-/// change every host runs the new set at its next check-in.
-/// Hands the dynamic-label queries to the engine; after an admin's change (`initial` false)
-/// the other nodes are told to do the same.
-pub async fn publish_label_queries(state: &AppState, initial: bool) -> Result<(), FleetError> {
-    reload_label_queries(state, initial).await?;
-    if !initial {
-        state
-            .hosts
-            .announce_changed(flotilla_engine::relay::Topic::Labels);
-    }
-    Ok(())
-}
-
-/// Hands the dynamic-label queries as stored to the engine.
-pub async fn reload_label_queries(state: &AppState, initial: bool) -> Result<(), FleetError> {
-    let queries = state
-        .admin
-        .dynamic_label_queries()
-        .await?
-        .into_iter()
-        .map(|q| flotilla_engine::labels::LabelQuery::new(q.id.0, &q.query, &q.platform))
-        .collect();
-    if initial {
-        state.hosts.load_label_queries(queries);
-    } else {
-        state.hosts.set_label_queries(queries);
-    }
-    Ok(())
+    state
+        .services
+        .labels
+        .delete(&viewer, LabelTarget::Id(LabelId(id)))
+        .await?;
+    Ok(ok(&json!({})))
 }

@@ -4,11 +4,10 @@
 //!
 //! One file per area: [`auth`] (roles, sessions, setup, login), [`users`], [`hosts`],
 //! [`labels`], [`teams`], [`queries`], [`activities`]; [`error`] holds Fleet's error shape and
-//! the extractors that use it. Handlers extract (a [`auth::Viewer`] first), check the viewer's
-//! roles, call the [`AdminStore`](flotilla_storage::admin::AdminStore) (and the engine's
-//! `Hosts` registry where a host's live state is involved), and map the result to Fleet's
-//! JSON. Permissions follow Fleet: observers read, maintainers write hosts, labels and queries,
-//! only admins manage users and teams, team roles reach only their team's objects.
+//! the extractors that use it. Handlers extract (a [`Viewer`](crate::service::Viewer) first),
+//! make one call — into a [`crate::service`] for anything that changes, or a read of the store
+//! or the engine's registry — and map the answer to Fleet's JSON. Roles are checked by the
+//! services and, for reads, by the handler before it reads.
 
 pub mod activities;
 pub mod auth;
@@ -16,9 +15,7 @@ pub mod config;
 pub mod error;
 pub mod hosts;
 pub mod labels;
-pub mod password;
 pub mod queries;
-pub mod ratelimit;
 pub mod specs;
 pub mod teams;
 pub mod users;
@@ -31,7 +28,9 @@ use serde::Deserialize;
 use crate::state::SharedState;
 use error::FleetError;
 
-pub fn router() -> Router<SharedState> {
+/// Every admin route under each of Fleet's prefixes; `live` (the live-query routes, which
+/// share the prefixes) is merged in.
+pub fn router(live: Router<SharedState>) -> Router<SharedState> {
     let api = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
@@ -58,7 +57,7 @@ pub fn router() -> Router<SharedState> {
                 .delete(labels::delete_by_name),
         )
         .route("/labels/id/{id}", delete(labels::delete_by_id))
-        .route("/labels/{id_or_name}/hosts", get(labels::hosts))
+        .route("/labels/{id_or_name}/hosts", get(hosts::of_label))
         .route("/teams", get(teams::list).post(teams::create))
         .route(
             "/teams/{id}",
@@ -82,8 +81,31 @@ pub fn router() -> Router<SharedState> {
                 .delete(queries::delete_by_name),
         )
         .route("/activities", get(activities::list))
-        .merge(crate::live::routes::router())
-        .merge(config::routes())
+        .route("/config", get(config::get).patch(config::modify))
+        .route(
+            "/teams/{id}/agent_options",
+            post(config::team_agent_options),
+        )
+        .route("/queries/{id}/report", get(config::query_report))
+        .route(
+            "/hosts/{id}/queries/{query_id}",
+            get(config::host_query_report),
+        )
+        .route(
+            "/spec/queries",
+            get(specs::get_queries).post(specs::apply_queries),
+        )
+        .route("/spec/queries/{name}", get(specs::get_query))
+        .route(
+            "/spec/labels",
+            get(specs::get_labels).post(specs::apply_labels),
+        )
+        .route("/spec/labels/{name}", get(specs::get_label))
+        .route(
+            "/spec/teams",
+            get(specs::get_teams).post(specs::apply_teams),
+        )
+        .merge(live)
         .fallback(not_found);
     Router::new()
         .route("/api/v1/setup", post(auth::setup))
@@ -95,20 +117,6 @@ pub fn router() -> Router<SharedState> {
 
 async fn not_found() -> FleetError {
     FleetError::NotFound("no such endpoint".into())
-}
-
-/// Adds to the activity log. Best effort: the change it describes has already happened, so a
-/// failure here is logged rather than reported to the client as if the change had failed.
-pub(crate) async fn record_activity(
-    state: &crate::state::AppState,
-    actor: Option<flotilla_storage::admin::UserId>,
-    kind: &str,
-    details: serde_json::Value,
-    now: i64,
-) {
-    if let Err(error) = state.admin.record_activity(actor, kind, details, now).await {
-        tracing::warn!(%error, kind, "could not record an activity");
-    }
 }
 
 /// Unix seconds as RFC 3339 in UTC (`2026-01-02T03:04:05Z`).

@@ -9,9 +9,11 @@ use flotilla_storage::admin::{Roles, User, UserChanges, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::{Role, Viewer};
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
-use super::{ListParams, password, rfc3339};
+use super::{ListParams, rfc3339};
+use crate::service::password;
+use crate::service::sessions::{check_email, check_name};
+use crate::service::{Role, Viewer};
 use crate::state::SharedState;
 
 /// A user on the wire (Fleet's user object).
@@ -63,31 +65,6 @@ impl From<&User> for UserJson {
                 .collect(),
         }
     }
-}
-
-/// A plausible email address, trimmed: 422 otherwise.
-pub fn check_email(email: &str) -> Result<String, FleetError> {
-    let email = email.trim();
-    let plausible = email
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(char::is_whitespace);
-    if plausible {
-        Ok(email.to_owned())
-    } else {
-        Err(FleetError::validation(
-            "email",
-            "must be a valid email address",
-        ))
-    }
-}
-
-pub fn check_name(name: &str) -> Result<String, FleetError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(FleetError::validation("name", "cannot be empty"));
-    }
-    Ok(name.to_owned())
 }
 
 fn check_role(field: &str, role: &str) -> Result<String, FleetError> {
@@ -204,14 +181,16 @@ pub async fn create(
     };
     let now = flotilla_engine::unix_now();
     let user = state.admin.create_user(&new, now).await?;
-    super::record_activity(
-        &state,
-        Some(viewer.user.id),
-        "created_user",
-        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-        now,
-    )
-    .await;
+    state
+        .services
+        .effects
+        .record_activity(
+            Some(viewer.user.id),
+            "created_user",
+            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
+            now,
+        )
+        .await;
     Ok(ok(&json!({ "user": UserJson::from(&user) })))
 }
 
@@ -320,14 +299,16 @@ pub async fn delete(
     if state.admin.delete_user(user.id).await?.is_none() {
         return Err(FleetError::NotFound(format!("user {id} not found")));
     }
-    super::record_activity(
-        &state,
-        Some(viewer.user.id),
-        "deleted_user",
-        json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-        now,
-    )
-    .await;
+    state
+        .services
+        .effects
+        .record_activity(
+            Some(viewer.user.id),
+            "deleted_user",
+            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
+            now,
+        )
+        .await;
     Ok(ok(&json!({})))
 }
 

@@ -12,8 +12,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use flotilla_engine::campaign::CampaignEvent;
-use flotilla_engine::campaigns::NewCampaign;
-use flotilla_engine::store::{CampaignRecord, TargetKind};
+use flotilla_engine::store::TargetKind;
 use flotilla_engine::{CampaignError, HostId, TeamId};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -21,9 +20,11 @@ use serde_json::{Value, json};
 
 use super::socket::{SessionUser, run_session};
 use super::wire;
-use crate::fleet::auth::Viewer;
 use crate::fleet::error::{FleetError, FleetJson, FleetPath};
+use crate::service::Viewer;
+use crate::service::live::{Runnable, Selection};
 use crate::state::SharedState;
+use flotilla_storage::admin::LabelId;
 
 pub fn router() -> Router<SharedState> {
     Router::new()
@@ -92,109 +93,6 @@ struct RunByIdentifiersRequest {
     selected: SelectedByIdentifiers,
 }
 
-/// The SQL to run and the saved query it comes from, checked against the viewer's rights.
-struct Runnable {
-    sql: String,
-    query_id: Option<u64>,
-    query_name: Option<String>,
-    observer_can_run: bool,
-}
-
-/// A saved query must be one the viewer may read (a team's query is not another team's to run);
-/// which hosts it may then run on is decided per host by [`permitted`].
-async fn runnable(
-    state: &SharedState,
-    viewer: &Viewer,
-    query: Option<String>,
-    query_id: Option<u64>,
-) -> Result<Runnable, FleetError> {
-    if let Some(id) = query_id {
-        let saved = state
-            .admin
-            .get_query(flotilla_storage::admin::QueryId(id))
-            .await?
-            .ok_or_else(|| FleetError::NotFound(format!("query {id}")))?;
-        Viewer::require(crate::fleet::queries::can_read(viewer, saved.team))?;
-        return Ok(Runnable {
-            sql: saved.fields.query,
-            query_id: Some(id),
-            query_name: Some(saved.fields.name),
-            observer_can_run: saved.fields.observer_can_run,
-        });
-    }
-    let sql = query
-        .map(|q| q.trim().to_owned())
-        .filter(|q| !q.is_empty())
-        .ok_or_else(|| FleetError::Validation {
-            name: "query".into(),
-            reason: "one of query or query_id must be specified".into(),
-        })?;
-    Ok(Runnable {
-        sql,
-        query_id: None,
-        query_name: None,
-        observer_can_run: false,
-    })
-}
-
-/// Keeps the hosts the viewer may run this query on.
-fn permitted(
-    state: &SharedState,
-    viewer: &Viewer,
-    runnable: &Runnable,
-    hosts: BTreeSet<HostId>,
-) -> Vec<HostId> {
-    hosts
-        .into_iter()
-        .filter(
-            |&host| match state.hosts.presence(host, flotilla_engine::unix_now()) {
-                Some(presence) => viewer.can_run_queries(presence.team, runnable.observer_can_run),
-                None => false,
-            },
-        )
-        .collect()
-}
-
-async fn start(
-    state: &SharedState,
-    viewer: &Viewer,
-    runnable: &Runnable,
-    targets: Vec<HostId>,
-    selected: Vec<(TargetKind, u64)>,
-    deadline: Option<Duration>,
-) -> Result<flotilla_engine::campaigns::StartedCampaign, FleetError> {
-    if targets.is_empty() {
-        // Either nothing was selected, or nothing the viewer may run on.
-        let any_runnable = viewer.can_run_queries(None, runnable.observer_can_run);
-        return Err(if any_runnable {
-            FleetError::BadRequest("no hosts targeted".into())
-        } else {
-            FleetError::Forbidden
-        });
-    }
-    let now = flotilla_engine::unix_now();
-    let started = state
-        .campaigns
-        .start(NewCampaign {
-            record: CampaignRecord {
-                sql: runnable.sql.clone(),
-                query_id: runnable.query_id,
-                user_id: Some(viewer.user.id.0),
-                selected,
-                created_at: now,
-            },
-            targets,
-            deadline,
-        })
-        .await?;
-    let mut details = json!({"targets_count": started.totals.count, "query_sql": runnable.sql});
-    if let Some(name) = &runnable.query_name {
-        details["query_name"] = json!(name);
-    }
-    crate::fleet::record_activity(state, Some(viewer.user.id), "live_query", details, now).await;
-    Ok(started)
-}
-
 fn campaign_response(
     viewer: &Viewer,
     runnable: &Runnable,
@@ -218,61 +116,18 @@ async fn run(
     viewer: Viewer,
     FleetJson(request): FleetJson<RunRequest>,
 ) -> Result<Response, FleetError> {
-    let runnable = runnable(&state, &viewer, request.query, request.query_id).await?;
     let selected = request.selected;
-    let mut hosts: BTreeSet<HostId> = selected.hosts.iter().map(|&h| HostId(h)).collect();
-    let labels: Vec<_> = selected
-        .labels
-        .iter()
-        .map(|&l| flotilla_storage::admin::LabelId(l))
-        .collect();
-    let teams: Vec<TeamId> = selected.teams.iter().map(|&t| TeamId(t)).collect();
-    hosts.extend(resolve_groups(&state, &labels, &teams).await?);
-    let mut record: Vec<(TargetKind, u64)> = Vec::new();
-    record.extend(selected.hosts.iter().map(|&h| (TargetKind::Host, h)));
-    record.extend(selected.labels.iter().map(|&l| (TargetKind::Label, l)));
-    record.extend(selected.teams.iter().map(|&t| (TargetKind::Team, t)));
-    let targets = permitted(&state, &viewer, &runnable, hosts);
-    let started = start(&state, &viewer, &runnable, targets, record, None).await?;
+    let selection = Selection {
+        hosts: selected.hosts.into_iter().map(HostId).collect(),
+        labels: selected.labels.into_iter().map(LabelId).collect(),
+        teams: selected.teams.into_iter().map(TeamId).collect(),
+    };
+    let (runnable, started) = state
+        .services
+        .live
+        .run(&viewer, request.query, request.query_id, selection)
+        .await?;
     Ok(campaign_response(&viewer, &runnable, &started))
-}
-
-/// Hosts in the selected labels and teams: labels OR-ed, teams OR-ed, and the two groups
-/// AND-ed when both are given (Fleet's rule).
-async fn resolve_groups(
-    state: &SharedState,
-    labels: &[flotilla_storage::admin::LabelId],
-    teams: &[TeamId],
-) -> Result<BTreeSet<HostId>, FleetError> {
-    let in_labels: Option<BTreeSet<HostId>> = if labels.is_empty() {
-        None
-    } else {
-        Some(
-            state
-                .admin
-                .host_ids_in_labels(labels)
-                .await?
-                .into_iter()
-                .collect(),
-        )
-    };
-    let in_teams: Option<BTreeSet<HostId>> = if teams.is_empty() {
-        None
-    } else {
-        Some(
-            state
-                .admin
-                .host_ids_in_teams(teams)
-                .await?
-                .into_iter()
-                .collect(),
-        )
-    };
-    Ok(match (in_labels, in_teams) {
-        (Some(l), Some(t)) => l.intersection(&t).copied().collect(),
-        (Some(only), None) | (None, Some(only)) => only,
-        (None, None) => BTreeSet::new(),
-    })
 }
 
 /// `POST /queries/run_by_identifiers`: hostnames, UUIDs or serials, and label names.
@@ -281,34 +136,18 @@ async fn run_by_identifiers(
     viewer: Viewer,
     FleetJson(request): FleetJson<RunByIdentifiersRequest>,
 ) -> Result<Response, FleetError> {
-    let runnable = runnable(&state, &viewer, request.query, request.query_id).await?;
     let selected = request.selected;
-    let mut label_ids = Vec::with_capacity(selected.labels.len());
-    let mut missing = Vec::new();
-    for name in &selected.labels {
-        match state.admin.label_by_name(name).await? {
-            Some(label) => label_ids.push(label.id),
-            None => missing.push(name.as_str()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(FleetError::BadRequest(format!(
-            "Invalid label name(s): {}.",
-            missing.join(", ")
-        )));
-    }
-    let mut hosts: BTreeSet<HostId> = state
-        .admin
-        .host_ids_by_identifiers(&selected.hosts)
-        .await?
-        .into_iter()
-        .collect();
-    hosts.extend(resolve_groups(&state, &label_ids, &[]).await?);
-    let mut record: Vec<(TargetKind, u64)> =
-        hosts.iter().map(|h| (TargetKind::Host, h.0)).collect();
-    record.extend(label_ids.iter().map(|l| (TargetKind::Label, l.0)));
-    let targets = permitted(&state, &viewer, &runnable, hosts);
-    let started = start(&state, &viewer, &runnable, targets, record, None).await?;
+    let (runnable, started) = state
+        .services
+        .live
+        .run_by_identifiers(
+            &viewer,
+            request.query,
+            request.query_id,
+            &selected.hosts,
+            &selected.labels,
+        )
+        .await?;
     Ok(campaign_response(&viewer, &runnable, &started))
 }
 
@@ -328,15 +167,17 @@ async fn run_and_wait(
 ) -> Result<(usize, Vec<(HostId, Answer)>), FleetError> {
     let record = targets.iter().map(|h| (TargetKind::Host, h.0)).collect();
     let timeout = state.live_query_sync_timeout;
-    let started = start(
-        state,
-        viewer,
-        runnable,
-        targets,
-        record,
-        Some(timeout + Duration::from_secs(5)),
-    )
-    .await?;
+    let started = state
+        .services
+        .live
+        .start(
+            viewer,
+            runnable,
+            targets,
+            record,
+            Some(timeout + Duration::from_secs(5)),
+        )
+        .await?;
     let mut subscription = state.campaigns.subscribe(started.id).await?;
     let mut answers = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -382,9 +223,13 @@ async fn run_saved_on_hosts(
     if request.host_ids.is_empty() {
         return Err(FleetError::BadRequest("host_ids are required".into()));
     }
-    let runnable = runnable(&state, &viewer, None, Some(query_id)).await?;
+    let runnable = state
+        .services
+        .live
+        .runnable(&viewer, None, Some(query_id))
+        .await?;
     let hosts: BTreeSet<HostId> = request.host_ids.iter().map(|&h| HostId(h)).collect();
-    let targets = permitted(&state, &viewer, &runnable, hosts);
+    let targets = state.services.live.permitted(&viewer, &runnable, hosts);
     let (targeted, answers) = run_and_wait(&state, &viewer, &runnable, targets).await?;
     let results: Vec<Value> = answers
         .iter()
@@ -496,7 +341,10 @@ async fn websocket(State(state): State<SharedState>, upgrade: WebSocketUpgrade) 
             let (tx, rx) = socket.split();
             let campaigns = state.campaigns.clone();
             run_session(tx, rx, campaigns, |token| async move {
-                let viewer = crate::fleet::auth::viewer_for_token(&state, &token)
+                let viewer = state
+                    .services
+                    .sessions
+                    .viewer_for_token(&token)
                     .await
                     .ok()?;
                 Some(SessionUser {

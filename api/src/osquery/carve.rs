@@ -6,7 +6,7 @@ use axum::response::Response;
 use super::body::{node_key, parse, read_body};
 use super::error::{OsqueryError, json_response};
 use super::wire::{CarveBeginBody, CarveBlockBody, lenient_u64};
-use crate::carves::{CarveBegin, CarveBlock};
+use crate::osquery::carves::{CarveBegin, CarveBlock};
 use crate::state::SharedState;
 
 /// `POST /api/osquery/carve/begin`: announces a carve; answers the `session_id` for its blocks.

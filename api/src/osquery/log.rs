@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::body::{node_key, parse, read_body};
 use super::error::OsqueryError;
 use super::wire::LogBody;
-use crate::logsink::LogKind;
+use crate::logs::sink::LogKind;
 use crate::state::{AppState, SharedState};
 
 /// `POST /api/osquery/log`: status lines go to the status log; result lines are attributed to

@@ -3,6 +3,7 @@
 //! name. Handlers extract, make one call into the engine or a sink, and answer in osquery's form.
 
 pub mod body;
+pub mod carves;
 pub mod error;
 pub mod wire;
 

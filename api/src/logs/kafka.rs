@@ -1,6 +1,6 @@
 //! The `kafka` log destination: each osquery log line one Kafka record (the line's JSON as the
 //! value, no key), produced with a real Kafka client ([rskafka]) through the spool
-//! ([`crate::spool`]), so a broker outage loses nothing.
+//! ([`crate::logs::spool`]), so a broker outage loses nothing.
 //!
 //! The topic must exist (brokers usually refuse to create topics for producers); until it does,
 //! delivery is retried with a message saying so. Batches go to the topic's partitions in turn;
@@ -19,7 +19,7 @@ use rskafka::client::{ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 
 use crate::client::http::Trust;
-use crate::spool::{Delivery, DeliveryError};
+use crate::logs::spool::{Delivery, DeliveryError};
 
 /// Record-batch framing per produce request and per record, counted against the size bound.
 const BATCH_OVERHEAD: usize = 128;

@@ -4,9 +4,9 @@
 //! - `filesystem` (default): JSON lines in `<data-dir>/logs/result.log` and `status.log`,
 //!   rotated by size (`result.log.1` is the newest old file);
 //! - `stdout`: JSON lines on the server's standard output;
-//! - `webhook`: batched HTTP POSTs ([`crate::webhook`]) and
-//! - `kafka`: records produced to a Kafka topic ([`crate::kafka`]), both through a bounded
-//!   on-disk spool ([`crate::spool`]).
+//! - `webhook`: batched HTTP POSTs ([`crate::logs::webhook`]) and
+//! - `kafka`: records produced to a Kafka topic ([`crate::logs::kafka`]), both through a bounded
+//!   on-disk spool ([`crate::logs::spool`]).
 //!
 //! A request's lines are written together and flushed to the operating system before the
 //! request is answered, so a success answer means the lines are kept. Writes run on the
@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::kafka::{KafkaDelivery, KafkaSettings};
-use crate::spool::{SpoolCounters, SpoolSettings, SpooledOutput};
-use crate::webhook::WebhookDelivery;
+use crate::logs::kafka::{KafkaDelivery, KafkaSettings};
+use crate::logs::spool::{SpoolCounters, SpoolSettings, SpooledOutput};
+use crate::logs::webhook::WebhookDelivery;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogKind {

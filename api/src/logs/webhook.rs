@@ -1,5 +1,5 @@
 //! The `webhook` log destination: batches of lines POSTed as JSON arrays to an HTTP receiver,
-//! through the spool ([`crate::spool`]). Any 2xx answer accepts a batch; anything else, or no
+//! through the spool ([`crate::logs::spool`]). Any 2xx answer accepts a batch; anything else, or no
 //! answer within the timeout, is retried.
 
 use std::io;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::spool::{Delivery, DeliveryError};
+use crate::logs::spool::{Delivery, DeliveryError};
 
 pub struct WebhookDelivery {
     url: String,

@@ -9,7 +9,7 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
-use super::error::FleetError;
+use crate::fleet::error::FleetError;
 
 /// Fleet's bounds on a password's length, in characters.
 const MIN_LEN: usize = 12;

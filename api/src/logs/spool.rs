@@ -1,5 +1,5 @@
 //! `SpooledOutput`: osquery log lines delivered to a remote destination (an HTTP receiver,
-//! [`crate::webhook`]; a Kafka topic, [`crate::kafka`]) in batches, through a bounded on-disk
+//! [`crate::logs::webhook`]; a Kafka topic, [`crate::logs::kafka`]) in batches, through a bounded on-disk
 //! spool, so a slow or unreachable destination loses nothing.
 //!
 //! A log request's lines are appended to the spool (`<spool dir>/<seq>.jsonl`) and flushed to

@@ -451,27 +451,7 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
         match key.as_str() {
             // Passed to osquery as given, as Fleet does.
             "schedule" | "packs" => {}
-            "options" => {
-                let Some(options) = ctx(context, object(&at, value))? else {
-                    continue;
-                };
-                for (name, option) in options {
-                    match option_kind(name) {
-                        Some(kind) => {
-                            ctx(context, check_kind(&format!("{at}.{name}"), option, kind))?
-                        }
-                        None => return Err(unknown_key(context, &at, name)),
-                    }
-                }
-                if let Some(endpoint) = options.get("logger_tls_endpoint").and_then(Value::as_str)
-                    && !endpoint.is_empty()
-                    && !endpoint.starts_with('/')
-                {
-                    return Err(format!(
-                        "{context}options.logger_tls_endpoint must be a path starting with '/': \"{endpoint}\""
-                    ));
-                }
-            }
+            "options" => validate_options(context, &at, value)?,
             "file_paths" | "file_paths_query" | "exclude_paths" => {
                 ctx(context, map_of_strings(&at, value))?
             }
@@ -538,31 +518,58 @@ fn validate_config(context: &str, path: &str, config: &Value) -> Result<(), Stri
                     }
                 }
             }
-            "auto_table_construction" => {
-                if let Some(tables) = ctx(context, object(&at, value))? {
-                    for (name, table) in tables {
-                        let table_at = format!("{at}.{name}");
+            "auto_table_construction" => validate_auto_tables(context, &at, value)?,
+            other => return Err(unknown_key(context, path, other)),
+        }
+    }
+    Ok(())
+}
+
+/// `options`: every flag known to osquery with a value of its type; `logger_tls_endpoint` a
+/// path.
+fn validate_options(context: &str, at: &str, value: &Value) -> Result<(), String> {
+    let Some(options) = ctx(context, object(at, value))? else {
+        return Ok(());
+    };
+    for (name, option) in options {
+        match option_kind(name) {
+            Some(kind) => ctx(context, check_kind(&format!("{at}.{name}"), option, kind))?,
+            None => return Err(unknown_key(context, at, name)),
+        }
+    }
+    if let Some(endpoint) = options.get("logger_tls_endpoint").and_then(Value::as_str)
+        && !endpoint.is_empty()
+        && !endpoint.starts_with('/')
+    {
+        return Err(format!(
+            "{context}options.logger_tls_endpoint must be a path starting with '/': \"{endpoint}\""
+        ));
+    }
+    Ok(())
+}
+
+/// `auto_table_construction`: tables with a query, a path, columns and a platform.
+fn validate_auto_tables(context: &str, at: &str, value: &Value) -> Result<(), String> {
+    if let Some(tables) = ctx(context, object(at, value))? {
+        for (name, table) in tables {
+            let table_at = format!("{at}.{name}");
+            ctx(
+                context,
+                fields(&table_at, table, &["query", "path", "columns", "platform"]),
+            )?;
+            if let Some(table) = table.as_object() {
+                for text in ["query", "path", "platform"] {
+                    if let Some(item) = table.get(text) {
                         ctx(
                             context,
-                            fields(&table_at, table, &["query", "path", "columns", "platform"]),
+                            check_kind(&format!("{table_at}.{text}"), item, Str),
                         )?;
-                        if let Some(table) = table.as_object() {
-                            for text in ["query", "path", "platform"] {
-                                if let Some(item) = table.get(text) {
-                                    ctx(
-                                        context,
-                                        check_kind(&format!("{table_at}.{text}"), item, Str),
-                                    )?;
-                                }
-                            }
-                            if let Some(columns) = table.get("columns") {
-                                ctx(context, strings(&format!("{table_at}.columns"), columns))?;
-                            }
-                        }
                     }
                 }
+                if let Some(columns) = table.get("columns") {
+                    ctx(context, strings(&format!("{table_at}.columns"), columns))?;
+                }
             }
-            other => return Err(unknown_key(context, path, other)),
         }
     }
     Ok(())

@@ -18,11 +18,11 @@ use dashmap::DashMap;
 use flotilla_engine::TeamId;
 use flotilla_engine::record::HostRecord;
 use flotilla_engine::store::StoreError;
-use flotilla_storage::admin::{AdminStore, QueryId, SavedQuery};
+use flotilla_storage::admin::{ConfigStore, QueryId, QueryStore, SavedQuery};
 use parking_lot::RwLock;
 use serde_json::{Map, Value, json};
 
-use crate::agent_options::{default_agent_options, for_platform};
+use crate::agent_config::options::{default_agent_options, for_platform};
 
 /// What Fleet's rules need to know about a scheduled query when its results arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,19 +168,26 @@ impl AgentConfigs {
 
     /// Loads the inputs from the store: stored agent options (the defaults where none were
     /// ever saved) and every scheduled query.
-    pub async fn load(store: &dyn AdminStore) -> Result<ConfigInputs, StoreError> {
-        let global = store
+    pub async fn load(
+        options: &dyn ConfigStore,
+        queries: &dyn QueryStore,
+    ) -> Result<ConfigInputs, StoreError> {
+        let global = options
             .agent_options(None)
             .await?
             .unwrap_or_else(default_agent_options);
-        let teams = store.team_agent_options().await?.into_iter().collect();
-        let queries = store.scheduled_queries().await?;
+        let teams = options.team_agent_options().await?.into_iter().collect();
+        let queries = queries.scheduled_queries().await?;
         Ok(ConfigInputs::new(global, teams, &queries))
     }
 
     /// Reloads from the store after a change; the next pull of every host gets the new config.
-    pub async fn reload(&self, store: &dyn AdminStore) -> Result<(), StoreError> {
-        let inputs = AgentConfigs::load(store).await?;
+    pub async fn reload(
+        &self,
+        options: &dyn ConfigStore,
+        queries: &dyn QueryStore,
+    ) -> Result<(), StoreError> {
+        let inputs = AgentConfigs::load(options, queries).await?;
         self.replace(inputs);
         Ok(())
     }

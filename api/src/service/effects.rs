@@ -1,0 +1,116 @@
+//! `Effects`: what must follow a change once the store has it, so that the rest of the server
+//! (and every other node) sees it: the engine's registry, the agent configs hosts pull, the
+//! dynamic-label queries, the relay's announcement, the activity log.
+
+use std::sync::Arc;
+
+use flotilla_engine::Hosts;
+use flotilla_engine::relay::Topic;
+use flotilla_storage::admin::{ActivityStore, ConfigStore, LabelStore, QueryStore, UserId};
+
+use crate::agent_config::AgentConfigs;
+use crate::fleet::error::FleetError;
+
+/// Shared by every service; cheap to clone (handles only).
+#[derive(Clone)]
+pub struct Effects {
+    /// The engine's registry: a host's team, enroll secrets, label queries, announcements.
+    pub(crate) hosts: Hosts,
+    pub(crate) agent_configs: Arc<AgentConfigs>,
+    /// Agent options, read again on every reload of the agent configs.
+    config: Arc<dyn ConfigStore>,
+    /// Scheduled queries, read again on every reload of the agent configs.
+    queries: Arc<dyn QueryStore>,
+    /// Dynamic-label queries, read again when labels change.
+    labels: Arc<dyn LabelStore>,
+    activities: Arc<dyn ActivityStore>,
+}
+
+impl Effects {
+    pub fn new(
+        hosts: Hosts,
+        agent_configs: Arc<AgentConfigs>,
+        config: Arc<dyn ConfigStore>,
+        queries: Arc<dyn QueryStore>,
+        labels: Arc<dyn LabelStore>,
+        activities: Arc<dyn ActivityStore>,
+    ) -> Effects {
+        Effects {
+            hosts,
+            agent_configs,
+            config,
+            queries,
+            labels,
+            activities,
+        }
+    }
+
+    /// Makes the next config pull of every host see the stored agent options and queries, here
+    /// and (told through the relay) on every other node.
+    pub async fn reload_agent_configs(&self) -> Result<(), FleetError> {
+        self.reload_agent_configs_here().await?;
+        self.hosts.announce_changed(Topic::AgentOptions);
+        Ok(())
+    }
+
+    /// Reloads the agent configs of this node only: another node announced a change.
+    pub async fn reload_agent_configs_here(&self) -> Result<(), FleetError> {
+        self.agent_configs
+            .reload(self.config.as_ref(), self.queries.as_ref())
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the engine pick up a change to enroll secrets (it tells the other nodes).
+    pub async fn reload_enroll_secrets(&self) -> Result<(), FleetError> {
+        self.hosts.enroll_secrets_changed().await?;
+        Ok(())
+    }
+
+    /// Hands the dynamic-label queries to the engine, which sends them to hosts as
+    /// `fleet_label_query_<id>`. At start (`initial`) hosts keep their own label schedule and
+    /// nothing is announced; after a change every host runs the new set at its next check-in,
+    /// and the other nodes are told to do the same.
+    pub async fn publish_label_queries(&self, initial: bool) -> Result<(), FleetError> {
+        self.reload_label_queries(initial).await?;
+        if !initial {
+            self.hosts.announce_changed(Topic::Labels);
+        }
+        Ok(())
+    }
+
+    /// Hands the dynamic-label queries as stored to the engine, announcing nothing.
+    pub async fn reload_label_queries(&self, initial: bool) -> Result<(), FleetError> {
+        let queries = self
+            .labels
+            .dynamic_label_queries()
+            .await?
+            .into_iter()
+            .map(|q| flotilla_engine::labels::LabelQuery::new(q.id.0, &q.query, &q.platform))
+            .collect();
+        if initial {
+            self.hosts.load_label_queries(queries);
+        } else {
+            self.hosts.set_label_queries(queries);
+        }
+        Ok(())
+    }
+
+    /// Adds to the activity log. Best effort: the change it describes has already happened,
+    /// so a failure here is logged rather than reported as if the change had failed.
+    pub async fn record_activity(
+        &self,
+        actor: Option<UserId>,
+        kind: &str,
+        details: serde_json::Value,
+        now: i64,
+    ) {
+        if let Err(error) = self
+            .activities
+            .record_activity(actor, kind, details, now)
+            .await
+        {
+            tracing::warn!(%error, kind, "could not record an activity");
+        }
+    }
+}
