@@ -54,30 +54,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         backend,
         pool,
     } = open_stores(&args, &data_dir).await?;
-    let admin_status = ensure_admin(
-        admin.as_ref(),
-        args.admin_email.as_deref(),
-        args.admin_password.as_deref(),
-    )
-    .await?;
+    let (email, password) = (args.admin_email.as_deref(), args.admin_password.as_deref());
+    let admin_status = ensure_admin(admin.as_ref(), email, password).await?;
     // Shared with the relay between nodes, which records into it; zero on a single node.
     let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
     let relay = relay(&args, relay_counters.clone())?;
     let still_running = close_abandoned_campaigns(relay.as_ref(), campaign_store.as_ref()).await?;
-    let engine_config = EngineConfig {
-        flush_interval: args.flush_interval,
-        detail_update_interval: args.detail_update_interval,
-        seen_write_granularity: args
-            .seen_write_interval
-            .max(std::time::Duration::from_secs(1)),
-        ..EngineConfig::default()
+    let stores = EngineStores {
+        hosts: store.clone(),
+        campaigns: campaign_store,
     };
     let engine = Engine::start(
-        EngineStores {
-            hosts: store.clone(),
-            campaigns: campaign_store,
-        },
-        engine_config,
+        stores,
+        engine_config(&args),
         campaign_config(&args),
         relay.clone(),
     )
@@ -102,12 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let health = health(store.clone(), &relay, &relay_counters);
     let (agent_configs, reports) = load_agent_config(admin.as_ref(), &args).await?;
-    let (stop_report_flusher, report_flusher_stopped) = tokio::sync::oneshot::channel();
-    let report_flusher = tokio::spawn(reports.clone().run_flusher(
-        admin.clone(),
-        args.flush_interval,
-        report_flusher_stopped,
-    ));
+    let report_flusher = ReportFlusher::start(&reports, admin.clone(), args.flush_interval);
     let state = app_state(
         &args,
         &data_dir,
@@ -131,26 +115,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .publish_label_queries(true)
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
-    follow_shared_changes(state.services.effects.clone(), relay.clone());
+    let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone());
 
-    let (handle, server) = serve(app, &args, &transport);
-    let Some(bound) = handle.listening().await else {
-        // The server task ended before listening: report its error.
-        server.await??;
-        anyhow::bail!(
-            "the server stopped before it was listening on {}",
-            args.listen
-        );
-    };
+    let (handle, server, bound) = listening(app, &args, &transport).await?;
+    let secret = generated_secret.as_deref();
     print_banner(
         &args,
         &data_dir,
         bound,
         &transport,
         &hosts,
-        generated_secret.as_deref(),
+        secret,
         &admin_status,
     );
     state.health.mark_started();
@@ -158,16 +135,78 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     shutdown_signal().await;
     shut_down(&args, &campaigns, &handle, server).await?;
+    // Stop following other nodes' changes before the engine (and its relay tasks) stops.
+    if let Some(follower) = shared_changes {
+        follower.abort();
+        let _ = follower.await;
+    }
     engine
         .shutdown()
         .await
         .context("flushing host writes at shutdown")?;
-    let _ = stop_report_flusher.send(());
-    report_flusher
-        .await?
-        .context("writing query reports at shutdown")?;
+    report_flusher.stop().await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// How the engine flushes and refreshes, from the command line.
+fn engine_config(args: &ServeArgs) -> EngineConfig {
+    EngineConfig {
+        flush_interval: args.flush_interval,
+        detail_update_interval: args.detail_update_interval,
+        seen_write_granularity: args
+            .seen_write_interval
+            .max(std::time::Duration::from_secs(1)),
+        ..EngineConfig::default()
+    }
+}
+
+/// The task that writes query reports every flush interval, and once more when stopped.
+struct ReportFlusher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<usize, flotilla_engine::store::StoreError>>,
+}
+
+impl ReportFlusher {
+    fn start(
+        reports: &Arc<Reports>,
+        store: Arc<dyn AdminStore>,
+        every: std::time::Duration,
+    ) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(reports.clone().run_flusher(store, every, stopped));
+        ReportFlusher { stop, task }
+    }
+
+    /// Writes what is left and waits for it.
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await?
+            .context("writing query reports at shutdown")?;
+        Ok(())
+    }
+}
+
+/// Serves `app` and waits until it listens; the server task's error if it ended first.
+async fn listening(
+    app: axum::Router,
+    args: &ServeArgs,
+    transport: &Transport,
+) -> Result<(
+    Handle<SocketAddr>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    SocketAddr,
+)> {
+    let (handle, server) = serve(app, args, transport);
+    let Some(bound) = handle.listening().await else {
+        server.await??;
+        anyhow::bail!(
+            "the server stopped before it was listening on {}",
+            args.listen
+        );
+    };
+    Ok((handle, server, bound))
 }
 
 /// The engine's and the store's handles the handlers share.
@@ -215,7 +254,7 @@ fn app_state(
         hosts: engine.hosts,
         campaigns: engine.campaigns,
         store: engine.store,
-        admin: engine.admin,
+        reads: crate::state::Reads::over(engine.admin),
         agent_configs: parts.agent_configs,
         logs: parts.logs,
         reports: parts.reports,
@@ -427,12 +466,15 @@ fn relay(
 
 /// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled
 /// queries (the engine itself follows hosts, enroll secrets and live queries).
-fn follow_shared_changes(effects: Effects, relay: Arc<dyn Relay>) {
+fn follow_shared_changes(
+    effects: Effects,
+    relay: Arc<dyn Relay>,
+) -> Option<tokio::task::JoinHandle<()>> {
     if relay.is_local() {
-        return;
+        return None;
     }
     let mut events = relay.events();
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         loop {
             match events.recv().await {
                 Ok(RelayEvent::Changed(Topic::Labels)) => {
@@ -458,7 +500,7 @@ fn follow_shared_changes(effects: Effects, relay: Arc<dyn Relay>) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
-    });
+    }))
 }
 
 /// The three store traits, all on one backend.

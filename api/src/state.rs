@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
-use flotilla_storage::admin::AdminStore;
+use flotilla_storage::admin::{
+    ActivityStore, AdminStore, ConfigStore, HostDirectory, LabelStore, QueryStore, TeamStore,
+    UserStore,
+};
 
 use crate::agent_config::configs::AgentConfigs;
 use crate::agent_config::reports::Reports;
@@ -37,8 +40,8 @@ pub struct AppState {
     pub hosts: Hosts,
     pub campaigns: Campaigns,
     pub store: Arc<dyn HostStore>,
-    /// Users, sessions, labels, teams, saved queries, activities; the admin API's view of hosts.
-    pub admin: Arc<dyn AdminStore>,
+    /// What the admin API's handlers read, one store area each.
+    pub reads: Reads,
     /// The admin operations (every change, with its effects and the role checks).
     pub services: Services,
     pub agent_configs: Arc<AgentConfigs>,
@@ -56,3 +59,31 @@ pub struct AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// The admin API's reads, one store area each, so a handler that reads names the one area it
+/// reads; every change goes through [`Services`].
+#[derive(Clone)]
+pub struct Reads {
+    pub users: Arc<dyn UserStore>,
+    pub hosts: Arc<dyn HostDirectory>,
+    pub labels: Arc<dyn LabelStore>,
+    pub teams: Arc<dyn TeamStore>,
+    pub queries: Arc<dyn QueryStore>,
+    pub config: Arc<dyn ConfigStore>,
+    pub activities: Arc<dyn ActivityStore>,
+}
+
+impl Reads {
+    /// Every area of one store.
+    pub fn over(store: Arc<dyn AdminStore>) -> Reads {
+        Reads {
+            users: store.clone(),
+            hosts: store.clone(),
+            labels: store.clone(),
+            teams: store.clone(),
+            queries: store.clone(),
+            config: store.clone(),
+            activities: store,
+        }
+    }
+}

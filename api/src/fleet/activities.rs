@@ -56,7 +56,7 @@ pub async fn list(
         limit: page.limit.saturating_add(1),
         offset: page.offset,
     };
-    let mut activities = state.admin.activities(&order, probe).await?;
+    let mut activities = state.reads.activities.activities(&order, probe).await?;
     let has_next = activities.len() as u64 > page.limit;
     activities.truncate(page.limit as usize);
     let activities: Vec<ActivityJson> = activities.into_iter().map(ActivityJson::from).collect();

@@ -219,7 +219,8 @@ pub async fn list_response(
     let order = params.order("hostname", false, HOST_ORDER_KEYS)?;
     let page = params.page(100)?;
     let hosts: Vec<HostJson> = state
-        .admin
+        .reads
+        .hosts
         .list_hosts(&filter, &order, page)
         .await?
         .iter()
@@ -260,7 +261,7 @@ pub async fn count(
 ) -> Result<Response, FleetError> {
     let now = flotilla_engine::unix_now();
     let filter = host_filter(&state, &viewer, &params, None, now)?;
-    let count = state.admin.count_hosts(&filter).await?;
+    let count = state.reads.hosts.count_hosts(&filter).await?;
     Ok(ok(&json!({ "count": count })))
 }
 
@@ -271,7 +272,8 @@ async fn detail_response(
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.can_read(host.team))?;
     let labels: Vec<LabelJson> = state
-        .admin
+        .reads
+        .labels
         .host_labels(host.id)
         .await?
         .iter()
@@ -293,7 +295,8 @@ pub async fn get(
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
     let host = state
-        .admin
+        .reads
+        .hosts
         .host(HostId(id))
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("host {id} not found")))?;
@@ -307,7 +310,8 @@ pub async fn by_identifier(
     FleetPath(identifier): FleetPath<String>,
 ) -> Result<Response, FleetError> {
     let host = state
-        .admin
+        .reads
+        .hosts
         .host_by_identifier(&identifier)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("host {identifier} not found")))?;
@@ -376,7 +380,8 @@ pub async fn summary(
     let scope = viewer.host_scope();
     let team = team_filter(&viewer, params.team_id)?;
     let totals = state
-        .admin
+        .reads
+        .hosts
         .host_totals(&scope, team, now - NEW_FOR, now - MISSING_AFTER)
         .await?;
     let visible = |host_team: Option<TeamId>| {
@@ -399,7 +404,8 @@ pub async fn summary(
         .filter(|presence| visible(presence.team) && presence.online)
         .count() as u64;
     let builtin: Vec<BuiltinLabel> = state
-        .admin
+        .reads
+        .labels
         .labels(&scope)
         .await?
         .into_iter()

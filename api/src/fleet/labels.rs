@@ -95,7 +95,8 @@ pub async fn list(
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.has_any_role())?;
     let labels: Vec<LabelJson> = state
-        .admin
+        .reads
+        .labels
         .labels(&viewer.host_scope())
         .await?
         .iter()
@@ -111,7 +112,8 @@ pub async fn summary(
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.has_any_role())?;
     let labels: Vec<serde_json::Value> = state
-        .admin
+        .reads
+        .labels
         .labels(&viewer.host_scope())
         .await?
         .iter()

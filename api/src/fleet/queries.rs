@@ -90,7 +90,8 @@ pub async fn list(
     let team = params.team_id.filter(|&t| t != 0).map(TeamId);
     Viewer::require(can_read(&viewer, team))?;
     let queries: Vec<QueryJson> = state
-        .admin
+        .reads
+        .queries
         .queries(team, params.query.as_deref())
         .await?
         .iter()

@@ -53,7 +53,8 @@ pub struct TeamIdParam {
 async fn team_name_of(state: &AppState, team: Option<TeamId>) -> Result<String, FleetError> {
     Ok(match team {
         Some(team) => state
-            .admin
+            .reads
+            .teams
             .team(team)
             .await?
             .map(|t| t.name)
@@ -75,7 +76,8 @@ pub async fn get_queries(
     })?;
     let team_name = team_name_of(&state, team).await?;
     let specs: Vec<QuerySpec> = state
-        .admin
+        .reads
+        .queries
         .queries(team, None)
         .await?
         .iter()
@@ -97,7 +99,8 @@ pub async fn get_query(
         Some(_) => viewer.can_read(team),
     })?;
     let query = state
-        .admin
+        .reads
+        .queries
         .query_by_name(team, &name)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("query {name} not found")))?;
@@ -130,7 +133,7 @@ async fn label_spec(
     label: &flotilla_storage::admin::Label,
 ) -> Result<LabelSpec, FleetError> {
     let hosts = if label.membership == LabelMembership::Manual {
-        let ids = state.admin.manual_label_hosts(label.id).await?;
+        let ids = state.reads.labels.manual_label_hosts(label.id).await?;
         Some(
             ids.into_iter()
                 .filter_map(|id| state.hosts.record(id))
@@ -159,7 +162,7 @@ pub async fn get_labels(
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.has_any_role())?;
     let mut specs = Vec::new();
-    for label in state.admin.labels(&viewer.host_scope()).await? {
+    for label in state.reads.labels.labels(&viewer.host_scope()).await? {
         specs.push(label_spec(&state, &label).await?);
     }
     Ok(ok(&json!({ "specs": specs })))
@@ -173,7 +176,8 @@ pub async fn get_label(
 ) -> Result<Response, FleetError> {
     Viewer::require(viewer.has_any_role())?;
     let label = state
-        .admin
+        .reads
+        .labels
         .label_by_name(&name)
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("label {name} not found")))?;
@@ -208,7 +212,7 @@ pub async fn get_teams(
 ) -> Result<Response, FleetError> {
     let inputs = state.agent_configs.inputs();
     let specs: Vec<Value> = state
-        .admin
+        .reads.teams
         .teams()
         .await?
         .iter()

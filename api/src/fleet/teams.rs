@@ -95,7 +95,8 @@ pub async fn list(
     viewer: Viewer,
 ) -> Result<Response, FleetError> {
     let teams: Vec<TeamJson> = state
-        .admin
+        .reads
+        .teams
         .teams()
         .await?
         .iter()

@@ -1,19 +1,16 @@
-//! Users: `GET /users`, `POST /users/admin`, `GET/PATCH/DELETE /users/{id}`. Only global
-//! admins create, change or delete other users; a user may change their own name, email and
-//! password (giving the current password).
+//! Users: `GET /users`, `POST /users/admin`, `GET/PATCH/DELETE /users/{id}`, over
+//! [`UserService`](crate::service::users::UserService), which decides who may do what.
 
 use axum::extract::State;
 use axum::response::Response;
-use flotilla_engine::TeamId;
-use flotilla_storage::admin::{Roles, User, UserChanges, UserId};
+use flotilla_storage::admin::{User, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
 use super::{ListParams, rfc3339};
-use crate::service::password;
-use crate::service::sessions::{check_email, check_name};
-use crate::service::{Role, Viewer};
+use crate::service::Viewer;
+use crate::service::users::{NewUserRequest, UserEdit};
 use crate::state::SharedState;
 
 /// A user on the wire (Fleet's user object).
@@ -67,53 +64,15 @@ impl From<&User> for UserJson {
     }
 }
 
-fn check_role(field: &str, role: &str) -> Result<String, FleetError> {
-    Role::parse(role)
-        .map(|r| r.as_str().to_owned())
-        .ok_or_else(|| {
-            FleetError::validation(
-                field,
-                format!("`{role}` is not a role: use admin, maintainer, observer or observer_plus"),
-            )
-        })
-}
-
 #[derive(Deserialize)]
 struct TeamRoleBody {
     id: u64,
     role: String,
 }
 
-/// `global_role` xor `teams`, validated.
-fn roles(
-    global_role: Option<String>,
-    teams: Option<Vec<TeamRoleBody>>,
-) -> Result<Roles, FleetError> {
-    match (global_role, teams) {
-        (Some(_), Some(teams)) if !teams.is_empty() => Err(FleetError::validation(
-            "global_role",
-            "a user has either a global role or team roles, not both",
-        )),
-        (Some(role), _) => Ok(Roles::Global(check_role("global_role", &role)?)),
-        (None, Some(teams)) if !teams.is_empty() => Ok(Roles::Teams(
-            teams
-                .into_iter()
-                .map(|t| Ok((TeamId(t.id), check_role("teams", &t.role)?)))
-                .collect::<Result<_, FleetError>>()?,
-        )),
-        (None, _) => Err(FleetError::validation(
-            "global_role",
-            "either global_role or teams is required",
-        )),
-    }
-}
-
-/// Whether `viewer` may see `user`: global users see everyone, others the members of their
-/// teams and themselves.
-fn visible(viewer: &Viewer, user: &User) -> bool {
-    viewer.user.global_role.is_some()
-        || viewer.user.id == user.id
-        || user.teams.iter().any(|t| viewer.can_read(Some(t.team)))
+/// The team roles of a request body, as the service takes them.
+fn team_roles(teams: Option<Vec<TeamRoleBody>>) -> Option<Vec<(u64, String)>> {
+    teams.map(|teams| teams.into_iter().map(|t| (t.id, t.role)).collect())
 }
 
 /// `GET /users` (`query`, `team_id`, `page`, `per_page`).
@@ -125,11 +84,11 @@ pub async fn list(
     let page = params.page(100)?;
     let search = params.query.as_deref().unwrap_or("").to_lowercase();
     let users: Vec<UserJson> = state
-        .admin
-        .users()
+        .services
+        .users
+        .list(&viewer)
         .await?
         .iter()
-        .filter(|u| visible(&viewer, u))
         .filter(|u| {
             search.is_empty()
                 || u.name.to_lowercase().contains(&search)
@@ -167,41 +126,16 @@ pub async fn create(
     viewer: Viewer,
     FleetJson(body): FleetJson<CreateUserBody>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.is_global_admin())?;
-    let name = check_name(&body.name)?;
-    let email = check_email(&body.email)?;
-    password::check_rules("password", &body.password)?;
-    let roles = roles(body.global_role, body.teams)?;
-    let new = flotilla_storage::admin::NewUser {
-        name,
-        email,
-        password_hash: password::hash(body.password).await?,
-        roles,
+    let request = NewUserRequest {
+        name: body.name,
+        email: body.email,
+        password: body.password,
+        global_role: body.global_role,
+        teams: team_roles(body.teams),
         api_only: body.api_only,
     };
-    let now = flotilla_engine::unix_now();
-    let user = state.admin.create_user(&new, now).await?;
-    state
-        .services
-        .effects
-        .record_activity(
-            Some(viewer.user.id),
-            "created_user",
-            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-            now,
-        )
-        .await;
+    let user = state.services.users.create(&viewer, request).await?;
     Ok(ok(&json!({ "user": UserJson::from(&user) })))
-}
-
-async fn visible_user(state: &SharedState, viewer: &Viewer, id: u64) -> Result<User, FleetError> {
-    let user = state
-        .admin
-        .user(UserId(id))
-        .await?
-        .ok_or_else(|| FleetError::NotFound(format!("user {id} not found")))?;
-    Viewer::require(visible(viewer, &user))?;
-    Ok(user)
 }
 
 /// `GET /users/{id}`.
@@ -210,7 +144,7 @@ pub async fn get(
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
-    let user = visible_user(&state, &viewer, id).await?;
+    let user = state.services.users.get(&viewer, UserId(id)).await?;
     Ok(ok(&json!({ "user": UserJson::from(&user) })))
 }
 
@@ -232,47 +166,19 @@ pub async fn modify(
     FleetPath(id): FleetPath<u64>,
     FleetJson(body): FleetJson<ModifyUserBody>,
 ) -> Result<Response, FleetError> {
-    let user = visible_user(&state, &viewer, id).await?;
-    let is_self = viewer.user.id == user.id;
-    let admin = viewer.is_global_admin();
-    Viewer::require(admin || is_self)?;
-    let changing_roles = body.global_role.is_some() || body.teams.is_some();
-    Viewer::require(admin || !changing_roles)?;
-
-    let mut changes = UserChanges {
-        name: body.name.as_deref().map(check_name).transpose()?,
-        email: body.email.as_deref().map(check_email).transpose()?,
-        ..UserChanges::default()
+    let edit = UserEdit {
+        name: body.name,
+        email: body.email,
+        password: body.password,
+        new_password: body.new_password,
+        global_role: body.global_role,
+        teams: team_roles(body.teams),
     };
-    if let Some(new_password) = &body.new_password {
-        password::check_rules("new_password", new_password)?;
-    }
-    let email_changes = changes.email.as_ref().is_some_and(|e| *e != user.email);
-    // Someone changing their own credentials proves they know the current password.
-    if is_self && (email_changes || body.new_password.is_some()) {
-        let current = body.password.clone().unwrap_or_default();
-        let hash = state.admin.password_hash(user.id).await?;
-        if !password::verify(current, hash).await {
-            return Err(FleetError::validation("password", "incorrect password"));
-        }
-    }
-    if let Some(new_password) = body.new_password {
-        changes.password_hash = Some(password::hash(new_password).await?);
-    }
-    if changing_roles {
-        let new_roles = roles(body.global_role, body.teams)?;
-        let loses_admin = user.global_role.as_deref() == Some("admin")
-            && new_roles != Roles::Global("admin".into());
-        if loses_admin && state.admin.global_admin_count().await? <= 1 {
-            return Err(FleetError::validation(
-                "global_role",
-                "the last global admin cannot be demoted",
-            ));
-        }
-        changes.roles = Some(new_roles);
-    }
-    let now = flotilla_engine::unix_now();
-    let updated = state.admin.update_user(user.id, &changes, now).await?;
+    let updated = state
+        .services
+        .users
+        .modify(&viewer, UserId(id), edit)
+        .await?;
     Ok(ok(&json!({ "user": UserJson::from(&updated) })))
 }
 
@@ -282,68 +188,6 @@ pub async fn delete(
     viewer: Viewer,
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
-    Viewer::require(viewer.is_global_admin())?;
-    let user = state
-        .admin
-        .user(UserId(id))
-        .await?
-        .ok_or_else(|| FleetError::NotFound(format!("user {id} not found")))?;
-    if user.global_role.as_deref() == Some("admin") && state.admin.global_admin_count().await? <= 1
-    {
-        return Err(FleetError::validation(
-            "id",
-            "the last global admin cannot be deleted",
-        ));
-    }
-    let now = flotilla_engine::unix_now();
-    if state.admin.delete_user(user.id).await?.is_none() {
-        return Err(FleetError::NotFound(format!("user {id} not found")));
-    }
-    state
-        .services
-        .effects
-        .record_activity(
-            Some(viewer.user.id),
-            "deleted_user",
-            json!({ "user_id": user.id.0, "user_name": user.name, "user_email": user.email }),
-            now,
-        )
-        .await;
+    state.services.users.delete(&viewer, UserId(id)).await?;
     Ok(ok(&json!({})))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_and_roles_are_checked() {
-        assert_eq!(check_email(" a@b.c ").unwrap(), "a@b.c");
-        for bad in ["", "ab.c", "@b.c", "a@", "a b@c.d"] {
-            assert!(check_email(bad).is_err(), "{bad}");
-        }
-        assert!(matches!(
-            roles(Some("observer".into()), None),
-            Ok(Roles::Global(_))
-        ));
-        assert!(roles(Some("root".into()), None).is_err());
-        assert!(roles(None, None).is_err());
-        let both = roles(
-            Some("admin".into()),
-            Some(vec![TeamRoleBody {
-                id: 1,
-                role: "observer".into(),
-            }]),
-        );
-        assert!(both.is_err());
-        let teams = roles(
-            None,
-            Some(vec![TeamRoleBody {
-                id: 1,
-                role: "maintainer".into(),
-            }]),
-        )
-        .unwrap();
-        assert_eq!(teams, Roles::Teams(vec![(TeamId(1), "maintainer".into())]));
-    }
 }

@@ -323,7 +323,8 @@ async fn query_host_by_identifier(
     FleetJson(request): FleetJson<HostQuery>,
 ) -> Result<Response, FleetError> {
     let hosts = state
-        .admin
+        .reads
+        .hosts
         .host_ids_by_identifiers(std::slice::from_ref(&identifier))
         .await?;
     let Some(&host) = hosts.first() else {

@@ -12,7 +12,8 @@
 //! - [`teams`] — teams and enroll secrets; [`settings`] — the settings document and agent
 //!   options; [`hosts`] — deleting and transferring hosts; [`labels`], [`queries`];
 //!   [`specs`] — applying `fleetctl` specs; [`sessions`] — setup and login; [`live`] —
-//!   starting a live query; [`password`] (Fleet's rules, argon2id) and [`ratelimit`]
+//!   starting a live query; [`users`] — who may see, create, change and delete whom;
+//!   [`password`] (Fleet's rules, argon2id) and [`ratelimit`]
 //!   (`LoginLimiter`) are what sessions and users lean on.
 
 pub mod effects;
@@ -26,6 +27,7 @@ pub mod sessions;
 pub mod settings;
 pub mod specs;
 pub mod teams;
+pub mod users;
 pub mod viewer;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub struct Services {
     pub specs: specs::SpecService,
     pub sessions: sessions::SessionService,
     pub live: live::LiveQueryService,
+    pub users: users::UserService,
 }
 
 impl Services {
@@ -93,6 +96,7 @@ impl Services {
                 effects.clone(),
             ),
             sessions: sessions::SessionService::new(admin.clone(), login_limiter, effects.clone()),
+            users: users::UserService::new(admin.clone(), effects.clone()),
             live: live::LiveQueryService::new(
                 admin.clone(),
                 admin.clone(),
