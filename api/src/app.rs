@@ -8,6 +8,7 @@ use crate::state::SharedState;
 pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(crate::osquery::router())
+        .merge(crate::orbit::router())
         .merge(crate::fleet::router(crate::live::routes::router()))
         .merge(crate::health::router(state.health.clone()))
         .merge(crate::metrics::router(state.metrics.clone()))

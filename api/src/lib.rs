@@ -22,6 +22,7 @@ pub mod health;
 pub mod live;
 pub mod logs;
 pub mod metrics;
+pub mod orbit;
 pub mod osquery;
 pub mod server;
 pub mod service;

@@ -42,6 +42,8 @@ pub async fn fleet(size: usize) -> Fleet {
                 detail_updated_at: now,
                 label_updated_at: now,
                 refetch_requested: false,
+                orbit_node_key: None,
+                device: None,
             };
             hosts.push((host, Vitals::default()));
         }

@@ -122,6 +122,13 @@ pub struct HostCounters {
     pub reads_without_actor: Counter,
     pub writes: Counter,
     pub unknown_node_keys: Counter,
+    /// Orbit enrollments that created a host, and those that re-keyed a known one.
+    pub orbit_enrollments: Counter,
+    pub orbit_reenrollments: Counter,
+    /// Orbit requests with a key no host holds (orbit re-enrolls on the 401).
+    pub unknown_orbit_keys: Counter,
+    /// Fleet Desktop requests with a device token that is unknown or expired.
+    pub device_auth_failures: Counter,
     pub activations: Counter,
     pub deactivations: Counter,
     pub live_results: Counter,

@@ -52,22 +52,32 @@ pub struct DetailQuery {
     pub platforms: Platforms,
 }
 
-fn catalog_entries() -> [(&'static str, &'static str, Platforms); 7] {
+/// Discovery of the `orbit_info` table, which only hosts running orbit have (it is orbit's
+/// osquery extension).
+const ORBIT_INFO_DISCOVERY: &str = "SELECT 1 FROM osquery_registry WHERE active = true \
+     AND registry = 'table' AND name = 'orbit_info'";
+
+/// Each detail query: name suffix, SQL, platforms, and a discovery of its own when the platform's
+/// is not enough.
+fn catalog_entries() -> [(&'static str, &'static str, Platforms, Option<&'static str>); 8] {
     [
         (
             "os_version",
             "SELECT * FROM os_version LIMIT 1;",
             Platforms::All,
+            None,
         ),
         (
             "osquery_info",
             "SELECT * FROM osquery_info LIMIT 1;",
             Platforms::All,
+            None,
         ),
         (
             "system_info",
             "SELECT * FROM system_info LIMIT 1;",
             Platforms::All,
+            None,
         ),
         (
             "network_interface_unix",
@@ -78,6 +88,7 @@ fn catalog_entries() -> [(&'static str, &'static str, Platforms); 7] {
              AND ia.address NOT LIKE 'fe80:%' \
              ORDER BY r.metric ASC, (ia.address LIKE '%.%') DESC LIMIT 1;",
             Platforms::Unix,
+            None,
         ),
         (
             "network_interface_windows",
@@ -87,17 +98,26 @@ fn catalog_entries() -> [(&'static str, &'static str, Platforms); 7] {
              AND ia.address NOT LIKE 'fe80:%' AND ia.address <> '::1' \
              ORDER BY id.physical_adapter DESC, (ia.address LIKE '%.%') DESC LIMIT 1;",
             Platforms::Windows,
+            None,
         ),
         (
             "uptime",
             "SELECT total_seconds FROM uptime LIMIT 1;",
             Platforms::All,
+            None,
         ),
         (
             "osquery_flags",
             "SELECT name, value FROM osquery_flags WHERE name IN \
              ('distributed_interval', 'config_tls_refresh', 'config_refresh', 'logger_tls_period');",
             Platforms::All,
+            None,
+        ),
+        (
+            "orbit_info",
+            "SELECT * FROM orbit_info;",
+            Platforms::All,
+            Some(ORBIT_INFO_DISCOVERY),
         ),
     ]
 }
@@ -108,10 +128,10 @@ pub fn catalog() -> &'static [DetailQuery] {
     CATALOG.get_or_init(|| {
         catalog_entries()
             .into_iter()
-            .map(|(suffix, sql, platforms)| DetailQuery {
+            .map(|(suffix, sql, platforms, discovery)| DetailQuery {
                 name: format!("{DETAIL_PREFIX}{suffix}").into(),
                 sql: sql.into(),
-                discovery: platforms.discovery().into(),
+                discovery: discovery.unwrap_or(platforms.discovery()).into(),
                 platforms,
             })
             .collect()
@@ -137,6 +157,11 @@ pub fn ingest(suffix: &str, rows: &[Row], vitals: &mut Vitals) -> bool {
             first.map(|r| vitals.ingest_network_interface(r)).is_some()
         }
         "uptime" => first.map(|r| vitals.ingest_uptime(r)).is_some(),
+        // Exactly one row, as Fleet requires: anything else is not orbit's table.
+        "orbit_info" => match rows {
+            [row] => vitals.ingest_orbit_info(row),
+            _ => false,
+        },
         "osquery_flags" => {
             vitals.ingest_osquery_flags(rows);
             true
@@ -177,5 +202,33 @@ mod tests {
         assert!(!ingest("no_such_query", &[], &mut v));
         // An empty answer to a known query changes nothing.
         assert!(!ingest("system_info", &[], &mut v));
+    }
+
+    #[test]
+    fn orbit_info_is_discovered_by_its_table_and_fills_the_agent_versions() {
+        let orbit = catalog()
+            .iter()
+            .find(|q| &*q.name == "fleet_detail_query_orbit_info")
+            .unwrap();
+        assert!(orbit.discovery.contains("name = 'orbit_info'"));
+        let row: Row = [
+            ("version", "1.38.0"),
+            ("desktop_version", "1.38.1"),
+            ("scripts_enabled", "1"),
+            ("device_auth_token", "ignored"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut v = Vitals::default();
+        assert!(ingest("orbit_info", std::slice::from_ref(&row), &mut v));
+        let info = v.orbit.clone().unwrap();
+        assert_eq!(info.version, "1.38.0");
+        assert_eq!(info.desktop_version.as_deref(), Some("1.38.1"));
+        assert_eq!(info.scripts_enabled, Some(true));
+        // Two rows, or none, are not orbit's answer.
+        let mut untouched = Vitals::default();
+        assert!(!ingest("orbit_info", &[row.clone(), row], &mut untouched));
+        assert!(untouched.orbit.is_none());
     }
 }

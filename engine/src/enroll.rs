@@ -19,12 +19,41 @@ pub struct EnrollRequest {
     pub system_info: Option<Row>,
 }
 
+/// The parts of orbit's enroll request (`POST /api/fleet/orbit/enroll`) Flotilla uses.
+#[derive(Clone, Debug, Default)]
+pub struct OrbitEnrollRequest {
+    pub enroll_secret: String,
+    pub hardware_uuid: String,
+    pub hardware_serial: String,
+    pub hostname: String,
+    pub computer_name: String,
+    pub hardware_model: String,
+    pub platform: String,
+    pub platform_like: String,
+    /// osquery's `--host_identifier` value when it is not the hardware UUID (duplicated UUIDs
+    /// on VMs); empty otherwise.
+    pub osquery_identifier: String,
+}
+
+impl OrbitEnrollRequest {
+    /// The host's identity, shared with the osqueryd orbit starts: `osquery_identifier`, else
+    /// the hardware UUID.
+    pub fn identifier(&self) -> Option<&str> {
+        [&self.osquery_identifier, &self.hardware_uuid]
+            .into_iter()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
     #[error("enroll failed: no matching enroll secret")]
     InvalidSecret,
     #[error("enroll failed: no host identifier, osquery uuid or hardware uuid")]
     MissingIdentifier,
+    #[error("hardware uuid is empty")]
+    MissingHardwareUuid,
     /// The store did not take the enrollment; the agent should retry (it does, with backoff).
     #[error("enroll failed: {0}")]
     Unavailable(String),

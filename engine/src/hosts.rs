@@ -17,7 +17,8 @@ use ractor::{Actor, ActorRef, ActorStatus, RpcReplyPort, rpc::CallResult};
 
 use crate::config::EngineConfig;
 use crate::counters::HostCounters;
-use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets};
+use crate::device::BadDeviceToken;
+use crate::enroll::{EnrollError, EnrollRequest, EnrollSecrets, OrbitEnrollRequest};
 use crate::host::{HostActor, HostArgs};
 use crate::host_msg::{HostMsg, HostResults, ReadWork};
 use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
@@ -26,7 +27,9 @@ use crate::live::{LiveQuery, ResultSink};
 use crate::record::HostRecord;
 use crate::relay::{LocalRelay, Relay, RelayEvent};
 use crate::row::Row;
-use crate::store::{Enrollment, HostStore, StoreError, StoredHost};
+use crate::store::{
+    DeviceAuth, DeviceTokenWrite, Enrollment, HostStore, OrbitEnrollment, StoreError, StoredHost,
+};
 use crate::vitals::Vitals;
 use crate::writer::HostWriter;
 
@@ -37,6 +40,10 @@ pub use crate::slot::HostSlot;
 pub enum HostError {
     #[error("invalid node key")]
     UnknownNodeKey,
+    #[error("invalid orbit node key")]
+    UnknownOrbitKey,
+    #[error("invalid device authentication token")]
+    UnknownDeviceToken,
     /// The host's actor did not answer in time or could not be started.
     #[error("host busy: {0}")]
     Busy(&'static str),
@@ -101,8 +108,36 @@ impl Census {
 /// node key is current; different identifiers proceed in parallel over this many stripes.
 const ENROLL_STRIPES: usize = 64;
 
+/// Why [`Hosts::set_device_token`] did not set a token.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceTokenError {
+    #[error(transparent)]
+    Invalid(#[from] BadDeviceToken),
+    #[error("auth token conflicts with another host")]
+    Conflict,
+    #[error("host not found")]
+    UnknownHost,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which index a key that was not found was looked up in (the memory of unknown keys is kept
+/// apart per kind: an osquery node key is not an orbit key).
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Osquery,
+    Orbit,
+    Device,
+}
+
 struct HostsInner {
+    /// Every host by its osquery node key (hosts only orbit enrolled have none yet).
     by_key: DashMap<NodeKey, Arc<HostSlot>>,
+    /// Hosts by orbit node key.
+    by_orbit_key: DashMap<NodeKey, Arc<HostSlot>>,
+    /// Hosts by device token, current and previous (the slot's `DeviceAuth` says which is
+    /// still valid).
+    by_device_token: DashMap<Box<str>, Arc<HostSlot>>,
     by_id: Arc<DashMap<HostId, Arc<HostSlot>>>,
     ctx: Arc<HostContext>,
     store: Arc<dyn HostStore>,
@@ -110,9 +145,9 @@ struct HostsInner {
     enroll_stripes: Vec<tokio::sync::Mutex<()>>,
     writer: HostWriter,
     relay: Arc<dyn Relay>,
-    /// Node keys the store did not know when last asked (shared relay only), so a client
+    /// Keys the store did not know when last asked (shared relay only), by kind, so a client
     /// repeating a bad key costs one store lookup per interval, not one per request.
-    unknown_keys: DashMap<Box<str>, i64>,
+    unknown_keys: [DashMap<Box<str>, i64>; 3],
 }
 
 /// How long a node key the store did not know is answered `node_invalid` without asking again.
@@ -151,15 +186,26 @@ impl Hosts {
         secrets.replace(store.enroll_secrets().await?);
         let by_key = DashMap::with_capacity(stored.len());
         let by_id = Arc::new(DashMap::with_capacity(stored.len()));
+        let by_orbit_key = DashMap::new();
+        let by_device_token = DashMap::new();
         for host in &stored {
-            let Some(key) = host.node_key.clone() else {
-                continue;
-            };
-            let slot = Arc::new(HostSlot::new(
-                HostRecord::from_stored(host, key.clone()),
-                host.seen_time,
-            ));
-            by_key.insert(key, slot.clone());
+            let slot = Arc::new(HostSlot::new(HostRecord::from_stored(host), host.seen_time));
+            if let Some(key) = host.node_key.clone() {
+                by_key.insert(key, slot.clone());
+            }
+            if let Some(key) = host.orbit_node_key.clone() {
+                by_orbit_key.insert(key, slot.clone());
+            }
+            if let Some(device) = &host.device {
+                for token in device_tokens(device) {
+                    by_device_token.insert(token.into(), slot.clone());
+                }
+            }
+            {
+                let mut state = slot.lock();
+                state.orbit_key = host.orbit_node_key.clone();
+                state.device = host.device.clone();
+            }
             by_id.insert(host.id, slot);
         }
         let counters = Arc::new(HostCounters::default());
@@ -175,6 +221,8 @@ impl Hosts {
         let hosts = Hosts {
             inner: Arc::new(HostsInner {
                 by_key,
+                by_orbit_key,
+                by_device_token,
                 by_id,
                 ctx,
                 store,
@@ -184,7 +232,7 @@ impl Hosts {
                     .collect(),
                 writer,
                 relay,
-                unknown_keys: DashMap::new(),
+                unknown_keys: Default::default(),
             }),
         };
         Ok(hosts)
@@ -221,9 +269,7 @@ impl Hosts {
                 self.forget(id);
             }
             Some(stored) => {
-                if let Some(key) = stored.node_key.clone() {
-                    self.install_stored(&stored, key);
-                }
+                self.install_stored(&stored);
             }
         }
         Ok(())
@@ -447,7 +493,7 @@ impl Hosts {
             Some(slot) => {
                 let old_key = {
                     let mut state = slot.lock();
-                    let old = std::mem::replace(&mut state.record.node_key, key.clone());
+                    let old = state.record.node_key.replace(key.clone());
                     state.record.identifier = host.identifier.as_str().into();
                     state.record.team = host.team;
                     if !host.hostname.is_empty() {
@@ -458,17 +504,12 @@ impl Hosts {
                     }
                     old
                 };
-                self.inner.by_key.remove(&old_key);
+                if let Some(old_key) = old_key {
+                    self.inner.by_key.remove(&old_key);
+                }
                 slot
             }
-            None => {
-                let slot = Arc::new(HostSlot::new(
-                    HostRecord::from_stored(host, key.clone()),
-                    host.seen_time,
-                ));
-                self.inner.by_id.insert(host.id, slot.clone());
-                slot
-            }
+            None => self.new_slot(host),
         };
         if let Some(previous) = previous {
             self.inner
@@ -491,11 +532,26 @@ impl Hosts {
         let Some((_, slot)) = self.inner.by_id.remove(&host) else {
             return false;
         };
-        let (key, actor) = {
+        let (key, orbit_key, device, actor) = {
             let mut state = slot.lock();
-            (state.record.node_key.clone(), state.actor.take())
+            (
+                state.record.node_key.clone(),
+                state.orbit_key.take(),
+                state.device.take(),
+                state.actor.take(),
+            )
         };
-        self.inner.by_key.remove_if(&key, |_, s| s.id == host);
+        if let Some(key) = key {
+            self.inner.by_key.remove_if(&key, |_, s| s.id == host);
+        }
+        if let Some(key) = orbit_key {
+            self.inner.by_orbit_key.remove_if(&key, |_, s| s.id == host);
+        }
+        for token in device.iter().flat_map(device_tokens) {
+            self.inner
+                .by_device_token
+                .remove_if(token, |_, s| s.id == host);
+        }
         if let Some(actor) = actor {
             actor.stop(None);
         }
@@ -570,7 +626,7 @@ impl Hosts {
             return Ok(slot.clone());
         }
         if !self.inner.relay.is_local()
-            && let Some(slot) = self.lookup_key(key, now).await?
+            && let Some(slot) = self.lookup_key(KeyKind::Osquery, key, now).await?
         {
             return Ok(slot);
         }
@@ -578,69 +634,284 @@ impl Hosts {
         Err(HostError::UnknownNodeKey)
     }
 
-    /// A key this node does not know may belong to a host that enrolled on another node a
-    /// moment ago: ask the store (once per key per few seconds).
-    async fn lookup_key(&self, key: &str, now: i64) -> Result<Option<Arc<HostSlot>>, HostError> {
-        if self
-            .inner
-            .unknown_keys
+    /// The index of one kind of key.
+    fn index(&self, kind: KeyKind, key: &str) -> Option<Arc<HostSlot>> {
+        match kind {
+            KeyKind::Osquery => self.inner.by_key.get(key).map(|s| s.clone()),
+            KeyKind::Orbit => self.inner.by_orbit_key.get(key).map(|s| s.clone()),
+            KeyKind::Device => self.inner.by_device_token.get(key).map(|s| s.clone()),
+        }
+    }
+
+    /// A key this node does not know may belong to a host that enrolled (or set its device
+    /// token) on another node a moment ago: ask the store (once per key per few seconds).
+    async fn lookup_key(
+        &self,
+        kind: KeyKind,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<Arc<HostSlot>>, HostError> {
+        let unknown = &self.inner.unknown_keys[kind as usize];
+        if unknown
             .get(key)
             .is_some_and(|at| now - *at < UNKNOWN_KEY_TTL_SECS)
         {
             return Ok(None);
         }
-        let stored = self
-            .inner
-            .store
-            .host_by_node_key(key)
-            .await
-            .map_err(|_| HostError::Busy("the store is unavailable"))?;
+        let store = &self.inner.store;
+        let stored = match kind {
+            KeyKind::Osquery => store.host_by_node_key(key).await,
+            KeyKind::Orbit => store.host_by_orbit_node_key(key).await,
+            KeyKind::Device => store.host_by_device_token(key).await,
+        }
+        .map_err(|_| HostError::Busy("the store is unavailable"))?;
         let Some(stored) = stored else {
-            if self.inner.unknown_keys.len() >= UNKNOWN_KEYS_MAX {
-                self.inner.unknown_keys.clear();
+            if unknown.len() >= UNKNOWN_KEYS_MAX {
+                unknown.clear();
             }
-            self.inner.unknown_keys.insert(key.into(), now);
+            unknown.insert(key.into(), now);
             return Ok(None);
         };
-        let Some(node_key) = stored.node_key.clone() else {
-            return Ok(None);
-        };
-        self.install_stored(&stored, node_key);
-        Ok(self.inner.by_key.get(key).map(|slot| slot.clone()))
+        self.install_stored(&stored);
+        unknown.remove(key);
+        Ok(self.index(kind, key))
+    }
+
+    /// A slot for a host the registry does not hold yet, registered by id.
+    /// Its orbit key and device tokens are indexed too; its osquery node key is the caller's.
+    fn new_slot(&self, host: &StoredHost) -> Arc<HostSlot> {
+        let slot = Arc::new(HostSlot::new(HostRecord::from_stored(host), host.seen_time));
+        {
+            let mut state = slot.lock();
+            state.orbit_key = host.orbit_node_key.clone();
+            state.device = host.device.clone();
+        }
+        if let Some(key) = host.orbit_node_key.clone() {
+            self.inner.by_orbit_key.insert(key, slot.clone());
+        }
+        self.swap_device_tokens(&slot, None, host.device.as_ref());
+        self.inner.by_id.insert(host.id, slot.clone());
+        slot
     }
 
     /// Registers a host as the store has it (another node enrolled or changed it), keeping
-    /// what this node knows of its check-ins.
-    fn install_stored(&self, host: &StoredHost, key: NodeKey) {
+    /// what this node knows of its check-ins: its keys and device token are made those of the
+    /// store.
+    fn install_stored(&self, host: &StoredHost) {
         let existing = self.inner.by_id.get(&host.id).map(|s| s.clone());
-        let slot = match existing {
-            Some(slot) => {
-                let old_key = {
-                    let mut state = slot.lock();
-                    state.record.team = host.team;
-                    if !host.hostname.is_empty() {
-                        state.record.hostname = host.hostname.as_str().into();
-                    }
-                    std::mem::replace(&mut state.record.node_key, key.clone())
-                };
-                if old_key != key {
-                    self.inner
-                        .by_key
-                        .remove_if(&old_key, |_, s| s.id == host.id);
-                }
-                slot
+        let slot = existing.unwrap_or_else(|| self.new_slot(host));
+        let (old_key, old_orbit, old_device) = {
+            let mut state = slot.lock();
+            state.record.team = host.team;
+            if !host.hostname.is_empty() {
+                state.record.hostname = host.hostname.as_str().into();
             }
-            None => {
-                let slot = Arc::new(HostSlot::new(
-                    HostRecord::from_stored(host, key.clone()),
-                    host.seen_time,
-                ));
-                self.inner.by_id.insert(host.id, slot.clone());
-                slot
+            if !host.platform.is_empty() {
+                state.record.platform = host.platform.as_str().into();
             }
+            state.record.refetch_requested |= host.refetch_requested;
+            (
+                std::mem::replace(&mut state.record.node_key, host.node_key.clone()),
+                std::mem::replace(&mut state.orbit_key, host.orbit_node_key.clone()),
+                std::mem::replace(&mut state.device, host.device.clone()),
+            )
         };
-        self.inner.unknown_keys.remove(key.as_str());
-        self.inner.by_key.insert(key, slot);
+        let id = host.id;
+        if let Some(old) = old_key.filter(|k| host.node_key.as_ref() != Some(k)) {
+            self.inner.by_key.remove_if(&old, |_, s| s.id == id);
+        }
+        if let Some(old) = old_orbit.filter(|k| host.orbit_node_key.as_ref() != Some(k)) {
+            self.inner.by_orbit_key.remove_if(&old, |_, s| s.id == id);
+        }
+        self.swap_device_tokens(&slot, old_device.as_ref(), host.device.as_ref());
+        if let Some(key) = host.node_key.clone() {
+            self.inner.unknown_keys[KeyKind::Osquery as usize].remove(key.as_str());
+            self.inner.by_key.insert(key, slot.clone());
+        }
+        if let Some(key) = host.orbit_node_key.clone() {
+            self.inner.unknown_keys[KeyKind::Orbit as usize].remove(key.as_str());
+            self.inner.by_orbit_key.insert(key, slot.clone());
+        }
+    }
+
+    /// Makes the device-token index point at `slot` for the tokens of `new` and no longer for
+    /// those of `old` that `new` does not keep.
+    fn swap_device_tokens(
+        &self,
+        slot: &Arc<HostSlot>,
+        old: Option<&DeviceAuth>,
+        new: Option<&DeviceAuth>,
+    ) {
+        let kept: Vec<&str> = new.into_iter().flat_map(device_tokens).collect();
+        for token in old.into_iter().flat_map(device_tokens) {
+            if !kept.contains(&token) {
+                self.inner
+                    .by_device_token
+                    .remove_if(token, |_, s| s.id == slot.id);
+            }
+        }
+        for token in kept {
+            self.inner.unknown_keys[KeyKind::Device as usize].remove(token);
+            self.inner
+                .by_device_token
+                .insert(token.into(), slot.clone());
+        }
+    }
+
+    /// Enrolls orbit on a host, or re-keys orbit on a known one. The host orbit enrolls and
+    /// the one osqueryd enrolls into later are the same row: both are found by the same
+    /// identifier (orbit's `osquery_identifier`, else the hardware UUID, which is what
+    /// osqueryd started by orbit sends as its host identifier).
+    pub async fn enroll_orbit(
+        &self,
+        request: OrbitEnrollRequest,
+        now: i64,
+    ) -> Result<NodeKey, EnrollError> {
+        let team = self
+            .inner
+            .secrets
+            .verify(&request.enroll_secret)
+            .ok_or(EnrollError::InvalidSecret)?;
+        if request.hardware_uuid.trim().is_empty() {
+            return Err(EnrollError::MissingHardwareUuid);
+        }
+        let identifier = request
+            .identifier()
+            .ok_or(EnrollError::MissingHardwareUuid)?
+            .to_owned();
+        let key = NodeKey::generate();
+        // The same stripe as osqueryd's enrollment of this identifier: the two agents of one
+        // machine enrolling at once are serialised, so neither overwrites the other's key.
+        let _stripe = self.inner.enroll_stripes[stripe_of(&identifier)]
+            .lock()
+            .await;
+        let enrolled = self
+            .inner
+            .store
+            .enroll_orbit(&OrbitEnrollment {
+                identifier,
+                hardware_uuid: request.hardware_uuid.trim().to_owned(),
+                hardware_serial: request.hardware_serial,
+                hostname: request.hostname,
+                computer_name: request.computer_name,
+                hardware_model: request.hardware_model,
+                platform: request.platform,
+                platform_like: request.platform_like,
+                orbit_node_key: key.clone(),
+                team,
+                now,
+            })
+            .await
+            .map_err(|e| {
+                self.inner.ctx.counters.enroll_store_failures.incr();
+                EnrollError::Unavailable(e.to_string())
+            })?;
+        self.install_stored(&enrolled.host);
+        if enrolled.created {
+            self.inner.ctx.counters.orbit_enrollments.incr();
+        } else {
+            self.inner.ctx.counters.orbit_reenrollments.incr();
+        }
+        self.announce(RelayEvent::HostChanged(enrolled.host.id));
+        Ok(key)
+    }
+
+    /// The host presenting orbit node key `key`. Orbit's requests do not count as check-ins
+    /// (a host's online status is osquery's).
+    pub async fn authenticate_orbit(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
+        let slot = match self.index(KeyKind::Orbit, key) {
+            Some(slot) => Some(slot),
+            None if !self.inner.relay.is_local() && NodeKey::new(key).is_some() => {
+                self.lookup_key(KeyKind::Orbit, key, now).await?
+            }
+            None => None,
+        };
+        match slot {
+            Some(slot) => Ok(slot.lock().record.clone()),
+            None => {
+                self.inner.ctx.counters.unknown_orbit_keys.incr();
+                Err(HostError::UnknownOrbitKey)
+            }
+        }
+    }
+
+    /// The host whose device token `token` is valid at `now` (the current token, or the one it
+    /// replaced, for an hour after it was set).
+    pub async fn authenticate_device(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<HostRecord, HostError> {
+        let accepted = |slot: &Arc<HostSlot>| {
+            let state = slot.lock();
+            let valid = state.device.as_ref().is_some_and(|d| d.accepts(token, now));
+            valid.then(|| state.record.clone())
+        };
+        if let Some(slot) = self.index(KeyKind::Device, token)
+            && let Some(record) = accepted(&slot)
+        {
+            return Ok(record);
+        }
+        if !self.inner.relay.is_local()
+            && crate::device::check_token(token).is_ok()
+            && let Some(slot) = self.lookup_key(KeyKind::Device, token, now).await?
+            && let Some(record) = accepted(&slot)
+        {
+            return Ok(record);
+        }
+        self.inner.ctx.counters.device_auth_failures.incr();
+        Err(HostError::UnknownDeviceToken)
+    }
+
+    /// Sets the host's device token (orbit's `POST /api/fleet/orbit/device_token`): written
+    /// to the store first — where a token another host holds is refused — then to the
+    /// registry, then announced to the other nodes.
+    pub async fn set_device_token(
+        &self,
+        host: HostId,
+        token: &str,
+        now: i64,
+    ) -> Result<(), DeviceTokenError> {
+        crate::device::check_token(token)?;
+        let slot = self
+            .inner
+            .by_id
+            .get(&host)
+            .map(|s| s.clone())
+            .ok_or(DeviceTokenError::UnknownHost)?;
+        let auth = match self.inner.store.set_device_token(host, token, now).await? {
+            DeviceTokenWrite::Conflict => return Err(DeviceTokenError::Conflict),
+            DeviceTokenWrite::Set(auth) => auth,
+        };
+        let old = slot.lock().device.replace(auth.clone());
+        self.swap_device_tokens(&slot, old.as_ref(), Some(&auth));
+        if old.as_ref() != Some(&auth) {
+            self.announce(RelayEvent::HostChanged(host));
+        }
+        Ok(())
+    }
+
+    /// Records the end-user email orbit reports for the host.
+    pub async fn set_device_mapping(
+        &self,
+        host: HostId,
+        email: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.store.set_device_mapping(host, email, now).await
+    }
+
+    /// Has the host run its detail queries again at its next check-in (admin's
+    /// `POST /hosts/{id}/refetch`, the My Device page's refetch button). False when no such
+    /// host is registered.
+    pub async fn refetch(&self, host: HostId) -> Result<bool, StoreError> {
+        let Some(slot) = self.inner.by_id.get(&host).map(|s| s.clone()) else {
+            return Ok(false);
+        };
+        self.inner.store.request_refetch(host).await?;
+        slot.lock().record.refetch_requested = true;
+        self.announce(RelayEvent::HostChanged(host));
+        Ok(true)
     }
 
     /// The slot's actor, spawning one if the host has none.
@@ -699,6 +970,11 @@ impl Hosts {
         }
         Err(HostError::Busy("host actor kept stopping"))
     }
+}
+
+/// The tokens a device auth holds: the current one and, if any, the one it replaced.
+fn device_tokens(auth: &DeviceAuth) -> impl Iterator<Item = &str> {
+    std::iter::once(auth.token.as_str()).chain(auth.previous.as_deref())
 }
 
 fn stripe_of(identifier: &str) -> usize {

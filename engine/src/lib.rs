@@ -30,6 +30,7 @@ pub mod campaigns;
 pub mod config;
 pub mod counters;
 pub mod detail;
+pub mod device;
 mod engine;
 pub mod enroll;
 pub mod host;

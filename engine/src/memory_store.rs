@@ -85,6 +85,8 @@ impl HostStore for MemoryStore {
             detail_updated_at: 0,
             label_updated_at: 0,
             refetch_requested: true,
+            orbit_node_key: None,
+            device: None,
         };
         hosts.push((host.clone(), e.vitals.clone()));
         Ok(EnrolledHost {
@@ -97,6 +99,111 @@ impl HostStore for MemoryStore {
     async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError> {
         self.check()?;
         self.flushes.lock().push(updates.to_vec());
+        Ok(())
+    }
+
+    async fn enroll_orbit(&self, e: &OrbitEnrollment) -> Result<EnrolledHost, StoreError> {
+        self.check()?;
+        let mut hosts = self.hosts.lock();
+        if let Some((host, _)) = hosts.iter_mut().find(|(h, _)| h.identifier == e.identifier) {
+            let previous = host.orbit_node_key.replace(e.orbit_node_key.clone());
+            host.team = e.team;
+            return Ok(EnrolledHost {
+                host: host.clone(),
+                previous_node_key: previous,
+                created: false,
+            });
+        }
+        let host = StoredHost {
+            id: HostId(hosts.len() as u64 + 1),
+            node_key: None,
+            identifier: e.identifier.clone(),
+            hostname: e.hostname.clone(),
+            platform: e.platform.clone(),
+            team: e.team,
+            intervals: Default::default(),
+            seen_time: 0,
+            detail_updated_at: 0,
+            label_updated_at: 0,
+            refetch_requested: true,
+            orbit_node_key: Some(e.orbit_node_key.clone()),
+            device: None,
+        };
+        let vitals = Vitals {
+            uuid: Some(e.hardware_uuid.clone()),
+            ..Vitals::default()
+        };
+        hosts.push((host.clone(), vitals));
+        Ok(EnrolledHost {
+            host,
+            previous_node_key: None,
+            created: true,
+        })
+    }
+
+    async fn host_by_orbit_node_key(&self, key: &str) -> Result<Option<StoredHost>, StoreError> {
+        self.check()?;
+        let hosts = self.hosts.lock();
+        let found = hosts
+            .iter()
+            .find(|(h, _)| h.orbit_node_key.as_ref().is_some_and(|k| k.as_str() == key));
+        Ok(found.map(|(h, _)| h.clone()))
+    }
+
+    async fn host_by_device_token(&self, token: &str) -> Result<Option<StoredHost>, StoreError> {
+        self.check()?;
+        let hosts = self.hosts.lock();
+        let found = hosts.iter().find(|(h, _)| {
+            h.device
+                .as_ref()
+                .is_some_and(|d| d.token == token || d.previous.as_deref() == Some(token))
+        });
+        Ok(found.map(|(h, _)| h.clone()))
+    }
+
+    async fn set_device_token(
+        &self,
+        host: HostId,
+        token: &str,
+        now: i64,
+    ) -> Result<DeviceTokenWrite, StoreError> {
+        self.check()?;
+        let mut hosts = self.hosts.lock();
+        let taken = hosts
+            .iter()
+            .any(|(h, _)| h.id != host && h.device.as_ref().is_some_and(|d| d.token == token));
+        if taken {
+            return Ok(DeviceTokenWrite::Conflict);
+        }
+        let Some((stored, _)) = hosts.iter_mut().find(|(h, _)| h.id == host) else {
+            return Err(StoreError::Data(format!("no host {host}")));
+        };
+        let auth = match &stored.device {
+            Some(d) if d.token == token => d.clone(),
+            previous => DeviceAuth {
+                token: token.to_owned(),
+                previous: previous.as_ref().map(|d| d.token.clone()),
+                updated_at: now,
+            },
+        };
+        stored.device = Some(auth.clone());
+        Ok(DeviceTokenWrite::Set(auth))
+    }
+
+    async fn set_device_mapping(
+        &self,
+        _host: HostId,
+        _email: &str,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()
+    }
+
+    async fn request_refetch(&self, host: HostId) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some((h, _)) = self.hosts.lock().iter_mut().find(|(h, _)| h.id == host) {
+            h.refetch_requested = true;
+        }
         Ok(())
     }
 

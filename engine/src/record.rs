@@ -11,7 +11,8 @@ use crate::vitals::{Intervals, Vitals};
 #[derive(Clone, Debug)]
 pub struct HostRecord {
     pub id: HostId,
-    pub node_key: NodeKey,
+    /// The osquery node key; `None` for a host only orbit has enrolled so far.
+    pub node_key: Option<NodeKey>,
     pub identifier: Box<str>,
     /// Shared with every live-query result the host sends.
     pub hostname: Arc<str>,
@@ -30,10 +31,10 @@ pub struct HostRecord {
 }
 
 impl HostRecord {
-    pub fn from_stored(host: &StoredHost, node_key: NodeKey) -> HostRecord {
+    pub fn from_stored(host: &StoredHost) -> HostRecord {
         HostRecord {
             id: host.id,
-            node_key,
+            node_key: host.node_key.clone(),
             identifier: host.identifier.as_str().into(),
             hostname: host.hostname.as_str().into(),
             platform: host.platform.as_str().into(),
@@ -122,7 +123,7 @@ mod tests {
     fn record(id: u64) -> HostRecord {
         HostRecord {
             id: HostId(id),
-            node_key: NodeKey::generate(),
+            node_key: Some(NodeKey::generate()),
             identifier: "h".into(),
             hostname: "h".into(),
             platform: "ubuntu".into(),

@@ -12,8 +12,9 @@ use parking_lot::{Mutex, MutexGuard};
 use ractor::ActorRef;
 
 use crate::host_msg::HostMsg;
-use crate::ids::HostId;
+use crate::ids::{HostId, NodeKey};
 use crate::record::HostRecord;
+use crate::store::DeviceAuth;
 
 /// A host's place in the registry. Lives as long as the host is enrolled.
 pub struct HostSlot {
@@ -33,6 +34,11 @@ pub(crate) struct SlotState {
     pub record: HostRecord,
     /// The host's actor while it is active.
     pub(crate) actor: Option<ActorRef<HostMsg>>,
+    /// Orbit's node key, once orbit has enrolled. Here rather than in the record, which every
+    /// osquery request copies.
+    pub(crate) orbit_key: Option<NodeKey>,
+    /// Fleet Desktop's device token, once orbit has set one.
+    pub(crate) device: Option<DeviceAuth>,
 }
 
 impl HostSlot {
@@ -46,6 +52,8 @@ impl HostSlot {
             state: Mutex::new(SlotState {
                 record,
                 actor: None,
+                orbit_key: None,
+                device: None,
             }),
         }
     }

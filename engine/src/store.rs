@@ -35,6 +35,49 @@ pub struct StoredHost {
     /// Unix seconds when the host last answered the dynamic-label queries; 0 if never.
     pub label_updated_at: i64,
     pub refetch_requested: bool,
+    /// The key orbit (the agent manager) authenticates with, once orbit has enrolled.
+    pub orbit_node_key: Option<NodeKey>,
+    /// Fleet Desktop's device token, once orbit has set one.
+    pub device: Option<DeviceAuth>,
+}
+
+/// A host's Fleet Desktop device token as stored: valid for
+/// [`DEVICE_TOKEN_TTL_SECS`](crate::device::DEVICE_TOKEN_TTL_SECS) after `updated_at`, and so
+/// is the token it replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAuth {
+    pub token: String,
+    pub previous: Option<String>,
+    /// Unix seconds when `token` was set.
+    pub updated_at: i64,
+}
+
+/// What orbit's enroll request says of the host, as the store must record it.
+#[derive(Clone, Debug)]
+pub struct OrbitEnrollment {
+    /// `hosts.osquery_host_id`: orbit's `osquery_identifier`, else the hardware UUID. osqueryd,
+    /// started by orbit with `--host_identifier=uuid`, enrolls under the same value later.
+    pub identifier: String,
+    pub hardware_uuid: String,
+    pub hardware_serial: String,
+    pub hostname: String,
+    pub computer_name: String,
+    pub hardware_model: String,
+    pub platform: String,
+    pub platform_like: String,
+    pub orbit_node_key: NodeKey,
+    pub team: Option<TeamId>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// Outcome of [`HostStore::set_device_token`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceTokenWrite {
+    /// The host's token is now this (unchanged when it was already the host's token).
+    Set(DeviceAuth),
+    /// Another host holds the token.
+    Conflict,
 }
 
 /// One enrollment, as the store must record it.
@@ -55,7 +98,8 @@ pub struct Enrollment {
 #[derive(Clone, Debug)]
 pub struct EnrolledHost {
     pub host: StoredHost,
-    /// The key the host held before this enrollment, now invalid.
+    /// The key the host held before this enrollment, now invalid: its osquery node key for an
+    /// osquery enrollment, its orbit node key for an orbit one.
     pub previous_node_key: Option<NodeKey>,
     /// False when an existing host re-enrolled.
     pub created: bool,
@@ -112,6 +156,37 @@ pub trait HostStore: Send + Sync + 'static {
 
     /// Applies a batch of check-in updates in one round trip where the backend allows.
     async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError>;
+
+    /// Records an orbit enrollment: the host with the same identifier (osquery's or orbit's)
+    /// gets the new orbit node key, and its empty identity columns are filled in; otherwise a
+    /// host is created, without an osquery node key until osqueryd enrolls into it.
+    async fn enroll_orbit(&self, enrollment: &OrbitEnrollment) -> Result<EnrolledHost, StoreError>;
+
+    /// The host holding orbit node key `key`, if any (asked by a node that does not know it).
+    async fn host_by_orbit_node_key(&self, key: &str) -> Result<Option<StoredHost>, StoreError>;
+
+    /// The host whose current or previous device token is `token`, if any.
+    async fn host_by_device_token(&self, token: &str) -> Result<Option<StoredHost>, StoreError>;
+
+    /// Makes `token` the host's device token; the one it replaces becomes the previous token.
+    /// Setting the token the host already holds changes nothing (its time included).
+    async fn set_device_token(
+        &self,
+        host: HostId,
+        token: &str,
+        now: i64,
+    ) -> Result<DeviceTokenWrite, StoreError>;
+
+    /// Records the end-user email orbit reports (`PUT /api/fleet/orbit/device_mapping`).
+    async fn set_device_mapping(
+        &self,
+        host: HostId,
+        email: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Marks the host's details to be fetched again at its next check-in.
+    async fn request_refetch(&self, host: HostId) -> Result<(), StoreError>;
 
     async fn enroll_secrets(&self) -> Result<Vec<EnrollSecret>, StoreError>;
 

@@ -45,6 +45,18 @@ pub struct Vitals {
     pub distributed_interval: Option<u32>,
     pub config_tls_refresh: Option<u32>,
     pub logger_tls_period: Option<u32>,
+    /// What orbit's `orbit_info` table reported.
+    pub orbit: Option<OrbitInfo>,
+}
+
+/// The row of orbit's `orbit_info` table Flotilla keeps: the agent versions and whether orbit
+/// runs scripts. (Its `device_auth_token` column is ignored: the token comes only through
+/// `POST /api/fleet/orbit/device_token`.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrbitInfo {
+    pub version: String,
+    pub desktop_version: Option<String>,
+    pub scripts_enabled: Option<bool>,
 }
 
 fn text(row: &Row, column: &str) -> Option<String> {
@@ -88,7 +100,8 @@ impl Vitals {
             uptime_seconds,
             distributed_interval,
             config_tls_refresh,
-            logger_tls_period
+            logger_tls_period,
+            orbit
         );
     }
 
@@ -117,6 +130,19 @@ impl Vitals {
                 format!("{name} {version}")
             });
         }
+    }
+
+    /// The one row of orbit's `orbit_info` table; false (and nothing kept) without a version.
+    pub fn ingest_orbit_info(&mut self, row: &Row) -> bool {
+        let Some(version) = text(row, "version") else {
+            return false;
+        };
+        self.orbit = Some(OrbitInfo {
+            version,
+            desktop_version: text(row, "desktop_version"),
+            scripts_enabled: number(row, "scripts_enabled").map(|n| n != 0),
+        });
+        true
     }
 
     /// First row of osquery's `osquery_info` table.

@@ -465,3 +465,149 @@ async fn dynamic_labels_run_for_the_right_platform_and_again_when_labels_change(
         "a changed label set runs at once"
     );
 }
+
+fn orbit_request(uuid: &str) -> flotilla_engine::enroll::OrbitEnrollRequest {
+    flotilla_engine::enroll::OrbitEnrollRequest {
+        enroll_secret: "secret".into(),
+        hardware_uuid: uuid.into(),
+        hostname: "orbit-host".into(),
+        platform: "ubuntu".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn orbit_and_osquery_of_one_machine_share_one_registered_host() {
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let now = unix_now();
+
+    let mut no_uuid = orbit_request("");
+    assert!(matches!(
+        hosts.enroll_orbit(no_uuid.clone(), now).await,
+        Err(EnrollError::MissingHardwareUuid)
+    ));
+    no_uuid.hardware_uuid = "U-1".into();
+    no_uuid.enroll_secret = "wrong".into();
+    assert!(matches!(
+        hosts.enroll_orbit(no_uuid, now).await,
+        Err(EnrollError::InvalidSecret)
+    ));
+
+    let orbit_key = hosts.enroll_orbit(orbit_request("U-1"), now).await.unwrap();
+    let seen_by_orbit = hosts
+        .authenticate_orbit(orbit_key.as_str(), now)
+        .await
+        .unwrap();
+    assert_eq!(seen_by_orbit.node_key, None, "osquery has not enrolled yet");
+    assert_eq!(hosts.len(), 1);
+
+    // osqueryd started by orbit uses the hardware UUID as its identifier.
+    let node_key = hosts.enroll(enroll_request("U-1"), now).await.unwrap();
+    assert_eq!(hosts.len(), 1, "one machine, one host");
+    let record = hosts.authenticate(node_key.as_str(), now).await.unwrap();
+    assert_eq!(record.id, seen_by_orbit.id);
+    assert_eq!(
+        hosts
+            .authenticate_orbit(orbit_key.as_str(), now)
+            .await
+            .unwrap()
+            .id,
+        record.id,
+        "orbit's key still works after osquery enrolled"
+    );
+
+    // orbit enrolls again: the old key is refused (orbit's cue to re-enroll), the new one works.
+    let new_orbit_key = hosts.enroll_orbit(orbit_request("U-1"), now).await.unwrap();
+    assert!(matches!(
+        hosts.authenticate_orbit(orbit_key.as_str(), now).await,
+        Err(HostError::UnknownOrbitKey)
+    ));
+    assert!(
+        hosts
+            .authenticate_orbit(new_orbit_key.as_str(), now)
+            .await
+            .is_ok()
+    );
+    assert!(hosts.authenticate(node_key.as_str(), now).await.is_ok());
+    assert_eq!((hosts.len(), store.hosts.lock().len()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn device_tokens_authenticate_for_an_hour_and_survive_one_rotation() {
+    use flotilla_engine::device::DEVICE_TOKEN_TTL_SECS;
+    use flotilla_engine::hosts::DeviceTokenError;
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let now = unix_now();
+    let a = hosts.enroll_orbit(orbit_request("U-A"), now).await.unwrap();
+    let b = hosts.enroll_orbit(orbit_request("U-B"), now).await.unwrap();
+    let a = hosts.authenticate_orbit(a.as_str(), now).await.unwrap().id;
+    let b = hosts.authenticate_orbit(b.as_str(), now).await.unwrap().id;
+
+    assert!(matches!(
+        hosts.set_device_token(a, "", now).await,
+        Err(DeviceTokenError::Invalid(_))
+    ));
+    assert!(matches!(
+        hosts.set_device_token(a, "has space", now).await,
+        Err(DeviceTokenError::Invalid(_))
+    ));
+    hosts.set_device_token(a, "tok-1", now).await.unwrap();
+    assert!(matches!(
+        hosts.set_device_token(b, "tok-1", now).await,
+        Err(DeviceTokenError::Conflict)
+    ));
+    assert_eq!(hosts.authenticate_device("tok-1", now).await.unwrap().id, a);
+
+    hosts.set_device_token(a, "tok-2", now + 10).await.unwrap();
+    assert_eq!(
+        hosts
+            .authenticate_device("tok-2", now + 10)
+            .await
+            .unwrap()
+            .id,
+        a
+    );
+    assert_eq!(
+        hosts
+            .authenticate_device("tok-1", now + 10)
+            .await
+            .unwrap()
+            .id,
+        a,
+        "the replaced token keeps a page opened before the rotation working"
+    );
+    hosts.set_device_token(a, "tok-3", now + 20).await.unwrap();
+    assert!(matches!(
+        hosts.authenticate_device("tok-1", now + 20).await,
+        Err(HostError::UnknownDeviceToken)
+    ));
+    // A token freed by a rotation may be taken by another host.
+    hosts.set_device_token(b, "tok-1", now + 21).await.unwrap();
+    assert_eq!(
+        hosts
+            .authenticate_device("tok-1", now + 21)
+            .await
+            .unwrap()
+            .id,
+        b
+    );
+    assert_eq!(
+        hosts
+            .authenticate_device("tok-3", now + 21)
+            .await
+            .unwrap()
+            .id,
+        a
+    );
+
+    let expired = now + 20 + DEVICE_TOKEN_TTL_SECS;
+    assert!(hosts.authenticate_device("tok-3", expired).await.is_err());
+    assert!(hosts.authenticate_device("nope", now).await.is_err());
+    assert_eq!(hosts.counters().device_auth_failures.get(), 3);
+
+    // A deleted host's token stops working at once.
+    hosts.remove(b);
+    assert!(hosts.authenticate_device("tok-1", now + 22).await.is_err());
+}

@@ -183,6 +183,12 @@ pub struct Host {
     pub created_at: i64,
     pub last_enrolled_at: i64,
     pub updated_at: i64,
+    /// What the `orbit_info` detail query reported; `None` until orbit answered it.
+    pub orbit_version: Option<String>,
+    pub fleet_desktop_version: Option<String>,
+    pub scripts_enabled: Option<bool>,
+    /// The end-user email orbit set (`PUT /api/fleet/orbit/device_mapping`).
+    pub custom_email: Option<String>,
 }
 
 /// Which hosts a viewer may see at all.

@@ -2,7 +2,7 @@
 //! decode is [`ModelRow`]'s business (`sql/`).
 
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
-use flotilla_engine::store::{EnrollSecret, StoreError, StoredHost};
+use flotilla_engine::store::{DeviceAuth, EnrollSecret, StoreError, StoredHost};
 use flotilla_engine::vitals::Intervals;
 
 pub(crate) use crate::sql::ModelRow;
@@ -12,9 +12,7 @@ use crate::admin::{
     SavedQuery, Team, TeamSecret, User, UserId, UserTeam,
 };
 
-/// Columns: `id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval,
-/// config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, label_updated_at,
-/// refetch_requested`.
+/// Columns: those of `hosts::select_stored_host!`.
 pub(crate) fn stored_host(row: &impl ModelRow) -> Result<StoredHost, sqlx::Error> {
     let node_key = row.opt_text("node_key")?;
     Ok(StoredHost {
@@ -33,6 +31,18 @@ pub(crate) fn stored_host(row: &impl ModelRow) -> Result<StoredHost, sqlx::Error
         detail_updated_at: row.int("detail_updated_at")?,
         label_updated_at: row.int("label_updated_at")?,
         refetch_requested: row.flag("refetch_requested")?,
+        orbit_node_key: row
+            .opt_text("orbit_node_key")?
+            .as_deref()
+            .and_then(NodeKey::new),
+        device: match row.opt_text("device_token")? {
+            Some(token) => Some(DeviceAuth {
+                token,
+                previous: row.opt_text("device_previous_token")?,
+                updated_at: row.int("device_updated_at")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -102,6 +112,10 @@ pub(crate) fn host(row: &impl ModelRow) -> Result<Host, sqlx::Error> {
         created_at: row.int("created_at")?,
         last_enrolled_at: row.int("last_enrolled_at")?,
         updated_at: row.int("updated_at")?,
+        orbit_version: row.opt_text("orbit_version")?,
+        fleet_desktop_version: row.opt_text("fleet_desktop_version")?,
+        scripts_enabled: row.opt_flag("scripts_enabled")?,
+        custom_email: row.opt_text("custom_email")?,
     })
 }
 

@@ -6,7 +6,7 @@ mod backends;
 
 use backends::Backend;
 use flotilla_engine::ids::{HostId, NodeKey, TeamId};
-use flotilla_engine::store::{Enrollment, HostUpdate};
+use flotilla_engine::store::{DeviceTokenWrite, Enrollment, HostUpdate, OrbitEnrollment};
 use flotilla_engine::vitals::Vitals;
 
 backend_tests!(
@@ -17,7 +17,26 @@ backend_tests!(
     campaigns_are_recorded_and_abandoned_ones_closed,
     large_flushes_and_long_details_are_written,
     hosts_are_found_by_id_and_current_node_key,
+    orbit_and_osquery_enroll_one_machine_as_one_host,
+    device_tokens_rotate_keep_the_previous_and_never_repeat_across_hosts,
+    orbit_info_is_written_with_the_vitals,
 );
+
+fn orbit_enrollment(identifier: &str, uuid: &str, now: i64) -> OrbitEnrollment {
+    OrbitEnrollment {
+        identifier: identifier.into(),
+        hardware_uuid: uuid.into(),
+        hardware_serial: "SERIAL-1".into(),
+        hostname: "from-orbit".into(),
+        computer_name: "Orbit's Mac".into(),
+        hardware_model: "MacBookPro18,3".into(),
+        platform: "darwin".into(),
+        platform_like: "darwin".into(),
+        orbit_node_key: NodeKey::generate(),
+        team: None,
+        now,
+    }
+}
 
 fn enrollment(identifier: &str, uuid: &str, now: i64) -> Enrollment {
     Enrollment {
@@ -268,4 +287,182 @@ async fn hosts_are_found_by_id_and_current_node_key(backend: &Backend) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn orbit_and_osquery_enroll_one_machine_as_one_host(backend: &Backend) {
+    let store = backend.hosts();
+    // orbit first: the host exists without an osquery node key.
+    let orbit = orbit_enrollment("UUID-O", "UUID-O", 100);
+    let first = store.enroll_orbit(&orbit).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.host.node_key, None);
+    assert_eq!(
+        first.host.orbit_node_key.as_ref(),
+        Some(&orbit.orbit_node_key)
+    );
+    assert_eq!(first.host.platform, "darwin");
+    assert!(first.host.refetch_requested);
+    let found = store
+        .host_by_orbit_node_key(orbit.orbit_node_key.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, first.host.id);
+
+    // osqueryd, started by orbit with --host_identifier=uuid, enrolls into the same row; what
+    // it reports replaces orbit's guesses.
+    let osquery = store
+        .enroll_host(&enrollment("UUID-O", "UUID-O", 110))
+        .await
+        .unwrap();
+    assert!(!osquery.created);
+    assert_eq!(osquery.host.id, first.host.id);
+    assert_eq!(osquery.host.hostname, "UUID-O.local");
+    assert_eq!(
+        osquery.host.orbit_node_key.as_ref(),
+        Some(&orbit.orbit_node_key),
+        "osquery's enrollment keeps orbit's key"
+    );
+
+    // orbit re-enrolls (it lost its key): same host, new key, the old one retired; osquery's
+    // columns are not overwritten by orbit's.
+    let again = orbit_enrollment("UUID-O", "UUID-O", 120);
+    let second = store.enroll_orbit(&again).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(second.host.id, first.host.id);
+    assert_eq!(
+        second.previous_node_key.as_ref(),
+        Some(&orbit.orbit_node_key)
+    );
+    assert_eq!(second.host.hostname, "UUID-O.local");
+    assert_eq!(second.host.node_key, osquery.host.node_key);
+    assert!(
+        store
+            .host_by_orbit_node_key(orbit.orbit_node_key.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // osquery first, under a hostname identifier; orbit (no identifier of its own) finds the
+    // machine by its hardware UUID.
+    let by_hostname = store
+        .enroll_host(&enrollment("web-1", "UUID-W", 130))
+        .await
+        .unwrap();
+    let orbit_later = store
+        .enroll_orbit(&orbit_enrollment("UUID-W", "UUID-W", 140))
+        .await
+        .unwrap();
+    assert_eq!(orbit_later.host.id, by_hostname.host.id);
+
+    // Duplicated hardware UUIDs (VM clones) told apart by osquery_identifier: two hosts.
+    let clone_a = store
+        .enroll_orbit(&orbit_enrollment("clone-a", "UUID-DUP", 150))
+        .await
+        .unwrap();
+    let clone_b = store
+        .enroll_orbit(&orbit_enrollment("clone-b", "UUID-DUP", 150))
+        .await
+        .unwrap();
+    assert_ne!(clone_a.host.id, clone_b.host.id);
+    assert_eq!(store.load_hosts().await.unwrap().len(), 4);
+}
+
+async fn device_tokens_rotate_keep_the_previous_and_never_repeat_across_hosts(backend: &Backend) {
+    let store = backend.hosts();
+    let a = store
+        .enroll_orbit(&orbit_enrollment("UUID-1", "UUID-1", 100))
+        .await
+        .unwrap()
+        .host
+        .id;
+    let b = store
+        .enroll_orbit(&orbit_enrollment("UUID-2", "UUID-2", 100))
+        .await
+        .unwrap()
+        .host
+        .id;
+    let set = |write: DeviceTokenWrite| match write {
+        DeviceTokenWrite::Set(auth) => auth,
+        DeviceTokenWrite::Conflict => panic!("unexpected conflict"),
+    };
+    let first = set(store.set_device_token(a, "token-1", 200).await.unwrap());
+    assert_eq!(
+        (first.token.as_str(), first.previous, first.updated_at),
+        ("token-1", None, 200)
+    );
+    // The same token again changes nothing, its time included.
+    let same = set(store.set_device_token(a, "token-1", 500).await.unwrap());
+    assert_eq!(same.updated_at, 200);
+    // Rotation keeps the replaced token as the previous one.
+    let rotated = set(store.set_device_token(a, "token-2", 900).await.unwrap());
+    assert_eq!(rotated.previous.as_deref(), Some("token-1"));
+    assert_eq!(rotated.updated_at, 900);
+    // Another host may not take a token that is in use.
+    assert_eq!(
+        store.set_device_token(b, "token-2", 901).await.unwrap(),
+        DeviceTokenWrite::Conflict
+    );
+    set(store.set_device_token(b, "token-b", 901).await.unwrap());
+
+    for token in ["token-2", "token-1"] {
+        let host = store.host_by_device_token(token).await.unwrap().unwrap();
+        assert_eq!(host.id, a, "{token}");
+        assert_eq!(host.device.as_ref().unwrap(), &rotated);
+    }
+    assert!(store.host_by_device_token("nope").await.unwrap().is_none());
+    let loaded = store.load_hosts().await.unwrap();
+    let b_loaded = loaded.iter().find(|h| h.id == b).unwrap();
+    assert_eq!(b_loaded.device.as_ref().unwrap().token, "token-b");
+
+    store
+        .set_device_mapping(a, "user@example.com", 950)
+        .await
+        .unwrap();
+    store
+        .set_device_mapping(a, "other@example.com", 960)
+        .await
+        .unwrap();
+    store.request_refetch(b).await.unwrap();
+    assert!(store.load_host(b).await.unwrap().unwrap().refetch_requested);
+}
+
+async fn orbit_info_is_written_with_the_vitals(backend: &Backend) {
+    let store = backend.hosts();
+    let host = store
+        .enroll_host(&enrollment("host-oi", "UUID-OI", 100))
+        .await
+        .unwrap()
+        .host
+        .id;
+    let update = HostUpdate {
+        vitals: Some(Vitals {
+            orbit: Some(flotilla_engine::vitals::OrbitInfo {
+                version: "1.38.0".into(),
+                desktop_version: Some("1.38.0".into()),
+                scripts_enabled: Some(true),
+            }),
+            ..Vitals::default()
+        }),
+        detail_updated_at: Some(200),
+        ..HostUpdate::default()
+    };
+    store.flush_hosts(&[(host, update.clone())]).await.unwrap();
+    // Written twice (the next hour's answer) it is replaced, not duplicated.
+    let mut newer = update;
+    newer
+        .vitals
+        .as_mut()
+        .unwrap()
+        .orbit
+        .as_mut()
+        .unwrap()
+        .version = "1.39.0".into();
+    store.flush_hosts(&[(host, newer)]).await.unwrap();
+    let admin = backend.admin();
+    let shown = admin.host(host).await.unwrap().unwrap();
+    assert_eq!(shown.orbit_version.as_deref(), Some("1.39.0"));
+    assert_eq!(shown.fleet_desktop_version.as_deref(), Some("1.38.0"));
+    assert_eq!(shown.scripts_enabled, Some(true));
 }

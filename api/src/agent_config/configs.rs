@@ -110,12 +110,19 @@ fn query_content(query: &SavedQuery) -> Value {
     content
 }
 
+impl ConfigInputs {
+    /// The agent options a host of `team` gets: its team's if the team has any, else the
+    /// global ones.
+    pub fn agent_options(&self, team: Option<TeamId>) -> &Value {
+        team.and_then(|t| self.team_options.get(&t))
+            .filter(|options| options.as_object().is_some_and(|o| !o.is_empty()))
+            .unwrap_or(&self.global_options)
+    }
+}
+
 /// The osquery config for a host of `team` and `platform`, as a JSON object.
 pub fn build_config(inputs: &ConfigInputs, team: Option<TeamId>, platform: &str) -> Value {
-    let agent_options = team
-        .and_then(|t| inputs.team_options.get(&t))
-        .filter(|options| options.as_object().is_some_and(|o| !o.is_empty()))
-        .unwrap_or(&inputs.global_options);
+    let agent_options = inputs.agent_options(team);
     let mut config = match for_platform(agent_options, platform) {
         Some(Value::Object(map)) => map.clone(),
         _ => Map::new(),
@@ -141,12 +148,17 @@ pub fn build_config(inputs: &ConfigInputs, team: Option<TeamId>, platform: &str)
     Value::Object(config)
 }
 
+/// Serialised configs by (team, platform), each tagged with the generation it was built from.
+type Built = DashMap<(Option<TeamId>, Box<str>), (u64, Bytes)>;
+
 pub struct AgentConfigs {
     /// Replaced as a whole on every change; `generation` counts the replacements.
     inputs: RwLock<(u64, Arc<ConfigInputs>)>,
     /// Serialised configs by (team, platform), each tagged with the generation it was built
     /// from; an entry of an older generation is rebuilt on the next pull.
-    built: DashMap<(Option<TeamId>, Box<str>), (u64, Bytes)>,
+    built: Built,
+    /// Orbit's configs, cached the same way.
+    orbit_built: Built,
 }
 
 impl AgentConfigs {
@@ -154,6 +166,7 @@ impl AgentConfigs {
         AgentConfigs {
             inputs: RwLock::new((1, Arc::new(inputs))),
             built: DashMap::new(),
+            orbit_built: DashMap::new(),
         }
     }
 
@@ -215,19 +228,35 @@ impl AgentConfigs {
     /// The serialised config for this host: built at most once per change for its team and
     /// platform, then a cheap clone of shared bytes.
     pub fn for_host(&self, host: &HostRecord) -> Bytes {
+        self.cached(&self.built, host, build_config)
+    }
+
+    /// Orbit's config for this host ([`build_orbit_config`](super::orbit::build_orbit_config)),
+    /// cached like [`for_host`](AgentConfigs::for_host): thousands of orbits polling every
+    /// 30 s cost a map lookup each.
+    pub fn orbit_for_host(&self, host: &HostRecord) -> Bytes {
+        self.cached(&self.orbit_built, host, super::orbit::build_orbit_config)
+    }
+
+    fn cached(
+        &self,
+        built: &Built,
+        host: &HostRecord,
+        build: fn(&ConfigInputs, Option<TeamId>, &str) -> Value,
+    ) -> Bytes {
         let (generation, inputs) = {
             let current = self.inputs.read();
             (current.0, current.1.clone())
         };
         let key = (host.team, host.platform.clone());
-        if let Some(entry) = self.built.get(&key)
+        if let Some(entry) = built.get(&key)
             && entry.0 == generation
         {
             return entry.1.clone();
         }
-        let config = build_config(&inputs, host.team, &host.platform);
+        let config = build(&inputs, host.team, &host.platform);
         let bytes = Bytes::from(serde_json::to_vec(&config).expect("a JSON value serialises"));
-        let mut entry = self.built.entry(key).or_insert((0, Bytes::new()));
+        let mut entry = built.entry(key).or_insert((0, Bytes::new()));
         if entry.0 < generation {
             *entry = (generation, bytes.clone());
         }
@@ -359,7 +388,7 @@ mod tests {
         let configs = AgentConfigs::with_defaults();
         let host = HostRecord {
             id: flotilla_engine::ids::HostId(1),
-            node_key: flotilla_engine::ids::NodeKey::generate(),
+            node_key: Some(flotilla_engine::ids::NodeKey::generate()),
             identifier: "h".into(),
             hostname: "h".into(),
             platform: "ubuntu".into(),

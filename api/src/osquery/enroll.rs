@@ -37,9 +37,9 @@ pub async fn enroll(
         .enroll(enroll, flotilla_engine::unix_now())
         .await
         .map_err(|error| match error {
-            EnrollError::InvalidSecret | EnrollError::MissingIdentifier => {
-                OsqueryError::NodeInvalid(error.to_string())
-            }
+            EnrollError::InvalidSecret
+            | EnrollError::MissingIdentifier
+            | EnrollError::MissingHardwareUuid => OsqueryError::NodeInvalid(error.to_string()),
             EnrollError::Unavailable(_) => OsqueryError::Unavailable(error.to_string()),
         })?;
     let body = serde_json::to_vec(&serde_json::json!({ "node_key": key.as_str() }))

@@ -75,7 +75,9 @@ pub fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> R
 impl From<flotilla_engine::HostError> for OsqueryError {
     fn from(error: flotilla_engine::HostError) -> Self {
         match error {
-            flotilla_engine::HostError::UnknownNodeKey => {
+            flotilla_engine::HostError::UnknownNodeKey
+            | flotilla_engine::HostError::UnknownOrbitKey
+            | flotilla_engine::HostError::UnknownDeviceToken => {
                 OsqueryError::NodeInvalid("authentication error: invalid node key".into())
             }
             flotilla_engine::HostError::Busy(why) => OsqueryError::Unavailable(why.into()),

@@ -1,5 +1,8 @@
 //! `LoginLimiter`: Fleet's login rate limit (10 a minute, ten at once) per email and per
 //! client IP, in memory. A GCRA from `governor` on tokio's clock, so tests can pause time.
+//!
+//! `FailureBan`: Fleet's ban of addresses that keep presenting bad device tokens (1,000
+//! consecutive failures within a minute ban the address for a minute), per node.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -73,9 +76,126 @@ impl LoginLimiter {
     }
 }
 
+/// Bans an address after `limit` consecutive failures within `window`, for `ban`. A success
+/// from the address starts its count again. Counted per node, in memory.
+pub struct FailureBan {
+    limit: u32,
+    window: Duration,
+    ban: Duration,
+    by_ip: dashmap::DashMap<IpAddr, Failures>,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    /// Consecutive failures since `since`.
+    count: u32,
+    since: tokio::time::Instant,
+    banned_until: Option<tokio::time::Instant>,
+}
+
+impl FailureBan {
+    pub fn new(limit: u32, window: Duration, ban: Duration) -> FailureBan {
+        FailureBan {
+            limit: limit.max(1),
+            window,
+            ban,
+            by_ip: dashmap::DashMap::new(),
+        }
+    }
+
+    /// Fleet's device-token numbers: 1,000 failures in a minute ban for a minute.
+    pub fn fleet_device_default() -> FailureBan {
+        FailureBan::new(1_000, Duration::from_secs(60), Duration::from_secs(60))
+    }
+
+    /// `Err(wait)` while `ip` is banned.
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(ip) = ip else { return Ok(()) };
+        let now = tokio::time::Instant::now();
+        match self.by_ip.get(&ip).and_then(|f| f.banned_until) {
+            Some(until) if until > now => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failure from `ip`; the one that reaches the limit starts the ban.
+    pub fn failed(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let now = tokio::time::Instant::now();
+        if self.by_ip.len() > RETAIN_THRESHOLD {
+            self.by_ip.retain(|_, f| {
+                now.duration_since(f.since) < self.window
+                    || f.banned_until.is_some_and(|until| until > now)
+            });
+        }
+        let mut entry = self.by_ip.entry(ip).or_insert(Failures {
+            count: 0,
+            since: now,
+            banned_until: None,
+        });
+        let f = entry.value_mut();
+        if f.banned_until.is_some_and(|until| until <= now) {
+            f.banned_until = None;
+            f.count = 0;
+            f.since = now;
+        }
+        if now.duration_since(f.since) >= self.window {
+            f.count = 0;
+            f.since = now;
+        }
+        f.count += 1;
+        if f.count >= self.limit && f.banned_until.is_none() {
+            f.banned_until = Some(now + self.ban);
+            tracing::warn!(%ip, failures = f.count, "too many bad device tokens from one address; refusing it for a while");
+        }
+    }
+
+    /// A success from `ip` ends its run of failures.
+    pub fn succeeded(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.by_ip.remove_if(&ip, |_, f| f.banned_until.is_none());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_failures_in_a_minute_ban_the_address_for_a_minute() {
+        let ban = FailureBan::fleet_device_default();
+        let other = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 9)));
+        for _ in 0..999 {
+            ban.failed(IP);
+        }
+        assert!(ban.check(IP).is_ok(), "999 failures are not yet a ban");
+        ban.failed(IP);
+        let wait = ban.check(IP).unwrap_err();
+        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(59));
+        assert!(ban.check(other).is_ok(), "other addresses are not banned");
+        ban.succeeded(IP);
+        assert!(ban.check(IP).is_err(), "a ban is not lifted by a success");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(ban.check(IP).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_must_be_consecutive_and_within_the_window() {
+        let ban = FailureBan::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        ban.failed(IP);
+        ban.failed(IP);
+        ban.succeeded(IP);
+        ban.failed(IP);
+        ban.failed(IP);
+        assert!(ban.check(IP).is_ok(), "a success starts the count again");
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        ban.failed(IP);
+        assert!(ban.check(IP).is_ok(), "old failures fall out of the window");
+        ban.failed(IP);
+        ban.failed(IP);
+        assert!(ban.check(IP).is_err());
+    }
 
     const IP: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 

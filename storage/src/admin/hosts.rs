@@ -23,7 +23,10 @@ macro_rules! admin_host_columns {
          h.hardware_model, h.hardware_version, h.hardware_serial, h.primary_ip, h.primary_mac, \
          h.uptime, h.distributed_interval, h.config_tls_refresh, h.logger_tls_period, h.team_id, \
          t.name AS team_name, h.seen_time, h.detail_updated_at, h.refetch_requested, \
-         h.created_at, h.last_enrolled_at, h.updated_at"
+         h.created_at, h.last_enrolled_at, h.updated_at, o.version AS orbit_version, \
+         o.desktop_version AS fleet_desktop_version, o.scripts_enabled, \
+         (SELECT e.email FROM host_emails e WHERE e.host_id = h.id AND e.source = 'custom') \
+         AS custom_email"
     };
 }
 
@@ -33,7 +36,8 @@ macro_rules! select_hosts {
         concat!(
             "SELECT ",
             admin_host_columns!(),
-            " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id"
+            " FROM hosts h LEFT JOIN teams t ON t.id = h.team_id \
+             LEFT JOIN host_orbit_info o ON o.host_id = h.id"
         )
     };
 }
@@ -245,11 +249,18 @@ impl HostDirectory for SqlStore {
         let Some(deleted) = host(row)? else {
             return Ok(None);
         };
-        query("DELETE FROM hosts WHERE id = ?")
-            .bind(id)
-            .execute(&mut tx)
-            .await
-            .map_err(store_error)?;
+        for statement in [
+            "DELETE FROM host_orbit_info WHERE host_id = ?",
+            "DELETE FROM host_device_auth WHERE host_id = ?",
+            "DELETE FROM host_emails WHERE host_id = ?",
+            "DELETE FROM hosts WHERE id = ?",
+        ] {
+            query(statement)
+                .bind(id)
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+        }
         tx.commit().await.map_err(store_error)?;
         Ok(Some(deleted))
     }

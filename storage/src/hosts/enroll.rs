@@ -18,7 +18,7 @@ use flotilla_engine::ids::NodeKey;
 use flotilla_engine::store::{EnrolledHost, Enrollment};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{bind_vitals, host_columns, vitals_set};
+use super::{bind_vitals, select_stored_host, vitals_set};
 use crate::rows::ModelRow;
 use crate::sql::{Db, Dialect, Tx, query, sql};
 
@@ -220,15 +220,10 @@ async fn enroll_in(tx: &mut Tx, e: &Enrollment) -> Result<EnrolledHost, sqlx::Er
             (id, None, true)
         }
     };
-    let row = query(sql!(
-        d,
-        "SELECT ",
-        host_columns!(),
-        " FROM hosts WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = query(concat!(select_stored_host!(), " WHERE hosts.id = ?"))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(EnrolledHost {
         host: crate::rows::stored_host(&row)?,
         previous_node_key: previous.as_deref().and_then(NodeKey::new),

@@ -130,6 +130,29 @@ async fn write_rows(tx: &mut Tx, host: HostId, update: &HostUpdate) -> Result<()
             .bind(host)
             .execute(&mut *tx)
             .await?;
+        if let Some(orbit) = &vitals.orbit {
+            query(sql!(
+                d,
+                "INSERT INTO host_orbit_info (host_id, version, desktop_version, \
+                 scripts_enabled, updated_at) VALUES (?, ?, ?, ?, ?) ",
+                UPSERT("host_id"),
+                " version = ",
+                EXCLUDED(version),
+                ", desktop_version = ",
+                EXCLUDED(desktop_version),
+                ", scripts_enabled = ",
+                EXCLUDED(scripts_enabled),
+                ", updated_at = ",
+                EXCLUDED(updated_at)
+            ))
+            .bind(host)
+            .bind(cut(&orbit.version, 50))
+            .bind(orbit.desktop_version.as_deref().map(|v| cut(v, 50)))
+            .bind(orbit.scripts_enabled)
+            .bind(update.detail_updated_at.unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     if let Some(labels) = &update.labels {
         crate::admin::labels::write_results(
@@ -141,6 +164,14 @@ async fn write_rows(tx: &mut Tx, host: HostId, update: &HostUpdate) -> Result<()
         .await?;
     }
     Ok(())
+}
+
+/// At most `max` characters of `text` (`host_orbit_info`'s versions are `VARCHAR(50)`, as
+/// Fleet's, on both databases).
+fn cut(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 #[cfg(test)]

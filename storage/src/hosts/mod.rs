@@ -4,18 +4,19 @@
 
 pub(crate) mod enroll;
 mod flush;
+mod orbit;
 
 use async_trait::async_trait;
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::{
-    CarveRecord, EnrollSecret, EnrolledHost, Enrollment, HostStore, HostUpdate, StoreError,
-    StoredHost,
+    CarveRecord, DeviceTokenWrite, EnrollSecret, EnrolledHost, Enrollment, HostStore, HostUpdate,
+    OrbitEnrollment, StoreError, StoredHost,
 };
 use flotilla_engine::vitals::Vitals;
 
 use crate::SqlStore;
 use crate::common::{is_unique_violation, store_error};
-use crate::sql::{Dialect, Query, query};
+use crate::sql::{Dialect, IntoArg, Query, query};
 
 /// `SET` clause for every vitals column: a `NULL` parameter keeps the stored value. Bound by
 /// [`bind_vitals`].
@@ -41,15 +42,20 @@ macro_rules! vitals_set {
 }
 pub(crate) use vitals_set;
 
-/// The columns [`crate::rows::stored_host`] reads.
-macro_rules! host_columns {
+/// `SELECT … FROM` of the columns [`crate::rows::stored_host`] reads: a host and its device
+/// token; conditions follow on `hosts.…`.
+macro_rules! select_stored_host {
     () => {
-        "id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval, \
-         config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, label_updated_at, \
-         refetch_requested"
+        "SELECT hosts.id, hosts.node_key, hosts.osquery_host_id, hosts.hostname, \
+         hosts.platform, hosts.team_id, hosts.distributed_interval, hosts.config_tls_refresh, \
+         hosts.logger_tls_period, hosts.seen_time, hosts.detail_updated_at, \
+         hosts.label_updated_at, hosts.refetch_requested, hosts.orbit_node_key, \
+         da.token AS device_token, da.previous_token AS device_previous_token, \
+         da.updated_at AS device_updated_at \
+         FROM hosts LEFT JOIN host_device_auth da ON da.host_id = hosts.id"
     };
 }
-pub(crate) use host_columns;
+pub(crate) use select_stored_host;
 
 /// Binds the parameters of [`vitals_set!`] in order, text cut to what the columns hold.
 fn bind_vitals<'q>(query: Query<'q>, v: &'q Vitals, d: Dialect) -> Query<'q> {
@@ -92,7 +98,7 @@ impl SqlStore {
         condition: &'static str,
         value: crate::sql::Arg<'_>,
     ) -> Result<Option<StoredHost>, StoreError> {
-        let mut select = query(concat!("SELECT ", host_columns!(), " FROM hosts WHERE "));
+        let mut select = query(concat!(select_stored_host!(), " WHERE "));
         select.push(condition);
         let row = select
             .bind(value)
@@ -109,14 +115,10 @@ impl SqlStore {
 #[async_trait]
 impl HostStore for SqlStore {
     async fn load_hosts(&self) -> Result<Vec<StoredHost>, StoreError> {
-        let rows = query(concat!(
-            "SELECT ",
-            host_columns!(),
-            " FROM hosts ORDER BY id"
-        ))
-        .fetch_all(&self.db)
-        .await
-        .map_err(unavailable)?;
+        let rows = query(concat!(select_stored_host!(), " ORDER BY hosts.id"))
+            .fetch_all(&self.db)
+            .await
+            .map_err(unavailable)?;
         rows.iter()
             .map(crate::rows::stored_host)
             .collect::<Result<_, _>>()
@@ -124,12 +126,11 @@ impl HostStore for SqlStore {
     }
 
     async fn load_host(&self, id: HostId) -> Result<Option<StoredHost>, StoreError> {
-        self.one_host("id = ?", crate::sql::IntoArg::into_arg(id))
-            .await
+        self.one_host("hosts.id = ?", IntoArg::into_arg(id)).await
     }
 
     async fn host_by_node_key(&self, node_key: &str) -> Result<Option<StoredHost>, StoreError> {
-        self.one_host("node_key = ?", crate::sql::IntoArg::into_arg(node_key))
+        self.one_host("hosts.node_key = ?", IntoArg::into_arg(node_key))
             .await
     }
 
@@ -142,6 +143,59 @@ impl HostStore for SqlStore {
 
     async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError> {
         flush::flush(&self.db, updates).await.map_err(unavailable)
+    }
+
+    async fn enroll_orbit(&self, e: &OrbitEnrollment) -> Result<EnrolledHost, StoreError> {
+        orbit::enroll(&self.db, e).await.map_err(unavailable)
+    }
+
+    async fn host_by_orbit_node_key(&self, key: &str) -> Result<Option<StoredHost>, StoreError> {
+        self.one_host("hosts.orbit_node_key = ?", IntoArg::into_arg(key))
+            .await
+    }
+
+    async fn host_by_device_token(&self, token: &str) -> Result<Option<StoredHost>, StoreError> {
+        let current = self
+            .one_host("da.token = ?", IntoArg::into_arg(token))
+            .await?;
+        match current {
+            Some(host) => Ok(Some(host)),
+            None => {
+                self.one_host("da.previous_token = ?", IntoArg::into_arg(token))
+                    .await
+            }
+        }
+    }
+
+    async fn set_device_token(
+        &self,
+        host: HostId,
+        token: &str,
+        now: i64,
+    ) -> Result<DeviceTokenWrite, StoreError> {
+        orbit::set_device_token(&self.db, host, token, now)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_device_mapping(
+        &self,
+        host: HostId,
+        email: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        orbit::set_device_mapping(&self.db, host, email, now)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn request_refetch(&self, host: HostId) -> Result<(), StoreError> {
+        query("UPDATE hosts SET refetch_requested = 1 WHERE id = ?")
+            .bind(host)
+            .execute(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn enroll_secrets(&self) -> Result<Vec<EnrollSecret>, StoreError> {

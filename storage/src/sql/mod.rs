@@ -492,6 +492,7 @@ pub(crate) trait ModelRow {
     fn id(&self, column: &str) -> Result<u64, sqlx::Error>;
     fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error>;
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
+    fn opt_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error>;
 }
 
 /// A row of either backend; its columns are read through [`ModelRow`].
@@ -543,6 +544,9 @@ impl ModelRow for Row {
         }
     }
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        self.opt_flag(column)?.ok_or_else(|| null_column(column))
+    }
+    fn opt_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
         match self {
             Row::Sqlite(row) => sqlx::Row::try_get(row, column),
             Row::Mysql(row) => sqlx::Row::try_get(row, column),
