@@ -9,7 +9,10 @@ pub fn app(state: SharedState) -> Router {
     Router::new()
         .merge(crate::osquery::router())
         .merge(crate::orbit::router())
-        .merge(crate::fleet::router(crate::live::routes::router()))
+        .merge(crate::fleet::router(
+            crate::live::routes::router().merge(crate::device::routes()),
+        ))
+        .merge(crate::device::unversioned())
         .merge(crate::health::router(state.health.clone()))
         .merge(crate::metrics::router(state.metrics.clone()))
         // Metrics and the per-request log line; `Router::layer` wraps each route, so the

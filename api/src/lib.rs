@@ -17,6 +17,7 @@ pub mod agent_config;
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod device;
 pub mod fleet;
 pub mod health;
 pub mod live;

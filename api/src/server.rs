@@ -260,6 +260,7 @@ fn app_state(
         reports: parts.reports,
         metrics: parts.metrics,
         health: Arc::new(parts.health),
+        device: Default::default(),
     }))
 }
 

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/healthz` checks and `/readyz` state.
     pub health: Arc<crate::health::Health>,
+    /// Fleet Desktop's routes: the bad-token ban and the settings they show.
+    pub device: crate::device::DeviceState,
 }
 
 pub type SharedState = Arc<AppState>;

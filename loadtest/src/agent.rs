@@ -696,7 +696,7 @@ impl Shared {
     async fn version_request(&self, thread: AgentThread, endpoint: Endpoint) -> bool {
         let started = Instant::now();
         let (client, _lease) = self.client(thread).await;
-        let url = &self.urls[Endpoint::ALL.len()];
+        let url = &self.urls[Endpoint::OSQUERY.len()];
         let ok = match client.get(url.clone()).send().await {
             Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
             Err(e) => {
@@ -734,8 +734,8 @@ impl SimAgent {
     pub fn new(config: AgentConfig) -> Result<Self, AgentError> {
         install_crypto_provider();
         let base = config.server.trim_end_matches('/');
-        let mut urls = Vec::with_capacity(Endpoint::ALL.len());
-        for e in Endpoint::ALL {
+        let mut urls = Vec::with_capacity(Endpoint::OSQUERY.len() + 1);
+        for e in Endpoint::OSQUERY {
             let path = config.endpoints.path(e);
             let url = reqwest::Url::parse(&format!("{base}{path}"))
                 .map_err(|err| AgentError::Setup(format!("bad URL {base}{path}: {err}")))?;

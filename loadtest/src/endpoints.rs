@@ -20,11 +20,41 @@ pub enum Endpoint {
     CarveBegin,
     /// `carver_continue_endpoint`
     CarveBlock,
+    /// orbit's `POST /api/fleet/orbit/enroll`
+    OrbitEnroll,
+    /// orbit's `POST /api/fleet/orbit/config`
+    OrbitConfig,
+    /// orbit's `HEAD /api/fleet/orbit/ping`
+    OrbitPing,
+    /// orbit's `POST /api/fleet/orbit/device_token`
+    OrbitDeviceToken,
+    /// orbit's remote check of the device token (`HEAD /api/latest/fleet/device/{token}/ping`)
+    DeviceTokenCheck,
+    /// Fleet Desktop's `GET /api/latest/fleet/device/{token}/desktop`
+    Desktop,
 }
 
 impl Endpoint {
     /// Every endpoint, in a fixed order (the order of counter arrays).
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 13] = [
+        Endpoint::Enroll,
+        Endpoint::Config,
+        Endpoint::DistributedRead,
+        Endpoint::DistributedWrite,
+        Endpoint::Log,
+        Endpoint::CarveBegin,
+        Endpoint::CarveBlock,
+        Endpoint::OrbitEnroll,
+        Endpoint::OrbitConfig,
+        Endpoint::OrbitPing,
+        Endpoint::OrbitDeviceToken,
+        Endpoint::DeviceTokenCheck,
+        Endpoint::Desktop,
+    ];
+
+    /// osqueryd's endpoints, the first of [`Endpoint::ALL`]; the rest are fleetd's (orbit and
+    /// Fleet Desktop).
+    pub const OSQUERY: [Endpoint; 7] = [
         Endpoint::Enroll,
         Endpoint::Config,
         Endpoint::DistributedRead,
@@ -33,6 +63,11 @@ impl Endpoint {
         Endpoint::CarveBegin,
         Endpoint::CarveBlock,
     ];
+
+    /// Whether fleetd (orbit, Desktop) calls this endpoint rather than osqueryd.
+    pub fn is_fleetd(self) -> bool {
+        !Endpoint::OSQUERY.contains(&self)
+    }
 
     /// Position in [`Endpoint::ALL`].
     pub fn index(self) -> usize {
@@ -49,6 +84,12 @@ impl Endpoint {
             Endpoint::Log => "log",
             Endpoint::CarveBegin => "carve_begin",
             Endpoint::CarveBlock => "carve_block",
+            Endpoint::OrbitEnroll => "orbit_enroll",
+            Endpoint::OrbitConfig => "orbit_config",
+            Endpoint::OrbitPing => "orbit_ping",
+            Endpoint::OrbitDeviceToken => "orbit_device_token",
+            Endpoint::DeviceTokenCheck => "device_token_check",
+            Endpoint::Desktop => "desktop",
         }
     }
 }
@@ -98,6 +139,12 @@ impl EndpointPaths {
             Endpoint::Log => &self.log,
             Endpoint::CarveBegin => &self.carve_begin,
             Endpoint::CarveBlock => &self.carve_block,
+            Endpoint::OrbitEnroll => "/api/fleet/orbit/enroll",
+            Endpoint::OrbitConfig => "/api/fleet/orbit/config",
+            Endpoint::OrbitPing => "/api/fleet/orbit/ping",
+            Endpoint::OrbitDeviceToken => "/api/fleet/orbit/device_token",
+            Endpoint::DeviceTokenCheck => "/api/latest/fleet/device/{token}/ping",
+            Endpoint::Desktop => "/api/latest/fleet/device/{token}/desktop",
         }
     }
 }

@@ -90,6 +90,9 @@ pub struct HostProfile {
     pub model: usize,
     /// Seed of all derived values.
     pub seed: u64,
+    /// The orbit version when the host runs orbit (fleetd): its osquery then has orbit's
+    /// `orbit_info` table.
+    pub orbit: Option<String>,
 }
 
 impl HostProfile {
@@ -159,6 +162,7 @@ impl HostProfile {
             physical_memory: memory_gib << 30,
             model,
             seed,
+            orbit: None,
         }
     }
 

@@ -25,6 +25,7 @@
 //! | [`endpoints`] | [`Endpoint`], [`EndpointPaths`] (`/api/v1/osquery/...` or `/api/osquery/...`) |
 //! | [`stats`] | [`AgentCounters`] (live atomics, optional hdrhistogram latencies), [`AgentStats`] / [`EndpointStats`] (snapshots, mergeable), [`Percentiles`] |
 //! | [`fanout`] | the fan-out scenario: admin login, live query over the results websocket, [`fanout::SendTimes`] / [`fanout::CampaignTracker`] timing |
+//! | [`fleetd`] | [`fleetd::SimFleetd`]: orbit and Fleet Desktop of one host (enroll, config, ping, device token rotation, Desktop's summary) |
 //! | [`clock`] | `calendarTime` formatting and [`parse_duration`] for `10s`, `5m`, `500ms` |
 //! | [`error`] | [`AgentError`] |
 //!
@@ -53,6 +54,7 @@ pub mod clock;
 pub mod endpoints;
 pub mod error;
 pub mod fanout;
+pub mod fleetd;
 pub mod host;
 pub mod intervals;
 pub mod logger;

@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use flotilla_loadtest::clock::{calendar_time, unix_now};
 use flotilla_loadtest::fanout::{Admin, FanoutOptions, FanoutReport, HostIndex, SendTimes};
+use flotilla_loadtest::fleetd::{FLEETD_VERSION, FleetdHost, FleetdIntervals, SimFleetd};
 use flotilla_loadtest::host::SeedStream;
 use flotilla_loadtest::{
     AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
@@ -214,6 +215,11 @@ struct Cli {
     /// Resolve a host name to an address, as HOST=IP:PORT (e.g. localhost=127.0.0.1:8443)
     #[arg(long)]
     resolve: Option<String>,
+    /// Share of the hosts that also run fleetd — orbit (enroll, config every 30 s, ping every
+    /// 5 min, device token set and rotated hourly with a remote check every 5 min) and Fleet
+    /// Desktop (its summary every 5 min) — beside osqueryd, which then answers orbit_info
+    #[arg(long, default_value_t = 0.0)]
+    orbit_share: f64,
 }
 
 impl Cli {
@@ -247,6 +253,7 @@ impl Cli {
             "node_key_header": !self.no_node_key_header,
             "honor_server_options": self.honor_server_options,
             "resolve": self.resolve,
+            "orbit_share": self.orbit_share,
         })
     }
 }
@@ -318,7 +325,9 @@ fn endpoints_summary(
     let mut map = serde_json::Map::new();
     for e in Endpoint::ALL {
         let s = stats.endpoint(e);
-        if s.requests == 0 && matches!(e, Endpoint::CarveBegin | Endpoint::CarveBlock) {
+        if s.requests == 0
+            && (e.is_fleetd() || matches!(e, Endpoint::CarveBegin | Endpoint::CarveBlock))
+        {
             continue;
         }
         let latency_ms = counters
@@ -506,7 +515,10 @@ async fn main() -> anyhow::Result<()> {
     let run = Run::start(&cli);
     counters.steady_from((run.started + run.steady_after).into_std());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = spawn_agents(&cli, &run, agents, stop_rx);
+    let fleetds = build_fleetds(&cli, &network, &agents, &counters)?;
+    let orbit_hosts = fleetds.len();
+    let mut fleetd_tasks = spawn_fleetds(&cli, &run, fleetds, stop_rx.clone());
+    let mut tasks = spawn_agents(&cli, &run, agents, orbit_hosts, stop_rx);
     let pb = progress_bar(cli.hosts, cli.quiet);
     let rss_enrolled = Arc::new(std::sync::Mutex::new(None::<f64>));
     let progress = spawn_progress(&cli, counters.clone(), pb.clone(), rss_enrolled.clone());
@@ -524,6 +536,9 @@ async fn main() -> anyhow::Result<()> {
     // agent's own stats() would be the same shared figures).
     while let Some(res) = tasks.join_next().await {
         res.context("agent task panicked")?;
+    }
+    while let Some(res) = fleetd_tasks.join_next().await {
+        res.context("fleetd task panicked")?;
     }
     let total = counters.snapshot(false);
     let elapsed = run.started.elapsed();
@@ -565,6 +580,9 @@ impl Cli {
             || !(0.0..=1.0).contains(&self.live_query_no_result_prob)
         {
             bail!("--live-query-error-prob and --live-query-no-result-prob must be within 0..1");
+        }
+        if !(0.0..=1.0).contains(&self.orbit_share) {
+            bail!("--orbit-share must be within 0..1");
         }
         if self.scenario != Scenario::Fanout {
             return Ok(None);
@@ -703,6 +721,87 @@ fn build_agents(
     Ok((agents, index))
 }
 
+/// The fleetd (orbit and Desktop) of the first `--orbit-share` of the hosts. orbit's hardware
+/// UUID is the host's identifier, as osqueryd started by orbit with `--host_identifier=uuid`
+/// reports it. All of them share one HTTP client, whose connections are reused as their
+/// requests come and go (they are few: one every 30 s per host).
+fn build_fleetds(
+    cli: &Cli,
+    network: &Network,
+    agents: &[SimAgent],
+    counters: &Arc<AgentCounters>,
+) -> anyhow::Result<Vec<SimFleetd>> {
+    let count = (cli.orbit_share * agents.len() as f64).round() as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let client =
+        flotilla_loadtest::fleetd::client(network.tls.as_deref().cloned(), network.resolve.clone())
+            .context("building fleetd's HTTP client")?;
+    Ok(agents[..count]
+        .iter()
+        .map(|agent| {
+            let profile = agent.profile();
+            let host = FleetdHost {
+                hardware_uuid: profile.host_identifier.clone(),
+                hardware_serial: profile.hardware_serial.clone(),
+                hostname: profile.hostname.clone(),
+                computer_name: profile.hostname.clone(),
+                hardware_model: String::new(),
+                platform: profile.template.platform().to_owned(),
+                osquery_identifier: String::new(),
+            };
+            SimFleetd::with_client(
+                &cli.server,
+                &cli.enroll_secret,
+                host,
+                FleetdIntervals::default(),
+                client.clone(),
+            )
+            .with_counters(counters.clone())
+        })
+        .collect())
+}
+
+/// Starts each fleetd at its host's offset within `--start-period`; it ticks every second
+/// until the deadline or the fan-out's end.
+fn spawn_fleetds(
+    cli: &Cli,
+    run: &Run,
+    fleetds: Vec<SimFleetd>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
+    let (started, deadline) = (run.started, run.deadline);
+    let hosts = cli.hosts.max(1) as u32;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, fleetd) in fleetds.into_iter().enumerate() {
+        let offset = cli.start_period.mul_f64(i as f64 / f64::from(hosts));
+        let mut stop = stop.clone();
+        tasks.spawn(async move {
+            if started + offset >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(started + offset).await;
+            let ticks = async {
+                loop {
+                    fleetd.tick().await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            };
+            tokio::select! {
+                _ = ticks => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = async {
+                    if stop.wait_for(|stopped| *stopped).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                } => {}
+            }
+        });
+    }
+    tasks
+}
+
 /// When the run started and when it ends.
 struct Run {
     started_at_unix: u64,
@@ -733,6 +832,7 @@ fn spawn_agents(
     cli: &Cli,
     run: &Run,
     agents: Vec<SimAgent>,
+    orbit_hosts: usize,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinSet<AgentStats> {
     let intervals = Intervals {
@@ -774,7 +874,12 @@ fn spawn_agents(
             if scenario == Scenario::Version {
                 return agent.run_version_only(intervals, shutdown).await;
             }
-            let answerer = TemplateAnswerer::new(agent.profile().clone(), live);
+            let mut profile = agent.profile().clone();
+            if i < orbit_hosts {
+                // osqueryd started by orbit has orbit's extension table.
+                profile.orbit = Some(FLEETD_VERSION.to_owned());
+            }
+            let answerer = TemplateAnswerer::new(profile, live);
             agent.run(intervals, &answerer, shutdown).await
         });
     }

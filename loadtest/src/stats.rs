@@ -50,7 +50,7 @@ pub type SteadyEndpoint = (u64, u64, Histogram<u64>);
 /// set between agents rather than giving each agent its own).
 #[derive(Debug, Default)]
 pub struct AgentCounters {
-    endpoints: [EndpointCounters; 7],
+    endpoints: [EndpointCounters; Endpoint::ALL.len()],
     enrolls: AtomicU64,
     node_invalid: AtomicU64,
     key_holders: AtomicI64,

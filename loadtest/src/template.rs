@@ -186,7 +186,7 @@ const WINDOWS_MODELS: [Model; 3] = [
 ];
 
 /// Tables a template can answer from its own data.
-pub const TEMPLATE_TABLES: [&str; 11] = [
+pub const TEMPLATE_TABLES: [&str; 13] = [
     "os_version",
     "osquery_info",
     "system_info",
@@ -198,6 +198,8 @@ pub const TEMPLATE_TABLES: [&str; 11] = [
     "routes",
     "osquery_flags",
     "time",
+    "osquery_registry",
+    "orbit_info",
 ];
 
 fn row<const N: usize>(pairs: [(&str, String); N]) -> Row {
@@ -599,6 +601,37 @@ impl OsTemplate {
                 ("unix_time", now.to_string()),
                 ("timezone", "UTC".into()),
             ])],
+            // The tables osquery has registered: the template's own, and orbit's extension
+            // table on a host that runs orbit.
+            "osquery_registry" => TEMPLATE_TABLES
+                .iter()
+                .filter(|&&t| t != "orbit_info" || p.orbit.is_some())
+                .map(|&name| {
+                    row([
+                        ("registry", "table".to_string()),
+                        ("name", name.to_string()),
+                        ("owner_uuid", "0".into()),
+                        ("internal", "0".into()),
+                        ("active", "1".into()),
+                    ])
+                })
+                .collect(),
+            "orbit_info" => match &p.orbit {
+                Some(version) => vec![row([
+                    ("version", version.clone()),
+                    ("device_auth_token", String::new()),
+                    ("enrolled", "1".into()),
+                    ("last_recorded_error", String::new()),
+                    ("orbit_channel", "stable".into()),
+                    ("osqueryd_channel", "stable".into()),
+                    ("desktop_channel", "stable".into()),
+                    ("desktop_version", version.clone()),
+                    ("uptime", "120".into()),
+                    ("scripts_enabled", "0".into()),
+                    ("update_url", "https://updates.fleetdm.com".into()),
+                ])],
+                None => Vec::new(),
+            },
             _ => return None,
         })
     }

@@ -305,6 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn orbit_info_exists_only_on_hosts_that_run_orbit() {
+        let iv = Intervals::default();
+        let ctx = AnswerContext::new(&iv);
+        let discovery = "SELECT 1 FROM osquery_registry WHERE active = true \
+             AND registry = 'table' AND name = 'orbit_info'";
+        let plain = answerer(OsTemplate::Ubuntu, LiveQueryProfile::default());
+        assert_eq!(plain.discover(discovery, &ctx), Ok(0));
+        let mut profile = plain.profile().clone();
+        profile.orbit = Some("1.38.0".into());
+        let with_orbit = TemplateAnswerer::new(profile, LiveQueryProfile::default());
+        assert_eq!(with_orbit.discover(discovery, &ctx), Ok(1));
+        let rows = with_orbit
+            .answer(
+                "fleet_detail_query_orbit_info",
+                "SELECT * FROM orbit_info;",
+                &ctx,
+            )
+            .result
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get("version").map(String::as_str), Some("1.38.0"));
+    }
+
+    #[test]
     fn label_and_discovery_queries() {
         let a = answerer(OsTemplate::Ubuntu, LiveQueryProfile::default());
         let iv = Intervals::default();

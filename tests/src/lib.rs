@@ -232,6 +232,27 @@ impl Server {
         SimAgent::new(config).expect("agent")
     }
 
+    /// A simulated fleetd (orbit and Fleet Desktop) for this server, its intervals divided by
+    /// `speedup`.
+    pub fn fleetd(
+        &self,
+        host: flotilla_loadtest::fleetd::FleetdHost,
+        secret: &str,
+        speedup: u32,
+    ) -> flotilla_loadtest::fleetd::SimFleetd {
+        let tls = flotilla_loadtest::agent::tls_client_config(Some(&self.ca_pem()), false)
+            .expect("TLS config");
+        flotilla_loadtest::fleetd::SimFleetd::new(
+            &self.url(),
+            secret,
+            host,
+            flotilla_loadtest::fleetd::FleetdIntervals::scaled(speedup),
+            tls,
+            Some(("localhost".into(), self.addr)),
+        )
+        .expect("fleetd")
+    }
+
     /// A simulated osqueryd enrolling with `secret` instead of the test secret.
     pub fn agent_with_secret(
         &self,

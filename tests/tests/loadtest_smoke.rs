@@ -192,3 +192,47 @@ fn version_scenario_sends_the_same_pattern_as_get_version() {
         .unwrap();
     assert!(reads >= 200, "check-ins every second for 3-4 s: {summary}");
 }
+
+#[tokio::test]
+async fn hosts_running_fleetd_enroll_orbit_and_desktop_beside_osquery_as_one_host_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let summary = run(
+        &server,
+        dir.path(),
+        &[
+            "--hosts",
+            "100",
+            "--orbit-share",
+            "0.5",
+            "--start-period",
+            "1s",
+            "--duration",
+            "6s",
+            "--distributed-interval",
+            "2s",
+        ],
+    );
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert_eq!(summary["options"]["orbit_share"], 0.5);
+    for endpoint in [
+        "orbit_enroll",
+        "orbit_config",
+        "orbit_ping",
+        "orbit_device_token",
+        "desktop",
+    ] {
+        assert_latency_fields(&summary, endpoint);
+    }
+    assert_eq!(
+        summary["endpoints"]["orbit_enroll"]["requests"], 50,
+        "{summary}"
+    );
+    assert_eq!(summary["endpoints"]["desktop"]["requests"], 50, "{summary}");
+    let admin = server.admin().await;
+    let (_, count) = admin.get("/hosts/count").await;
+    assert_eq!(
+        count["count"], 100,
+        "orbit and osquery of a machine are one host"
+    );
+}

@@ -80,6 +80,10 @@ pub struct HostJson {
     pack_stats: Option<()>,
     issues: serde_json::Value,
     status: &'static str,
+    /// What orbit's `orbit_info` table reported; `null` on hosts without orbit.
+    orbit_version: Option<String>,
+    fleet_desktop_version: Option<String>,
+    scripts_enabled: Option<bool>,
 }
 
 /// The exact last-seen time and status of a host, from the registry.
@@ -149,6 +153,9 @@ impl HostJson {
             pack_stats: None,
             issues: json!({ "failing_policies_count": 0, "total_issues_count": 0 }),
             status,
+            orbit_version: host.orbit_version.clone(),
+            fleet_desktop_version: host.fleet_desktop_version.clone(),
+            scripts_enabled: host.scripts_enabled,
         }
     }
 }
@@ -283,6 +290,10 @@ async fn detail_response(
     let mut body = serde_json::to_value(HostJson::new(state, &host, now))
         .map_err(|e| FleetError::Internal(e.to_string()))?;
     body["labels"] = json!(labels);
+    body["device_mapping"] = match &host.custom_email {
+        Some(email) => json!([{"email": email, "source": "custom"}]),
+        None => serde_json::Value::Null,
+    };
     body["packs"] = json!([]);
     body["policies"] = json!([]);
     Ok(ok(&json!({ "host": body })))
@@ -316,6 +327,17 @@ pub async fn by_identifier(
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("host {identifier} not found")))?;
     detail_response(&state, &viewer, host).await
+}
+
+/// `POST /hosts/{id}/refetch`: the host runs its detail queries (and labels and policies)
+/// again at its next check-in.
+pub async fn refetch(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<u64>,
+) -> Result<Response, FleetError> {
+    state.services.hosts.refetch(&viewer, HostId(id)).await?;
+    Ok(ok(&json!({})))
 }
 
 /// `DELETE /hosts/{id}`: forgets the host; its node key stops working at once, so the agent

@@ -46,6 +46,7 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/hosts/transfer", post(hosts::transfer))
         .route("/hosts/identifier/{identifier}", get(hosts::by_identifier))
         .route("/hosts/{id}", get(hosts::get).delete(hosts::delete))
+        .route("/hosts/{id}/refetch", post(hosts::refetch))
         .route("/host_summary", get(hosts::summary))
         .route("/labels", get(labels::list).post(labels::create))
         .route("/labels/summary", get(labels::summary))

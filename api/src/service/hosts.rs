@@ -66,6 +66,18 @@ impl HostService {
         Ok(host)
     }
 
+    /// Has the host run its detail queries again at its next check-in. Anyone who can see the
+    /// host may ask (as in Fleet).
+    pub async fn refetch(&self, viewer: &Viewer, id: HostId) -> Result<(), FleetError> {
+        let not_found = || FleetError::NotFound(format!("host {id} not found"));
+        let host = self.hosts.host(id).await?.ok_or_else(not_found)?;
+        Viewer::require(viewer.can_read(host.team))?;
+        if !self.effects.hosts.refetch(host.id).await? {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
     /// Moves hosts to a team (or to none), in the database and in the registry. Needs write
     /// access to the target team and to every host's current team. Answers the hosts moved.
     pub async fn transfer(

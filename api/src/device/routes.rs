@@ -1,0 +1,264 @@
+//! The device-authenticated routes: each takes the [`DeviceHost`] the token names, makes one
+//! read (or the refetch) and answers in Fleet's shape. Nothing here identifies the user beyond
+//! what the host itself reports.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flotilla_engine::HostId;
+use flotilla_storage::admin::HostPolicy;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::DeviceHost;
+use crate::fleet::error::{FleetError, FleetQuery, ok};
+use crate::fleet::hosts::HostJson;
+use crate::fleet::labels::LabelJson;
+use crate::state::{AppState, SharedState};
+
+/// Where `…/transparency` sends the user when the settings name no page of the organisation's:
+/// Fleet's page on what fleetd collects (the agents are Fleet's).
+pub const DEFAULT_TRANSPARENCY_URL: &str = "https://fleetdm.com/transparency";
+
+/// Largest error report Fleet Desktop may post (Fleet's limit).
+pub(super) const MAX_ERROR_REPORT: usize = 5 << 20;
+
+/// The organisation's name, logos and contact link, as Desktop and My Device show them.
+fn org_info(settings: &Value) -> Value {
+    let field = |name: &str| {
+        settings["org_info"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    json!({
+        "org_name": field("org_name"),
+        "org_logo_url": field("org_logo_url"),
+        "org_logo_url_light_background": field("org_logo_url_light_background"),
+        "org_logo_url_dark_mode": field("org_logo_url"),
+        "org_logo_url_light_mode": field("org_logo_url_light_background"),
+        "contact_url": field("contact_url"),
+    })
+}
+
+/// `HEAD …/{token}/ping`: 200 while the token is valid (orbit's remote check).
+pub async fn ping(DeviceHost(_): DeviceHost) {}
+
+/// `GET …/{token}/desktop`: what Fleet Desktop polls every 5 minutes — the failing-policy count
+/// for its "My device (N)" title, the organisation's name and logos, nothing pending.
+pub async fn desktop(
+    State(state): State<SharedState>,
+    DeviceHost(host): DeviceHost,
+) -> Result<Response, FleetError> {
+    let failing = state.reads.policies.failing_policy_count(host.id).await?;
+    let settings = state.device.settings(&state).await?;
+    Ok(ok(&json!({
+        "failing_policies_count": failing,
+        "self_service": false,
+        "notifications": {},
+        "config": {
+            "org_info": org_info(&settings),
+            "mdm": {"macos_migration": {"mode": ""}},
+        },
+        "alternative_browser_host": "",
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct HostParams {
+    #[serde(default)]
+    exclude_software: bool,
+}
+
+/// `GET …/{token}`: the host as the My Device page shows it, with its labels, the
+/// organisation's details and the settings the page needs.
+pub async fn host(
+    State(state): State<SharedState>,
+    DeviceHost(record): DeviceHost,
+    FleetQuery(params): FleetQuery<HostParams>,
+) -> Result<Response, FleetError> {
+    let host =
+        state.reads.hosts.host(record.id).await?.ok_or_else(|| {
+            FleetError::Unauthorized("invalid device authentication token".into())
+        })?;
+    let labels: Vec<LabelJson> = state
+        .reads
+        .labels
+        .host_labels(host.id)
+        .await?
+        .iter()
+        .map(LabelJson::from)
+        .collect();
+    let now = flotilla_engine::unix_now();
+    let mut body = serde_json::to_value(HostJson::new(&state, &host, now))
+        .map_err(|e| FleetError::Internal(e.to_string()))?;
+    body["labels"] = json!(labels);
+    body["dep_assigned_to_fleet"] = json!(false);
+    body["device_mapping"] = device_mapping_json(host.custom_email.as_deref());
+    if !params.exclude_software {
+        body["software"] = json!([]);
+    }
+    let settings = state.device.settings(&state).await?;
+    let info = org_info(&settings);
+    let inventory = settings["features"]["enable_software_inventory"]
+        .as_bool()
+        .unwrap_or(false);
+    Ok(ok(&json!({
+        "host": body,
+        "self_service": false,
+        "org_logo_url": info["org_logo_url"],
+        "org_logo_url_light_background": info["org_logo_url_light_background"],
+        "org_contact_url": info["contact_url"],
+        // Flotilla has no licence tiers: everything Fleet Premium serves here is served.
+        "license": {"tier": "premium", "organization": info["org_name"], "device_count": 0},
+        "global_config": {
+            "mdm": {"enabled_and_configured": false},
+            "features": {"enable_software_inventory": inventory},
+        },
+    })))
+}
+
+fn device_mapping_json(email: Option<&str>) -> Value {
+    match email {
+        Some(email) => json!([{"email": email, "source": "custom"}]),
+        None => Value::Null,
+    }
+}
+
+/// A host's policy as the My Device page and Desktop read it.
+fn policy_json(policy: &HostPolicy) -> Value {
+    let f = &policy.fields;
+    json!({
+        "id": policy.id.0,
+        "name": f.name,
+        "query": f.query,
+        "description": f.description,
+        "critical": f.critical,
+        "resolution": f.resolution,
+        "platform": f.platform,
+        "team_id": policy.team.map(|t| t.0),
+        "response": match policy.response {
+            Some(true) => "pass",
+            Some(false) => "fail",
+            None => "",
+        },
+    })
+}
+
+/// `GET …/{token}/policies`: the policies that apply to the host and its latest answer to each.
+pub async fn policies(
+    State(state): State<SharedState>,
+    DeviceHost(host): DeviceHost,
+) -> Result<Response, FleetError> {
+    let policies: Vec<Value> = state
+        .reads
+        .policies
+        .host_policies(host.id)
+        .await?
+        .iter()
+        .map(policy_json)
+        .collect();
+    Ok(ok(&json!({ "policies": policies })))
+}
+
+/// `GET …/{token}/software`: the host's software. None is collected yet, so the list is
+/// empty, in the shape the page pages through.
+pub async fn software(DeviceHost(_): DeviceHost) -> Response {
+    ok(&json!({
+        "count": 0,
+        "software": [],
+        "meta": {"has_next_results": false, "has_previous_results": false},
+    }))
+}
+
+/// `POST …/{token}/refetch`: the host runs its detail queries again at its next check-in.
+pub async fn refetch(
+    State(state): State<SharedState>,
+    DeviceHost(host): DeviceHost,
+) -> Result<Response, FleetError> {
+    state.hosts.refetch(host.id).await?;
+    Ok(ok(&json!({})))
+}
+
+/// `GET …/{token}/transparency`: 307 to the organisation's page about what the agent collects
+/// (`fleet_desktop.transparency_url`), else [`DEFAULT_TRANSPARENCY_URL`].
+pub async fn transparency(
+    State(state): State<SharedState>,
+    DeviceHost(_): DeviceHost,
+) -> Result<Response, FleetError> {
+    let settings = state.device.settings(&state).await?;
+    let url = settings["fleet_desktop"]["transparency_url"]
+        .as_str()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_TRANSPARENCY_URL);
+    let location = HeaderValue::from_str(url)
+        .unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_TRANSPARENCY_URL));
+    Ok((
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::LOCATION, location)],
+    )
+        .into_response())
+}
+
+/// `POST …/{token}/debug/errors`: an error fleetd reports, written to the server's log (at most
+/// 5 MB; it must be a JSON object).
+pub async fn debug_errors(
+    State(state): State<SharedState>,
+    DeviceHost(host): DeviceHost,
+    body: Bytes,
+) -> Result<Response, FleetError> {
+    log_report(&state, host.id, &body)?;
+    Ok(ok(&json!({})))
+}
+
+fn log_report(_state: &AppState, host: HostId, body: &[u8]) -> Result<(), FleetError> {
+    if body.len() > MAX_ERROR_REPORT {
+        return Err(FleetError::BadRequest(
+            "error report is larger than 5 MB".into(),
+        ));
+    }
+    let report: serde_json::Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| FleetError::BadRequest(format!("error report is not a JSON object: {e}")))?;
+    let text = |name: &str| {
+        report
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .chars()
+            .take(2_000)
+            .collect::<String>()
+    };
+    let vital = report
+        .get("vital")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    tracing::warn!(
+        host = host.0,
+        source = %text("error_source"),
+        version = %text("error_source_version"),
+        vital,
+        message = %text("error_message"),
+        "fleetd reported an error"
+    );
+    Ok(())
+}
+
+/// `GET …/{token}/device_mapping` (deprecated by Fleet; the mapping is in the host too).
+pub async fn device_mapping(
+    State(state): State<SharedState>,
+    DeviceHost(record): DeviceHost,
+) -> Result<Response, FleetError> {
+    let host = state.reads.hosts.host(record.id).await?;
+    let email = host.and_then(|h| h.custom_email);
+    Ok(ok(&json!({
+        "host_id": record.id.0,
+        "device_mapping": device_mapping_json(email.as_deref()),
+    })))
+}
+
+/// `GET …/{token}/macadmins`: munki and MDM details; Flotilla collects none.
+pub async fn macadmins(DeviceHost(_): DeviceHost) -> Response {
+    ok(&json!({ "macadmins": null }))
+}
