@@ -84,6 +84,7 @@ impl HostStore for MemoryStore {
             seen_time: e.now,
             detail_updated_at: 0,
             label_updated_at: 0,
+            policy_updated_at: 0,
             refetch_requested: true,
         };
         hosts.push((host.clone(), e.vitals.clone()));

@@ -245,11 +245,18 @@ impl HostDirectory for SqlStore {
         let Some(deleted) = host(row)? else {
             return Ok(None);
         };
-        query("DELETE FROM hosts WHERE id = ?")
-            .bind(id)
-            .execute(&mut tx)
-            .await
-            .map_err(store_error)?;
+        // Its policy answers go with it (the foreign key's cascade would do it too, but the
+        // counts must not depend on that).
+        for statement in [
+            "DELETE FROM policy_membership WHERE host_id = ?",
+            "DELETE FROM hosts WHERE id = ?",
+        ] {
+            query(statement)
+                .bind(id)
+                .execute(&mut tx)
+                .await
+                .map_err(store_error)?;
+        }
         tx.commit().await.map_err(store_error)?;
         Ok(Some(deleted))
     }
@@ -297,6 +304,10 @@ impl HostDirectory for SqlStore {
         .execute(&mut tx)
         .await
         .map_err(failed)?;
+        // Answers to the old team's policies no longer count for it.
+        super::policies::forget_other_teams(&mut tx, team, &ids)
+            .await
+            .map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(host_ids(&moved)?)
     }

@@ -46,7 +46,7 @@ macro_rules! host_columns {
     () => {
         "id, node_key, osquery_host_id, hostname, platform, team_id, distributed_interval, \
          config_tls_refresh, logger_tls_period, seen_time, detail_updated_at, label_updated_at, \
-         refetch_requested"
+         policy_updated_at, refetch_requested"
     };
 }
 pub(crate) use host_columns;
