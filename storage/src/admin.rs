@@ -233,6 +233,8 @@ pub struct HostFilter {
     /// Case-insensitive substring of hostname, computer name, uuid, serial or primary IP.
     pub search: Option<String>,
     pub status: Option<StatusFilter>,
+    /// Hosts whose latest answer to this policy passed (`true`) or failed (`false`).
+    pub policy: Option<(PolicyId, bool)>,
 }
 
 impl HostFilter {
@@ -243,6 +245,7 @@ impl HostFilter {
             label: None,
             search: None,
             status: None,
+            policy: None,
         }
     }
 }

@@ -984,6 +984,20 @@ async fn policies_answers_counts_and_host_policies(backend: &Backend) {
     );
     assert_eq!(count(linux_only.id).await, (1, 1));
     assert_eq!(count(team_policy.id).await, (1, 0));
+    // The host list filter by answer.
+    let by_answer = |passes| HostFilter {
+        policy: Some((everyone.id, passes)),
+        ..HostFilter::all()
+    };
+    let passing = store
+        .list_hosts(&by_answer(true), &by_name("id"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        passing.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![linux]
+    );
+    assert_eq!(store.count_hosts(&by_answer(false)).await.unwrap(), 1);
     let everyone_now = store.policy(everyone.id).await.unwrap().unwrap();
     assert_eq!(everyone_now.counts_updated_at, Some(102));
     // The times move forward with the answers.

@@ -75,6 +75,14 @@ fn push_filter(query: &mut Query<'_>, d: Dialect, filter: &HostFilter) {
             .push_bind(label)
             .push(concat!(" AND ", label_member!(), ")"));
     }
+    if let Some((policy, passes)) = filter.policy {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM policy_membership m WHERE m.host_id = h.id AND m.policy_id = ")
+            .push_bind(policy)
+            .push(" AND m.passes = ")
+            .push_bind(i64::from(passes))
+            .push(")");
+    }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
         query.push(" AND (");
