@@ -261,6 +261,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_DETAIL_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub detail_update_interval: Duration,
 
+    /// How often a host's policies run again (a new or changed policy, or a refetch, goes out
+    /// at the host's next check-in whatever this is).
+    #[arg(long, env = "FLOTILLA_POLICY_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub policy_update_interval: Duration,
+
     /// Live queries running at once; one more is refused with 429.
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ACTIVE", default_value_t = 1_000)]
     pub live_query_max_active: usize,

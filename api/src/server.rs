@@ -115,6 +115,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .publish_label_queries(true)
         .await
         .map_err(|e| anyhow::anyhow!("loading dynamic labels: {e}"))?;
+    state
+        .services
+        .effects
+        .publish_policy_queries(true)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading policies: {e}"))?;
     let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone());
@@ -154,6 +160,7 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
     EngineConfig {
         flush_interval: args.flush_interval,
         detail_update_interval: args.detail_update_interval,
+        policy_update_interval: args.policy_update_interval,
         seen_write_granularity: args
             .seen_write_interval
             .max(std::time::Duration::from_secs(1)),
@@ -483,6 +490,11 @@ fn follow_shared_changes(
                         tracing::warn!(%error, "could not reload the dynamic labels another node changed");
                     }
                 }
+                Ok(RelayEvent::Changed(Topic::Policies)) => {
+                    if let Err(error) = effects.reload_policy_queries(false).await {
+                        tracing::warn!(%error, "could not reload the policies another node changed");
+                    }
+                }
                 Ok(RelayEvent::Changed(Topic::AgentOptions)) => {
                     if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options another node changed");
@@ -492,6 +504,9 @@ fn follow_shared_changes(
                     // Announcements may have been missed while disconnected.
                     if let Err(error) = effects.reload_label_queries(false).await {
                         tracing::warn!(%error, "could not reload the dynamic labels");
+                    }
+                    if let Err(error) = effects.reload_policy_queries(false).await {
+                        tracing::warn!(%error, "could not reload the policies");
                     }
                     if let Err(error) = effects.reload_agent_configs_here().await {
                         tracing::warn!(%error, "could not reload the agent options");

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
 use flotilla_storage::admin::{
-    ActivityStore, AdminStore, ConfigStore, HostDirectory, LabelStore, QueryStore, TeamStore,
-    UserStore,
+    ActivityStore, AdminStore, ConfigStore, HostDirectory, LabelStore, PolicyStore, QueryStore,
+    TeamStore, UserStore,
 };
 
 use crate::agent_config::configs::AgentConfigs;
@@ -71,6 +71,7 @@ pub struct Reads {
     pub labels: Arc<dyn LabelStore>,
     pub teams: Arc<dyn TeamStore>,
     pub queries: Arc<dyn QueryStore>,
+    pub policies: Arc<dyn PolicyStore>,
     pub config: Arc<dyn ConfigStore>,
     pub activities: Arc<dyn ActivityStore>,
 }
@@ -84,6 +85,7 @@ impl Reads {
             labels: store.clone(),
             teams: store.clone(),
             queries: store.clone(),
+            policies: store.clone(),
             config: store.clone(),
             activities: store,
         }

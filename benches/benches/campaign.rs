@@ -50,6 +50,7 @@ fn answer(campaign: CampaignId) -> HostResults {
             stats: None,
         }],
         labels: vec![],
+        policies: vec![],
     }
 }
 

@@ -41,6 +41,7 @@ pub async fn fleet(size: usize) -> Fleet {
                 seen_time: now,
                 detail_updated_at: now,
                 label_updated_at: now,
+                policy_updated_at: now,
                 refetch_requested: false,
                 orbit_node_key: None,
                 device: None,

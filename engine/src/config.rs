@@ -8,6 +8,8 @@ pub struct EngineConfig {
     pub detail_update_interval: Duration,
     /// How often a host's dynamic-label queries run again.
     pub label_update_interval: Duration,
+    /// How often a host's policies run again.
+    pub policy_update_interval: Duration,
     /// Spread of the per-host jitter added to `detail_update_interval`, in percent of it, so
     /// hourly work does not synchronise across the fleet.
     pub max_jitter_percent: u32,
@@ -30,6 +32,7 @@ impl Default for EngineConfig {
         EngineConfig {
             detail_update_interval: Duration::from_secs(3600),
             label_update_interval: Duration::from_secs(3600),
+            policy_update_interval: Duration::from_secs(3600),
             max_jitter_percent: 10,
             host_idle_timeout: Duration::from_secs(30),
             actor_call_timeout: Duration::from_secs(5),

@@ -10,8 +10,8 @@
 //! - Messages: reads and writes from the osquery endpoints, enqueue/cancel from campaigns; it
 //!   sends vitals to the [`HostWriter`](crate::writer::HostWriter) and live answers to the
 //!   [`ResultSink`](crate::live::ResultSink), both without waiting.
-//! - Timer: an idle check every half idle-timeout. With no live query pending, no detail query
-//!   due and no work handed out or taken in (a read that answers nothing does not count) for
+//! - Timer: an idle check every half idle-timeout. With no live query pending, no detail,
+//!   label or policy query due and no work handed out or taken in (a read that answers nothing does not count) for
 //!   `host_idle_timeout`, it detaches itself from the slot and stops;
 //!   a caller that raced with that gets an error from the dead mailbox and activates a new one.
 //! - A panic stops only this actor; `post_stop` detaches it so the next call activates afresh.
@@ -28,6 +28,7 @@ use crate::detail;
 use crate::ids::CampaignId;
 use crate::labels::Labels;
 use crate::live::{HostResult, LiveQuery, ResultSink};
+use crate::policies::Policies;
 use crate::slot::HostSlot;
 use crate::vitals::Vitals;
 use crate::writer::WriterHandle;
@@ -50,6 +51,8 @@ pub struct HostContext {
     pub(crate) select_one: Arc<str>,
     /// The dynamic-label queries every host runs.
     pub(crate) labels: Labels,
+    /// The policy queries hosts run, each host those that apply to it.
+    pub(crate) policies: Policies,
 }
 
 pub struct HostActor;
@@ -60,6 +63,10 @@ struct WorkKey {
     detail_due: bool,
     labels_due: bool,
     label_version: u64,
+    policies_due: bool,
+    policy_version: u64,
+    /// Which team's policies a host runs.
+    team: Option<crate::ids::TeamId>,
 }
 
 pub struct HostArgs {
@@ -76,6 +83,9 @@ pub struct HostState {
     cached: Option<(WorkKey, Arc<ReadWork>)>,
     /// When the actor last handed out work, took results in or received a query.
     last_message: Instant,
+    /// The policy set version of the last reply that carried policies: what the host's
+    /// answers are answers to.
+    policies_sent: Option<u64>,
 }
 
 impl HostState {
@@ -92,15 +102,39 @@ impl HostState {
     fn work(&mut self, now: i64) -> Arc<ReadWork> {
         self.prune_expired();
         let label_set = self.ctx.labels.current();
+        let policy_set = self.ctx.policies.current();
+        let mut nothing_to_run = false;
         let (key, is_new, platform) = {
-            let state = self.slot.lock();
+            let mut state = self.slot.lock();
+            let record = &mut state.record;
+            let mut policies_due = record.policies_due(now, &policy_set, &self.ctx.config);
+            // Due, but none applies to this host: done for this round, nothing sent (policies
+            // wait for the platform, as labels do).
+            if policies_due
+                && !record.platform.is_empty()
+                && policy_set
+                    .for_host(record.team, &record.platform)
+                    .next()
+                    .is_none()
+            {
+                record.policy_updated_at = now;
+                record.policy_version = policy_set.version;
+                policies_due = false;
+                nothing_to_run = true;
+            }
             let key = WorkKey {
-                detail_due: state.record.detail_due(now, &self.ctx.config),
-                labels_due: state.record.labels_due(now, &label_set, &self.ctx.config),
+                detail_due: record.detail_due(now, &self.ctx.config),
+                labels_due: record.labels_due(now, &label_set, &self.ctx.config),
                 label_version: label_set.version,
+                policies_due,
+                policy_version: policy_set.version,
+                team: record.team,
             };
-            (key, state.record.is_new(), state.record.platform.clone())
+            (key, record.is_new(), record.platform.clone())
         };
+        if nothing_to_run {
+            self.ctx.writer.policies(self.slot.id, Vec::new(), now);
+        }
         if let Some((cached_key, work)) = &self.cached
             && *cached_key == key
         {
@@ -128,6 +162,18 @@ impl HostState {
                         discovery: select_one.clone(),
                     }),
             );
+        }
+        if key.policies_due && !platform.is_empty() {
+            queries.extend(
+                policy_set
+                    .for_host(key.team, &platform)
+                    .map(|q| PendingQuery {
+                        name: q.name.clone(),
+                        sql: q.sql.clone(),
+                        discovery: select_one.clone(),
+                    }),
+            );
+            self.policies_sent = Some(policy_set.version);
         }
         queries.extend(self.live.values().map(|q| PendingQuery {
             name: q.name.clone(),
@@ -181,6 +227,9 @@ impl HostState {
             self.ctx.writer.labels(self.slot.id, known, now);
             self.cached = None;
         }
+        if !results.policies.is_empty() {
+            self.apply_policies(now, &results.policies);
+        }
         if results.live.is_empty() {
             return;
         }
@@ -198,6 +247,33 @@ impl HostState {
         }
     }
 
+    /// Takes in the answers to policies this host was handed — in the current set and
+    /// applying to it — and drops any other: a host cannot report on a policy it was never
+    /// sent.
+    fn apply_policies(&mut self, now: i64, answers: &[(u64, Option<bool>)]) {
+        let set = self.ctx.policies.current();
+        let accepted: Vec<(u64, Option<bool>)> = {
+            let mut state = self.slot.lock();
+            let record = &mut state.record;
+            let accepted: Vec<(u64, Option<bool>)> = answers
+                .iter()
+                .filter(|(id, _)| set.applies(*id, record.team, &record.platform))
+                .copied()
+                .collect();
+            if accepted.is_empty() {
+                return;
+            }
+            record.policy_updated_at = now;
+            record.policy_version = self.policies_sent.unwrap_or(set.version);
+            accepted
+        };
+        if accepted.len() < answers.len() {
+            tracing::debug!(host = %self.slot.id, dropped = answers.len() - accepted.len(), "answers to policies the host was not handed");
+        }
+        self.ctx.writer.policies(self.slot.id, accepted, now);
+        self.cached = None;
+    }
+
     /// True when nothing needs this actor: no live query, no details due, and no work handed
     /// out or taken in for the idle timeout.
     fn idle(&self, now: i64) -> bool {
@@ -206,9 +282,11 @@ impl HostState {
             return false;
         }
         let labels = self.ctx.labels.current();
+        let policies = self.ctx.policies.current();
         let state = self.slot.lock();
         !state.record.detail_due(now, &self.ctx.config)
             && !state.record.labels_due(now, &labels, &self.ctx.config)
+            && !state.record.policies_due(now, &policies, &self.ctx.config)
     }
 }
 
@@ -231,6 +309,7 @@ impl Actor for HostActor {
             live: BTreeMap::new(),
             cached: None,
             last_message: Instant::now(),
+            policies_sent: None,
         })
     }
 

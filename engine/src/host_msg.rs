@@ -55,11 +55,17 @@ pub struct HostResults {
     pub live: Vec<LiveAnswer>,
     /// Dynamic-label answers: label id and membership (`None`: the query failed on the host).
     pub labels: Vec<(u64, Option<bool>)>,
+    /// Policy answers: policy id and response (`Some(true)` pass, `Some(false)` fail, `None`
+    /// unknown: the query failed on the host).
+    pub policies: Vec<(u64, Option<bool>)>,
 }
 
 impl HostResults {
     pub fn is_empty(&self) -> bool {
-        self.details.is_empty() && self.live.is_empty() && self.labels.is_empty()
+        self.details.is_empty()
+            && self.live.is_empty()
+            && self.labels.is_empty()
+            && self.policies.is_empty()
     }
 }
 

@@ -24,6 +24,7 @@ use crate::host_msg::{HostMsg, HostResults, ReadWork};
 use crate::ids::{CampaignId, HostId, NodeKey, TeamId};
 use crate::labels::{LabelQuery, Labels};
 use crate::live::{LiveQuery, ResultSink};
+use crate::policies::{Policies, PolicyQuery};
 use crate::record::HostRecord;
 use crate::relay::{LocalRelay, Relay, RelayEvent};
 use crate::row::Row;
@@ -217,6 +218,7 @@ impl Hosts {
             counters,
             select_one: "SELECT 1".into(),
             labels: Labels::default(),
+            policies: Policies::default(),
         });
         let hosts = Hosts {
             inner: Arc::new(HostsInner {
@@ -385,11 +387,13 @@ impl Hosts {
         {
             // A read guard, not a clone of the set: this is the path of every idle check-in.
             let labels = self.inner.ctx.labels.read();
+            let policies = self.inner.ctx.policies.read();
             let config = &self.inner.ctx.config;
             let state = slot.lock();
             if state.actor.is_none()
                 && !state.record.detail_due(now, config)
                 && !state.record.labels_due(now, &labels, config)
+                && !state.record.policies_due(now, &policies, config)
             {
                 self.inner.ctx.counters.reads_without_actor.incr();
                 return Ok(ReadWork::empty());
@@ -561,7 +565,12 @@ impl Hosts {
     /// Moves a host to another team (or to none) in memory; the store is the caller's.
     pub fn set_team(&self, host: HostId, team: Option<TeamId>) {
         if let Some(slot) = self.inner.by_id.get(&host) {
-            slot.lock().record.team = team;
+            let mut state = slot.lock();
+            // The new team's policies go out at the host's next check-in.
+            if state.record.team != team {
+                state.record.policy_updated_at = 0;
+            }
+            state.record.team = team;
         }
         self.announce(RelayEvent::HostChanged(host));
     }
@@ -595,6 +604,17 @@ impl Hosts {
     /// next check-in.
     pub fn set_label_queries(&self, queries: Vec<LabelQuery>) {
         self.inner.ctx.labels.replace(queries);
+    }
+
+    /// The policies as stored at start; hosts keep their own policy schedule.
+    pub fn load_policy_queries(&self, queries: Vec<PolicyQuery>) {
+        self.inner.ctx.policies.initialize(queries);
+    }
+
+    /// Replaces the policies hosts run; every host runs the policies that apply to it at its
+    /// next check-in.
+    pub fn set_policy_queries(&self, queries: Vec<PolicyQuery>) {
+        self.inner.ctx.policies.replace(queries);
     }
 
     /// Ensures `secret` enrolls hosts into `team`; returns true if it was new.
@@ -702,6 +722,10 @@ impl Hosts {
         let slot = existing.unwrap_or_else(|| self.new_slot(host));
         let (old_key, old_orbit, old_device) = {
             let mut state = slot.lock();
+            if state.record.team != host.team {
+                // Another team's policies apply now: they are due at once.
+                state.record.policy_updated_at = 0;
+            }
             state.record.team = host.team;
             if !host.hostname.is_empty() {
                 state.record.hostname = host.hostname.as_str().into();

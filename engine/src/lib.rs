@@ -14,6 +14,7 @@
 //!   [`campaigns::CampaignRouter`] (in `router`) is the [`live::ResultSink`] host actors hand
 //!   answers to; the actor's messages and subscription types are in `campaign_msg`.
 //! - [`live`] — live-query types shared by hosts and campaigns.
+//! - [`labels`], [`policies`] — the label and policy queries hosts run, replaced as a whole.
 //! - [`store`] — the durability traits `flotilla-storage` implements.
 //! - [`relay`] — what nodes sharing a relay tell each other; [`relay::LocalRelay`] for one node.
 //!   The tasks that use a shared one are in `mirror` and `outbox`.
@@ -41,6 +42,7 @@ pub mod labels;
 pub mod live;
 mod mirror;
 mod outbox;
+pub mod policies;
 pub mod record;
 pub mod relay;
 mod router;

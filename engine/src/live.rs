@@ -89,7 +89,9 @@ pub enum QueryName<'a> {
     Live(CampaignId),
     /// `fleet_label_query_<label id>`
     Label(u64),
-    /// Anything else: policies, names from other servers. Ignored, never an error.
+    /// `fleet_policy_query_<policy id>`
+    Policy(u64),
+    /// Anything else: names from other servers. Ignored, never an error.
     Other,
 }
 
@@ -107,6 +109,11 @@ impl<'a> QueryName<'a> {
             && let Ok(id) = id.parse()
         {
             return QueryName::Label(id);
+        }
+        if let Some(id) = name.strip_prefix(crate::policies::POLICY_PREFIX)
+            && let Ok(id) = id.parse()
+        {
+            return QueryName::Policy(id);
         }
         QueryName::Other
     }
@@ -131,7 +138,11 @@ mod tests {
             QueryName::Other
         );
         assert_eq!(QueryName::parse("fleet_label_query_3"), QueryName::Label(3));
-        assert_eq!(QueryName::parse("fleet_policy_query_3"), QueryName::Other);
+        assert_eq!(
+            QueryName::parse("fleet_policy_query_3"),
+            QueryName::Policy(3)
+        );
+        assert_eq!(QueryName::parse("fleet_policy_query_x"), QueryName::Other);
         assert_eq!(
             &*LiveQuery::new(CampaignId(7), "SELECT 1".into()).name,
             "fleet_distributed_query_7"

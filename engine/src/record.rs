@@ -28,6 +28,11 @@ pub struct HostRecord {
     /// The [`LabelSet`](crate::labels::LabelSet) version of that answer; a newer set makes the
     /// labels due again.
     pub label_version: u64,
+    /// Unix seconds when the host last answered its policies (or had none to run); 0 if never.
+    pub policy_updated_at: i64,
+    /// The [`PolicySet`](crate::policies::PolicySet) version of that answer; a newer set makes
+    /// the policies due again.
+    pub policy_version: u64,
 }
 
 impl HostRecord {
@@ -44,7 +49,31 @@ impl HostRecord {
             refetch_requested: host.refetch_requested,
             label_updated_at: host.label_updated_at,
             label_version: 0,
+            policy_updated_at: host.policy_updated_at,
+            policy_version: 0,
         }
+    }
+
+    /// Whether the policies should go out on this check-in: never answered, the policy set
+    /// changed since, a refetch was asked for, or the policy interval (plus jitter) has
+    /// passed. Which of them apply to this host is the actor's to work out.
+    pub fn policies_due(
+        &self,
+        now: i64,
+        set: &crate::policies::PolicySet,
+        config: &EngineConfig,
+    ) -> bool {
+        if set.queries.is_empty() {
+            return false;
+        }
+        if self.refetch_requested
+            || self.policy_updated_at <= 0
+            || self.policy_version < set.version
+        {
+            return true;
+        }
+        let interval = config.policy_update_interval.as_secs() as i64;
+        now >= self.policy_updated_at + interval + detail_jitter(self.id, interval, config)
     }
 
     /// Whether the dynamic-label queries should go out on this check-in: never answered, the
@@ -133,7 +162,34 @@ mod tests {
             refetch_requested: false,
             label_updated_at: 0,
             label_version: 0,
+            policy_updated_at: 0,
+            policy_version: 0,
         }
+    }
+
+    #[test]
+    fn policies_are_due_when_never_run_changed_refetched_or_stale() {
+        use crate::policies::{PolicyQuery, PolicySet};
+        let config = EngineConfig::default();
+        let mut r = record(3);
+        assert!(!r.policies_due(1_000, &PolicySet::default(), &config));
+        let set = PolicySet {
+            version: 2,
+            queries: vec![PolicyQuery::new(1, "SELECT 1", "", None)],
+        };
+        assert!(r.policies_due(1_000, &set, &config), "never run");
+        r.policy_updated_at = 1_000;
+        r.policy_version = 2;
+        assert!(!r.policies_due(1_500, &set, &config));
+        assert!(r.policies_due(1_000 + 3600 + 360, &set, &config), "stale");
+        r.refetch_requested = true;
+        assert!(r.policies_due(1_500, &set, &config), "refetch");
+        r.refetch_requested = false;
+        r.policy_version = 1;
+        assert!(
+            r.policies_due(1_500, &set, &config),
+            "a new set is run at once"
+        );
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum Topic {
     Labels,
     EnrollSecrets,
     AgentOptions,
+    /// Global and team policies: every node reloads the set hosts are handed.
+    Policies,
 }
 
 impl Topic {
@@ -71,6 +73,7 @@ impl Topic {
             Topic::Labels => "labels",
             Topic::EnrollSecrets => "enroll_secrets",
             Topic::AgentOptions => "agent_options",
+            Topic::Policies => "policies",
         }
     }
 
@@ -79,6 +82,7 @@ impl Topic {
             "labels" => Some(Topic::Labels),
             "enroll_secrets" => Some(Topic::EnrollSecrets),
             "agent_options" => Some(Topic::AgentOptions),
+            "policies" => Some(Topic::Policies),
             _ => None,
         }
     }

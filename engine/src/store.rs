@@ -34,6 +34,8 @@ pub struct StoredHost {
     pub detail_updated_at: i64,
     /// Unix seconds when the host last answered the dynamic-label queries; 0 if never.
     pub label_updated_at: i64,
+    /// Unix seconds when the host last answered its policies; 0 if never.
+    pub policy_updated_at: i64,
     pub refetch_requested: bool,
     /// The key orbit (the agent manager) authenticates with, once orbit has enrolled.
     pub orbit_node_key: Option<NodeKey>,
@@ -121,6 +123,11 @@ pub struct HostUpdate {
     /// Dynamic-label answers: label id and whether the host is a member.
     pub labels: Option<Vec<(u64, bool)>>,
     pub label_updated_at: Option<i64>,
+    /// Policy answers: policy id and the response (`Some(true)` pass, `Some(false)` fail,
+    /// `None` unknown). Only policies the host was handed.
+    pub policies: Option<Vec<(u64, Option<bool>)>>,
+    /// When the host last answered its policies (or was found to have none to run).
+    pub policy_updated_at: Option<i64>,
 }
 
 /// A file carve announced by `carve/begin`.

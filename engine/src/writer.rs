@@ -10,7 +10,7 @@
 //! - If the store fails, nothing is dropped: the vitals stay pending and the last-seen times stay
 //!   unmarked, and the next tick tries again. However long the outage, what waits is bounded by
 //!   the number of hosts: one pending update per host (newest vitals merged, newest answer per
-//!   label), and last-seen times live in the registry's slots, not in a queue.
+//!   label and per policy), and last-seen times live in the registry's slots, not in a queue.
 //! - `flush_all` (shutdown) writes every pending change, however recent.
 
 use std::collections::HashMap;
@@ -36,6 +36,11 @@ enum WriterMsg {
         host: HostId,
         labels: Vec<(u64, bool)>,
         label_updated_at: i64,
+    },
+    Policies {
+        host: HostId,
+        policies: Vec<(u64, Option<bool>)>,
+        policy_updated_at: i64,
     },
     FlushAll(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -63,6 +68,20 @@ impl WriterHandle {
             host,
             labels,
             label_updated_at,
+        });
+    }
+
+    /// A host's policy answers (empty: it had no policy to run, only the time is written).
+    pub(crate) fn policies(
+        &self,
+        host: HostId,
+        policies: Vec<(u64, Option<bool>)>,
+        policy_updated_at: i64,
+    ) {
+        self.send(WriterMsg::Policies {
+            host,
+            policies,
+            policy_updated_at,
         });
     }
 
@@ -125,6 +144,9 @@ impl HostWriter {
                         Some(WriterMsg::Labels { host, labels, label_updated_at }) => {
                             task.remember_labels(host, labels, label_updated_at);
                         }
+                        Some(WriterMsg::Policies { host, policies, policy_updated_at }) => {
+                            task.remember_policies(host, policies, policy_updated_at);
+                        }
                         Some(WriterMsg::FlushAll(reply)) => {
                             let _ = reply.send(task.flush(true).await);
                         }
@@ -182,6 +204,25 @@ impl WriterTask {
         update.label_updated_at = Some(label_updated_at);
     }
 
+    /// Keeps the newest answer per policy, as for labels: a host's pending answers never
+    /// outgrow the set of policies.
+    fn remember_policies(
+        &mut self,
+        host: HostId,
+        policies: Vec<(u64, Option<bool>)>,
+        policy_updated_at: i64,
+    ) {
+        let update = self.pending.entry(host).or_default();
+        let pending = update.policies.get_or_insert_with(Vec::new);
+        for (policy, response) in policies {
+            match pending.iter_mut().find(|(known, _)| *known == policy) {
+                Some(entry) => entry.1 = response,
+                None => pending.push((policy, response)),
+            }
+        }
+        update.policy_updated_at = Some(policy_updated_at);
+    }
+
     async fn flush(&mut self, force: bool) -> Result<(), StoreError> {
         let mut batch: Vec<(HostId, HostUpdate)> = self.pending.drain().collect();
         let mut index: HashMap<HostId, usize> = batch
@@ -228,7 +269,10 @@ impl WriterTask {
                 // Put the vitals back, under anything newer that arrived meanwhile (none can:
                 // this task is the only reader of the channel and it is busy here).
                 for (host, update) in batch {
-                    if update.vitals.is_some() || update.labels.is_some() {
+                    if update.vitals.is_some()
+                        || update.labels.is_some()
+                        || update.policies.is_some()
+                    {
                         self.pending.entry(host).or_insert(HostUpdate {
                             seen_time: None,
                             ..update

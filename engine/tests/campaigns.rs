@@ -69,6 +69,7 @@ async fn fleet(online: usize, offline: usize, config: CampaignConfig) -> Fleet {
             }],
             live: vec![],
             labels: vec![],
+            policies: vec![],
         };
         hosts.write(key.as_str(), seen, details).await.unwrap();
         keys.push(key);
@@ -107,6 +108,7 @@ fn answer(campaign: CampaignId, rows: usize) -> HostResults {
             stats: None,
         }],
         labels: vec![],
+        policies: vec![],
     }
 }
 

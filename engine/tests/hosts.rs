@@ -59,6 +59,7 @@ fn all_details() -> HostResults {
         ],
         live: vec![],
         labels: vec![],
+        policies: vec![],
     }
 }
 
@@ -222,6 +223,7 @@ async fn live_query_is_handed_out_until_answered_and_the_answer_reaches_the_sink
                 details: vec![],
                 live: vec![answer],
                 labels: vec![],
+                policies: vec![],
             },
         )
         .await
@@ -610,4 +612,102 @@ async fn device_tokens_authenticate_for_an_hour_and_survive_one_rotation() {
     // A deleted host's token stops working at once.
     hosts.remove(b);
     assert!(hosts.authenticate_device("tok-1", now + 22).await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn policies_go_to_the_hosts_they_apply_to_and_only_their_answers_count() {
+    use flotilla_engine::TeamId;
+    use flotilla_engine::policies::PolicyQuery;
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let key = hosts
+        .enroll(enroll_request("h1"), unix_now())
+        .await
+        .unwrap();
+    hosts
+        .write(key.as_str(), unix_now(), all_details())
+        .await
+        .unwrap();
+    hosts.set_policy_queries(vec![
+        PolicyQuery::new(20, "SELECT 1 FROM os_version", "", None),
+        PolicyQuery::new(21, "SELECT 1", "darwin,windows", None),
+        PolicyQuery::new(22, "SELECT 1", "", Some(TeamId(5))),
+        PolicyQuery::new(23, "SELECT 1", "linux", None),
+    ]);
+    let work = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    let mut names: Vec<&str> = work.queries.iter().map(|q| &*q.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["fleet_policy_query_20", "fleet_policy_query_23"],
+        "neither another platform's nor another team's policies"
+    );
+
+    let answers = HostResults {
+        policies: vec![
+            (20, Some(true)),
+            (23, None),
+            (21, Some(false)),
+            (22, Some(true)),
+            (99, Some(true)),
+        ],
+        ..HostResults::default()
+    };
+    hosts
+        .write(key.as_str(), unix_now(), answers)
+        .await
+        .unwrap();
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "answered: not due again before the interval"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let written: Vec<(u64, Option<bool>)> = store
+        .flushes
+        .lock()
+        .iter()
+        .flatten()
+        .filter_map(|(_, u)| u.policies.clone())
+        .flatten()
+        .collect();
+    assert_eq!(
+        written,
+        vec![(20, Some(true)), (23, None)],
+        "answers to policies the host was not handed are dropped"
+    );
+
+    // A changed set goes out at once; one with nothing for this host is done without
+    // sending anything, and the actor does not stay for it.
+    hosts.set_policy_queries(vec![PolicyQuery::new(22, "SELECT 1", "", Some(TeamId(5)))]);
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(hosts.active_actors(), 0);
+    assert!(
+        hosts
+            .read(key.as_str(), unix_now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(hosts.active_actors(), 0, "answered from the record");
+    let marked = store.flushes.lock().iter().flatten().any(|(_, u)| {
+        u.policies.as_ref().is_some_and(Vec::is_empty) && u.policy_updated_at.is_some()
+    });
+    assert!(marked, "the round is recorded as done");
+
+    // Moving the host to the team makes its policies go out at the next check-in.
+    hosts.set_team(flotilla_engine::HostId(1), Some(TeamId(5)));
+    let work = hosts.read(key.as_str(), unix_now()).await.unwrap();
+    let names: Vec<&str> = work.queries.iter().map(|q| &*q.name).collect();
+    assert_eq!(names, vec!["fleet_policy_query_22"]);
 }

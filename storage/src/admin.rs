@@ -11,6 +11,7 @@ mod activities;
 mod config;
 mod hosts;
 pub(crate) mod labels;
+pub(crate) mod policies;
 mod queries;
 mod teams;
 mod users;
@@ -32,6 +33,16 @@ pub struct LabelId(pub u64);
 /// A saved query's primary key.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);
+
+/// A policy's primary key; the suffix of `fleet_policy_query_<id>`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId(pub u64);
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -228,6 +239,8 @@ pub struct HostFilter {
     /// Case-insensitive substring of hostname, computer name, uuid, serial or primary IP.
     pub search: Option<String>,
     pub status: Option<StatusFilter>,
+    /// Hosts whose latest answer to this policy passed (`true`) or failed (`false`).
+    pub policy: Option<(PolicyId, bool)>,
 }
 
 impl HostFilter {
@@ -238,6 +251,7 @@ impl HostFilter {
             label: None,
             search: None,
             status: None,
+            policy: None,
         }
     }
 }
@@ -437,6 +451,61 @@ pub struct QueryFields {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Policies
+
+/// A policy with its author and its current pass/fail counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub id: PolicyId,
+    /// `None`: a global policy, run by every host.
+    pub team: Option<TeamId>,
+    pub fields: PolicyFields,
+    pub author: Option<UserId>,
+    pub author_name: String,
+    pub author_email: String,
+    /// Hosts whose latest answer passed / failed, counted when read: current once the host
+    /// writer has flushed the answers.
+    pub passing_host_count: u64,
+    pub failing_host_count: u64,
+    /// The newest answer counted, Unix seconds; `None` if no host has answered yet.
+    pub counts_updated_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a person sets on a policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyFields {
+    pub name: String,
+    /// Passes when it returns rows, fails when it returns none.
+    pub query: String,
+    pub description: String,
+    /// What to do about a failing host.
+    pub resolution: String,
+    /// Comma-separated `darwin,windows,linux,chrome`; empty: every platform.
+    pub platform: String,
+    pub critical: bool,
+}
+
+/// A `kind: policy` spec: a policy by name within its team, created or replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// `None`: global.
+    pub team: Option<TeamId>,
+    pub fields: PolicyFields,
+}
+
+/// A policy as it applies to one host, with that host's latest answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPolicy {
+    pub id: PolicyId,
+    pub team: Option<TeamId>,
+    pub fields: PolicyFields,
+    /// `Some(true)` pass, `Some(false)` fail, `None` no answer yet or the query failed.
+    pub response: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Query reports
 
 /// One host's latest answer to a scheduled query: what its query report shows for that host.
@@ -522,7 +591,7 @@ pub trait HostDirectory: Send + Sync + 'static {
     async fn host(&self, id: HostId) -> Result<Option<Host>, StoreError>;
     /// The host whose hostname, uuid, hardware serial or osquery host id is `identifier`.
     async fn host_by_identifier(&self, identifier: &str) -> Result<Option<Host>, StoreError>;
-    /// Deletes a host and its label memberships; `None` if there was no such host.
+    /// Deletes a host, its label memberships and its policy answers; `None` if there was no such host.
     async fn delete_host(&self, id: HostId) -> Result<Option<Host>, StoreError>;
     /// Moves hosts to a team (or to none). Unknown host ids are skipped; returns those moved.
     async fn transfer_hosts(
@@ -654,6 +723,52 @@ pub trait QueryStore: Send + Sync + 'static {
     async fn scheduled_queries(&self) -> Result<Vec<SavedQuery>, StoreError>;
 }
 
+/// Global and team policies, and each host's answers to them (written by the host flush).
+#[async_trait]
+pub trait PolicyStore: Send + Sync + 'static {
+    /// A new policy of `team` (`None`: global). A name taken in that team is `Conflict`, an
+    /// unknown team `Invalid`.
+    async fn create_policy(
+        &self,
+        team: Option<TeamId>,
+        fields: &PolicyFields,
+        author: Option<UserId>,
+        now: i64,
+    ) -> Result<Policy, AdminError>;
+    /// The policies of a team (`None`: the global ones), with their counts, ordered by name.
+    async fn policies(&self, team: Option<TeamId>) -> Result<Vec<Policy>, StoreError>;
+    /// How many policies a team has (`None`: how many global ones).
+    async fn policy_count(&self, team: Option<TeamId>) -> Result<u64, StoreError>;
+    /// Every policy, global and of every team: the set the engine hands out.
+    async fn all_policies(&self) -> Result<Vec<Policy>, StoreError>;
+    async fn policy(&self, id: PolicyId) -> Result<Option<Policy>, StoreError>;
+    /// Replaces a policy's fields. A changed query or platform forgets every host's answer,
+    /// since the answers no longer answer it.
+    async fn update_policy(
+        &self,
+        id: PolicyId,
+        fields: &PolicyFields,
+        now: i64,
+    ) -> Result<Policy, AdminError>;
+    /// Deletes the policies among `ids` that exist, with their hosts' answers; returns them.
+    async fn delete_policies(&self, ids: &[PolicyId]) -> Result<Vec<Policy>, StoreError>;
+    /// Creates or replaces each spec's policy (by team and name), in one transaction; answers
+    /// are forgotten where the query or platform changed. Returns the policies as stored.
+    async fn apply_policy_specs(
+        &self,
+        specs: &[PolicySpec],
+        author: Option<UserId>,
+        now: i64,
+    ) -> Result<Vec<Policy>, AdminError>;
+
+    /// The policies that apply to a host — the global ones and its team's, those whose
+    /// platform list covers the host's platform — each with the host's latest answer, ordered
+    /// by name. Empty for an unknown host. For `GET /hosts/{id}` and Fleet Desktop.
+    async fn host_policies(&self, host: HostId) -> Result<Vec<HostPolicy>, StoreError>;
+    /// How many of [`host_policies`](PolicyStore::host_policies) the host fails (`Some(false)`).
+    async fn failing_policy_count(&self, host: HostId) -> Result<u64, StoreError>;
+}
+
 /// Agent options and the organisation settings.
 #[async_trait]
 pub trait ConfigStore: Send + Sync + 'static {
@@ -698,7 +813,14 @@ pub trait ActivityStore: Send + Sync + 'static {
 /// Everything the admin API stores, one trait per area; a handler or service depends on the
 /// areas it uses. Every backend implements all of them.
 pub trait AdminStore:
-    UserStore + HostDirectory + LabelStore + TeamStore + QueryStore + ConfigStore + ActivityStore
+    UserStore
+    + HostDirectory
+    + LabelStore
+    + TeamStore
+    + QueryStore
+    + PolicyStore
+    + ConfigStore
+    + ActivityStore
 {
 }
 
@@ -708,9 +830,10 @@ impl<T> AdminStore for T where
         + LabelStore
         + TeamStore
         + QueryStore
+        + PolicyStore
         + ConfigStore
         + ActivityStore
 {
 }
 
-crate::sql::id_args!(UserId, LabelId, QueryId);
+crate::sql::id_args!(UserId, LabelId, QueryId, PolicyId);

@@ -8,8 +8,9 @@ use flotilla_engine::vitals::Intervals;
 pub(crate) use crate::sql::ModelRow;
 
 use crate::admin::{
-    Activity, Host, Label, LabelId, LabelMembership, LabelQuery, LabelType, QueryFields, QueryId,
-    SavedQuery, Team, TeamSecret, User, UserId, UserTeam,
+    Activity, Host, HostPolicy, Label, LabelId, LabelMembership, LabelQuery, LabelType, Policy,
+    PolicyFields, PolicyId, QueryFields, QueryId, SavedQuery, Team, TeamSecret, User, UserId,
+    UserTeam,
 };
 
 /// Columns: those of `hosts::select_stored_host!`.
@@ -30,6 +31,7 @@ pub(crate) fn stored_host(row: &impl ModelRow) -> Result<StoredHost, sqlx::Error
         seen_time: row.int("seen_time")?,
         detail_updated_at: row.int("detail_updated_at")?,
         label_updated_at: row.int("label_updated_at")?,
+        policy_updated_at: row.int("policy_updated_at")?,
         refetch_requested: row.flag("refetch_requested")?,
         orbit_node_key: row
             .opt_text("orbit_node_key")?
@@ -196,6 +198,46 @@ pub(crate) fn saved_query(row: &impl ModelRow) -> Result<SavedQuery, sqlx::Error
         author_email: row.text("author_email")?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
+    })
+}
+
+/// Columns: `name, query, description, resolution, platform, critical`.
+fn policy_fields(row: &impl ModelRow) -> Result<PolicyFields, sqlx::Error> {
+    Ok(PolicyFields {
+        name: row.text("name")?,
+        query: row.text("query")?,
+        description: row.text("description")?,
+        resolution: row.text("resolution")?,
+        platform: row.text("platform")?,
+        critical: row.flag("critical")?,
+    })
+}
+
+/// Columns: `id, team_id`, the policy fields, `author_id, author_name, author_email,
+/// created_at, updated_at, passing_host_count, failing_host_count, counts_updated_at`.
+pub(crate) fn policy(row: &impl ModelRow) -> Result<Policy, sqlx::Error> {
+    Ok(Policy {
+        id: PolicyId(row.id("id")?),
+        team: row.opt_id("team_id")?.map(TeamId),
+        fields: policy_fields(row)?,
+        author: row.opt_id("author_id")?.map(UserId),
+        author_name: row.text("author_name")?,
+        author_email: row.text("author_email")?,
+        passing_host_count: row.int("passing_host_count")?.max(0) as u64,
+        failing_host_count: row.int("failing_host_count")?.max(0) as u64,
+        counts_updated_at: row.opt_int("counts_updated_at")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+/// Columns: `id, team_id`, the policy fields, `passes` (1, 0 or NULL).
+pub(crate) fn host_policy(row: &impl ModelRow) -> Result<HostPolicy, sqlx::Error> {
+    Ok(HostPolicy {
+        id: PolicyId(row.id("id")?),
+        team: row.opt_id("team_id")?.map(TeamId),
+        fields: policy_fields(row)?,
+        response: row.opt_int("passes")?.map(|passes| passes != 0),
     })
 }
 

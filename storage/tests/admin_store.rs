@@ -1,5 +1,5 @@
 //! The admin storage suite: users and sessions, host lists and filters, labels (builtin,
-//! manual, dynamic), teams and secrets, saved queries, activities. Each check runs once on a
+//! manual, dynamic), teams and secrets, saved queries, policies and their answers, activities. Each check runs once on a
 //! SQLite file and once on a scratch MySQL/MariaDB database (see `backends/mod.rs`).
 
 mod backends;
@@ -62,6 +62,8 @@ backend_tests!(
     teams_and_enroll_secrets,
     saved_queries_and_activities,
     agent_options_scheduled_queries_and_reports,
+    policies_crud_specs_and_names_per_team,
+    policies_answers_counts_and_host_policies,
 );
 
 async fn users_sessions_and_roles(backend: &Backend) {
@@ -763,5 +765,313 @@ async fn agent_options_scheduled_queries_and_reports(backend: &Backend) {
     assert!(
         admin.reports().await.unwrap().is_empty(),
         "deleted with its query"
+    );
+}
+
+fn policy_fields(name: &str, query: &str, platform: &str) -> PolicyFields {
+    PolicyFields {
+        name: name.into(),
+        query: query.into(),
+        description: format!("{name} description"),
+        resolution: format!("fix {name}"),
+        platform: platform.into(),
+        critical: false,
+    }
+}
+
+async fn policies_crud_specs_and_names_per_team(backend: &Backend) {
+    let store = backend.admin();
+    let author = store
+        .create_user(
+            &new_user("author@example.com", Roles::Global("admin".into())),
+            1,
+        )
+        .await
+        .unwrap();
+    let team = store
+        .create_team("Servers", "", "secret-s", 1)
+        .await
+        .unwrap();
+    let global = store
+        .create_policy(
+            None,
+            &policy_fields("Disk encrypted", "SELECT 1", ""),
+            Some(author.id),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(global.team, None);
+    assert_eq!(global.author_name, "author");
+    assert_eq!(global.author_email, "author@example.com");
+    assert_eq!(
+        (global.passing_host_count, global.failing_host_count),
+        (0, 0)
+    );
+    assert_eq!(global.counts_updated_at, None);
+    let taken = store
+        .create_policy(
+            None,
+            &policy_fields("Disk encrypted", "SELECT 2", ""),
+            None,
+            11,
+        )
+        .await;
+    assert!(matches!(taken, Err(AdminError::Conflict(_))), "{taken:?}");
+    // The same name in a team is another policy.
+    let in_team = store
+        .create_policy(
+            Some(team.id),
+            &policy_fields("Disk encrypted", "SELECT 3", "linux"),
+            None,
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_team.team, Some(team.id));
+    let unknown_team = store
+        .create_policy(
+            Some(TeamId(9_999)),
+            &policy_fields("x", "SELECT 1", ""),
+            None,
+            12,
+        )
+        .await;
+    assert!(
+        matches!(unknown_team, Err(AdminError::Invalid(_))),
+        "{unknown_team:?}"
+    );
+    assert_eq!(store.policies(None).await.unwrap(), vec![global.clone()]);
+    assert_eq!(
+        store.policies(Some(team.id)).await.unwrap(),
+        vec![in_team.clone()]
+    );
+    assert_eq!(store.policy_count(None).await.unwrap(), 1);
+    assert_eq!(store.policy_count(Some(team.id)).await.unwrap(), 1);
+    assert_eq!(store.all_policies().await.unwrap().len(), 2);
+
+    let mut fields = global.fields.clone();
+    fields.critical = true;
+    fields.resolution = "turn on FileVault".into();
+    let edited = store.update_policy(global.id, &fields, 20).await.unwrap();
+    assert!(edited.fields.critical);
+    assert_eq!(edited.updated_at, 20);
+    assert_eq!(edited.created_at, 10);
+    // Updating with the same fields is not "not found" (MySQL counts changed rows only).
+    store.update_policy(global.id, &fields, 20).await.unwrap();
+    let missing = store.update_policy(PolicyId(9_999), &fields, 21).await;
+    assert!(
+        matches!(missing, Err(AdminError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    // Specs: by team and name, created or replaced, in one go.
+    let applied = store
+        .apply_policy_specs(
+            &[
+                PolicySpec {
+                    team: None,
+                    fields: policy_fields("Disk encrypted", "SELECT 4", "darwin"),
+                },
+                PolicySpec {
+                    team: Some(team.id),
+                    fields: policy_fields("Firewall on", "SELECT 5", ""),
+                },
+            ],
+            Some(author.id),
+            30,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied[0].id, global.id, "replaced by name");
+    assert_eq!(applied[0].fields.query, "SELECT 4");
+    assert_eq!(applied[0].fields.platform, "darwin");
+    assert_eq!(applied[1].team, Some(team.id));
+    assert_eq!(store.policy_count(Some(team.id)).await.unwrap(), 2);
+
+    let deleted = store
+        .delete_policies(&[global.id, PolicyId(9_999)])
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].id, global.id);
+    assert!(store.policy(global.id).await.unwrap().is_none());
+    // A deleted team takes its policies along.
+    store.delete_team(team.id).await.unwrap();
+    assert!(store.all_policies().await.unwrap().is_empty());
+}
+
+async fn policies_answers_counts_and_host_policies(backend: &Backend) {
+    use flotilla_engine::store::HostUpdate;
+    let store = backend.admin();
+    let hosts = backend.hosts();
+    let team = store
+        .create_team("Laptops", "", "secret-l", 1)
+        .await
+        .unwrap();
+    let other = store
+        .create_team("Desktops", "", "secret-d", 1)
+        .await
+        .unwrap();
+    let linux = enroll(hosts, "linux-1", "ubuntu", 5).await;
+    let mac = enroll(hosts, "mac-1", "darwin", 5).await;
+    let moved = enroll(hosts, "linux-2", "debian", 5).await;
+    store
+        .transfer_hosts(Some(team.id), &[moved], 6)
+        .await
+        .unwrap();
+    let everyone = store
+        .create_policy(None, &policy_fields("Everyone", "SELECT 1", ""), None, 10)
+        .await
+        .unwrap();
+    let linux_only = store
+        .create_policy(
+            None,
+            &policy_fields("Linux only", "SELECT 1", "linux"),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let team_policy = store
+        .create_policy(
+            Some(team.id),
+            &policy_fields("Team only", "SELECT 1", ""),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let answers = |list: Vec<(u64, Option<bool>)>, at: i64| HostUpdate {
+        policies: Some(list),
+        policy_updated_at: Some(at),
+        ..HostUpdate::default()
+    };
+    hosts
+        .flush_hosts(&[
+            (
+                linux,
+                answers(
+                    vec![(everyone.id.0, Some(true)), (linux_only.id.0, Some(false))],
+                    100,
+                ),
+            ),
+            (mac, answers(vec![(everyone.id.0, Some(false))], 101)),
+            (
+                moved,
+                answers(
+                    vec![
+                        (everyone.id.0, None),
+                        (team_policy.id.0, Some(true)),
+                        (linux_only.id.0, Some(true)),
+                    ],
+                    102,
+                ),
+            ),
+            // A host not in the policy's team: nothing is written for it.
+            (linux, answers(vec![(team_policy.id.0, Some(true))], 103)),
+        ])
+        .await
+        .unwrap();
+    let count = |id: PolicyId| async move {
+        let p = store.policy(id).await.unwrap().unwrap();
+        (p.passing_host_count, p.failing_host_count)
+    };
+    assert_eq!(
+        count(everyone.id).await,
+        (1, 1),
+        "unknown counts as neither"
+    );
+    assert_eq!(count(linux_only.id).await, (1, 1));
+    assert_eq!(count(team_policy.id).await, (1, 0));
+    // The host list filter by answer.
+    let by_answer = |passes| HostFilter {
+        policy: Some((everyone.id, passes)),
+        ..HostFilter::all()
+    };
+    let passing = store
+        .list_hosts(&by_answer(true), &by_name("id"), ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        passing.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![linux]
+    );
+    assert_eq!(store.count_hosts(&by_answer(false)).await.unwrap(), 1);
+    let everyone_now = store.policy(everyone.id).await.unwrap().unwrap();
+    assert_eq!(everyone_now.counts_updated_at, Some(102));
+    // The times move forward with the answers.
+    let loaded = hosts.load_host(linux).await.unwrap().unwrap();
+    assert_eq!(loaded.policy_updated_at, 103);
+
+    // Host policies: global ones and the team's, filtered by platform, with the answer.
+    let responses = |list: Vec<HostPolicy>| {
+        list.into_iter()
+            .map(|p| (p.fields.name, p.response))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        responses(store.host_policies(linux).await.unwrap()),
+        vec![
+            ("Everyone".into(), Some(true)),
+            ("Linux only".into(), Some(false))
+        ]
+    );
+    assert_eq!(
+        responses(store.host_policies(mac).await.unwrap()),
+        vec![("Everyone".into(), Some(false))],
+        "a linux policy does not apply to a mac"
+    );
+    assert_eq!(
+        responses(store.host_policies(moved).await.unwrap()),
+        vec![
+            ("Everyone".into(), None),
+            ("Linux only".into(), Some(true)),
+            ("Team only".into(), Some(true)),
+        ]
+    );
+    assert_eq!(store.failing_policy_count(linux).await.unwrap(), 1);
+    assert_eq!(store.failing_policy_count(moved).await.unwrap(), 0);
+    assert!(store.host_policies(HostId(9_999)).await.unwrap().is_empty());
+
+    // A newer answer replaces the older one.
+    hosts
+        .flush_hosts(&[(mac, answers(vec![(everyone.id.0, Some(true))], 200))])
+        .await
+        .unwrap();
+    assert_eq!(count(everyone.id).await, (2, 0));
+
+    // Moving a host to another team drops its answers to the old team's policies only.
+    store
+        .transfer_hosts(Some(other.id), &[moved], 300)
+        .await
+        .unwrap();
+    assert_eq!(count(team_policy.id).await, (0, 0));
+    assert_eq!(count(linux_only.id).await, (1, 1));
+
+    // A changed query forgets the answers; other edits keep them.
+    let mut fields = linux_only.fields.clone();
+    fields.critical = true;
+    store
+        .update_policy(linux_only.id, &fields, 400)
+        .await
+        .unwrap();
+    assert_eq!(count(linux_only.id).await, (1, 1));
+    fields.query = "SELECT 2".into();
+    store
+        .update_policy(linux_only.id, &fields, 401)
+        .await
+        .unwrap();
+    assert_eq!(count(linux_only.id).await, (0, 0));
+
+    // A deleted host takes its answers along.
+    store.delete_host(mac).await.unwrap();
+    assert_eq!(count(everyone.id).await, (1, 0));
+    // A deleted policy leaves no answers behind for the others.
+    store.delete_policies(&[everyone.id]).await.unwrap();
+    assert!(
+        responses(store.host_policies(linux).await.unwrap())
+            .iter()
+            .all(|(name, _)| name != "Everyone")
     );
 }

@@ -398,6 +398,8 @@ mod tests {
             refetch_requested: false,
             label_updated_at: 0,
             label_version: 0,
+            policy_updated_at: 0,
+            policy_version: 0,
         };
         let first = configs.for_host(&host);
         let again = configs.for_host(&host);

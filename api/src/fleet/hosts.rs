@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::response::Response;
 use flotilla_engine::{HostId, TeamId};
 use flotilla_storage::admin::{
-    HOST_ORDER_KEYS, Host, HostFilter, HostScope, Label, LabelId, LabelType, StatusFilter,
-    TeamFilter,
+    HOST_ORDER_KEYS, Host, HostFilter, HostScope, Label, LabelId, LabelType, PolicyId,
+    StatusFilter, TeamFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -205,12 +205,33 @@ pub fn host_filter(
             )));
         }
     };
+    let policy = match (params.policy_id, params.policy_response.as_deref()) {
+        (None, None) => None,
+        (Some(id), Some("passing")) => Some((PolicyId(id), true)),
+        (Some(id), Some("failing")) => Some((PolicyId(id), false)),
+        (Some(_), None) => {
+            return Err(FleetError::BadRequest(
+                "policy_id needs policy_response (passing or failing)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(FleetError::BadRequest(
+                "policy_response needs policy_id".into(),
+            ));
+        }
+        (Some(_), Some(other)) => {
+            return Err(FleetError::BadRequest(format!(
+                "invalid policy_response `{other}`; use passing or failing"
+            )));
+        }
+    };
     Ok(HostFilter {
         scope: viewer.host_scope(),
         team: team_filter(viewer, params.team_id)?,
         label: label.or(params.label_id.map(LabelId)),
         search: params.query.clone().filter(|q| !q.trim().is_empty()),
         status,
+        policy,
     })
 }
 
@@ -295,11 +316,24 @@ async fn detail_response(
         None => serde_json::Value::Null,
     };
     body["packs"] = json!([]);
-    body["policies"] = json!([]);
+    let policies = state.reads.policies.host_policies(host.id).await?;
+    let failing = policies
+        .iter()
+        .filter(|p| p.response == Some(false))
+        .count();
+    let policies: Vec<super::policies::HostPolicyJson> = policies
+        .iter()
+        .map(super::policies::HostPolicyJson::from)
+        .collect();
+    body["policies"] = json!(policies);
+    body["issues"] = json!({
+        "failing_policies_count": failing,
+        "total_issues_count": failing,
+    });
     Ok(ok(&json!({ "host": body })))
 }
 
-/// `GET /hosts/{id}`: the host with its labels.
+/// `GET /hosts/{id}`: the host with its labels and its policies (with its answers).
 pub async fn get(
     State(state): State<SharedState>,
     viewer: Viewer,

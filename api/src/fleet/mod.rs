@@ -3,7 +3,7 @@
 //! `/api/v1/setup` and `/api/setup`.
 //!
 //! One file per area: [`auth`] (roles, sessions, setup, login), [`users`], [`hosts`],
-//! [`labels`], [`teams`], [`queries`], [`activities`]; [`error`] holds Fleet's error shape and
+//! [`labels`], [`teams`], [`queries`], [`policies`], [`activities`]; [`error`] holds Fleet's error shape and
 //! the extractors that use it. Handlers extract (a [`Viewer`](crate::service::Viewer) first),
 //! make one call — into a [`crate::service`] for anything that changes, or a read of the store
 //! or the engine's registry — and map the answer to Fleet's JSON. Roles are checked by the
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod hosts;
 pub mod labels;
+pub mod policies;
 pub mod queries;
 pub mod specs;
 pub mod teams;
@@ -81,6 +82,28 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
                 .patch(queries::modify)
                 .delete(queries::delete_by_name),
         )
+        .route(
+            "/global/policies",
+            get(policies::list_global).post(policies::create_global),
+        )
+        .route("/global/policies/delete", post(policies::delete_global))
+        .route("/global/policies/count", get(policies::count_global))
+        .route("/policies/count", get(policies::count_global))
+        .route(
+            "/global/policies/{policy_id}",
+            get(policies::get_global).patch(policies::modify_global),
+        )
+        .route(
+            "/teams/{id}/policies",
+            get(policies::list_team).post(policies::create_team),
+        )
+        .route("/teams/{id}/policies/delete", post(policies::delete_team))
+        .route("/teams/{id}/policies/count", get(policies::count_team))
+        .route(
+            "/teams/{id}/policies/{policy_id}",
+            get(policies::get_team).patch(policies::modify_team),
+        )
+        .route("/spec/policies", post(specs::apply_policies))
         .route("/activities", get(activities::list))
         .route("/config", get(config::get).patch(config::modify))
         .route(
@@ -141,6 +164,10 @@ pub struct ListParams {
     pub status: Option<String>,
     pub team_id: Option<u64>,
     pub label_id: Option<u64>,
+    /// With `policy_response`: hosts by their answer to this policy.
+    pub policy_id: Option<u64>,
+    /// `passing` or `failing`.
+    pub policy_response: Option<String>,
 }
 
 impl ListParams {

@@ -1,7 +1,7 @@
 //! Specs: what `fleetctl apply` sends and `fleetctl get` reads — `kind: query`, `label`,
 //! `team`, `enroll_secret` and `config` documents — on Fleet's paths and in Fleet's shapes:
 //! `POST/GET /spec/queries` (and `/spec/queries/{name}`), `POST/GET /spec/labels` (and
-//! `/spec/labels/{name}`), `POST/GET /spec/teams`; `/spec/enroll_secret` lives in
+//! `/spec/labels/{name}`), `POST/GET /spec/teams`, `POST /spec/policies`; `/spec/enroll_secret` lives in
 //! [`super::teams`] and `PATCH /config` in [`super::config`].
 //!
 //! Applying is [`crate::service::specs`]'s: an upsert by name, every spec checked before
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
 use crate::service::Viewer;
+use crate::service::policies::PolicySpecInput;
 use crate::service::settings::ApplyParams;
 use crate::service::specs::{LabelSpec, QuerySpec, TeamSpec};
 use crate::state::{AppState, SharedState};
@@ -186,6 +187,22 @@ pub async fn get_label(
 
 // ---------------------------------------------------------------------------------------------
 // Teams
+
+/// `POST /spec/policies` `{"specs":[…]}` (`?dry_run`): creates or replaces policies by team
+/// name (empty: global) and policy name. Every spec is checked before anything is stored.
+pub async fn apply_policies(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetQuery(params): FleetQuery<ApplyParams>,
+    FleetJson(body): FleetJson<SpecsBody<PolicySpecInput>>,
+) -> Result<Response, FleetError> {
+    state
+        .services
+        .policies
+        .apply_specs(&viewer, body.specs, params.dry_run)
+        .await?;
+    Ok(ok(&json!({})))
+}
 
 /// `POST /spec/teams` `{"specs":[…]}` (`?force`, `?dry_run`): creates teams that do not exist
 /// (with a generated enroll secret unless secrets are given), replaces agent options and

@@ -299,6 +299,7 @@ mod tests {
                     details: vec![],
                     live: vec![answer],
                     labels: vec![],
+                    policies: vec![],
                 },
             )
             .await

@@ -118,6 +118,11 @@ fn host_results(request: &WriteBody) -> HostResults {
                 let member = (status == 0).then(|| !rows(raw).is_empty());
                 results.labels.push((label, member));
             }
+            QueryName::Policy(policy) => {
+                // Pass with rows, fail without, unknown when it failed on the host.
+                let response = flotilla_engine::policies::response(status != 0, rows(raw).len());
+                results.policies.push((policy, response));
+            }
             QueryName::Other => {}
         }
     }
@@ -160,9 +165,13 @@ mod tests {
                        "fleet_distributed_query_10":"",
                        "fleet_label_query_3":[],
                        "fleet_label_query_4":[{"1":"1"}],
-                       "fleet_policy_query_5":[]},
+                       "fleet_policy_query_5":[],
+                       "fleet_policy_query_6":[{"1":"1"}],
+                       "fleet_policy_query_7":[{"1":"1"}],
+                       "fleet_policy_query_x":[]},
             "statuses":{"fleet_detail_query_uptime":0,"fleet_detail_query_system_info":"1",
-                        "fleet_distributed_query_9":"0","fleet_distributed_query_10":1},
+                        "fleet_distributed_query_9":"0","fleet_distributed_query_10":1,
+                        "fleet_policy_query_7":1},
             "messages":{"fleet_distributed_query_10":"no such table: nope"}}"#;
         let request: WriteBody = serde_json::from_slice(body).unwrap();
         let results = host_results(&request);
@@ -181,5 +190,12 @@ mod tests {
         let mut labels = results.labels.clone();
         labels.sort();
         assert_eq!(labels, vec![(3, Some(false)), (4, Some(true))]);
+        let mut policies = results.policies.clone();
+        policies.sort();
+        assert_eq!(
+            policies,
+            vec![(5, Some(false)), (6, Some(true)), (7, None)],
+            "no rows fail, rows pass, a failed query is unknown"
+        );
     }
 }

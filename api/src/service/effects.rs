@@ -1,12 +1,14 @@
 //! `Effects`: what must follow a change once the store has it, so that the rest of the server
 //! (and every other node) sees it: the engine's registry, the agent configs hosts pull, the
-//! dynamic-label queries, the relay's announcement, the activity log.
+//! dynamic-label and policy queries, the relay's announcement, the activity log.
 
 use std::sync::Arc;
 
 use flotilla_engine::Hosts;
 use flotilla_engine::relay::Topic;
-use flotilla_storage::admin::{ActivityStore, ConfigStore, LabelStore, QueryStore, UserId};
+use flotilla_storage::admin::{
+    ActivityStore, ConfigStore, LabelStore, PolicyStore, QueryStore, UserId,
+};
 
 use crate::agent_config::AgentConfigs;
 use crate::fleet::error::FleetError;
@@ -23,6 +25,8 @@ pub struct Effects {
     queries: Arc<dyn QueryStore>,
     /// Dynamic-label queries, read again when labels change.
     labels: Arc<dyn LabelStore>,
+    /// Policies, read again when they change.
+    policies: Arc<dyn PolicyStore>,
     activities: Arc<dyn ActivityStore>,
 }
 
@@ -33,6 +37,7 @@ impl Effects {
         config: Arc<dyn ConfigStore>,
         queries: Arc<dyn QueryStore>,
         labels: Arc<dyn LabelStore>,
+        policies: Arc<dyn PolicyStore>,
         activities: Arc<dyn ActivityStore>,
     ) -> Effects {
         Effects {
@@ -41,6 +46,7 @@ impl Effects {
             config,
             queries,
             labels,
+            policies,
             activities,
         }
     }
@@ -92,6 +98,42 @@ impl Effects {
             self.hosts.load_label_queries(queries);
         } else {
             self.hosts.set_label_queries(queries);
+        }
+        Ok(())
+    }
+
+    /// Hands the policies to the engine, which sends each host those that apply to it as
+    /// `fleet_policy_query_<id>`. At start (`initial`) hosts keep their own policy schedule
+    /// and nothing is announced; after a change every host runs its policies at its next
+    /// check-in, and the other nodes are told to do the same.
+    pub async fn publish_policy_queries(&self, initial: bool) -> Result<(), FleetError> {
+        self.reload_policy_queries(initial).await?;
+        if !initial {
+            self.hosts.announce_changed(Topic::Policies);
+        }
+        Ok(())
+    }
+
+    /// Hands the policies as stored to the engine, announcing nothing.
+    pub async fn reload_policy_queries(&self, initial: bool) -> Result<(), FleetError> {
+        let queries = self
+            .policies
+            .all_policies()
+            .await?
+            .into_iter()
+            .map(|p| {
+                flotilla_engine::policies::PolicyQuery::new(
+                    p.id.0,
+                    &p.fields.query,
+                    &p.fields.platform,
+                    p.team,
+                )
+            })
+            .collect();
+        if initial {
+            self.hosts.load_policy_queries(queries);
+        } else {
+            self.hosts.set_policy_queries(queries);
         }
         Ok(())
     }

@@ -10,7 +10,8 @@
 //! - [`viewer`] — `Role` and `Viewer`: who asks, and what their roles allow.
 //! - [`effects`] — `Effects`: what follows a stored change.
 //! - [`teams`] — teams and enroll secrets; [`settings`] — the settings document and agent
-//!   options; [`hosts`] — deleting and transferring hosts; [`labels`], [`queries`];
+//!   options; [`hosts`] — deleting and transferring hosts; [`labels`], [`queries`],
+//!   [`policies`];
 //!   [`specs`] — applying `fleetctl` specs; [`sessions`] — setup and login; [`live`] —
 //!   starting a live query; [`users`] — who may see, create, change and delete whom;
 //!   [`password`] (Fleet's rules, argon2id) and [`ratelimit`]
@@ -21,6 +22,7 @@ pub mod hosts;
 pub mod labels;
 pub mod live;
 pub mod password;
+pub mod policies;
 pub mod queries;
 pub mod ratelimit;
 pub mod sessions;
@@ -50,6 +52,7 @@ pub struct Services {
     pub hosts: hosts::HostService,
     pub labels: labels::LabelService,
     pub queries: queries::QueryService,
+    pub policies: policies::PolicyService,
     pub specs: specs::SpecService,
     pub sessions: sessions::SessionService,
     pub live: live::LiveQueryService,
@@ -73,7 +76,9 @@ impl Services {
             admin.clone(),
             admin.clone(),
             admin.clone(),
+            admin.clone(),
         );
+        let policies = policies::PolicyService::new(admin.clone(), admin.clone(), effects.clone());
         let settings =
             settings::SettingsService::new(admin.clone(), admin.clone(), effects.clone());
         let labels = labels::LabelService::new(admin.clone(), admin.clone(), effects.clone());
@@ -108,6 +113,7 @@ impl Services {
             settings,
             labels,
             queries,
+            policies,
             effects,
         }
     }

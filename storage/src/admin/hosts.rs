@@ -79,6 +79,14 @@ fn push_filter(query: &mut Query<'_>, d: Dialect, filter: &HostFilter) {
             .push_bind(label)
             .push(concat!(" AND ", label_member!(), ")"));
     }
+    if let Some((policy, passes)) = filter.policy {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM policy_membership m WHERE m.host_id = h.id AND m.policy_id = ")
+            .push_bind(policy)
+            .push(" AND m.passes = ")
+            .push_bind(i64::from(passes))
+            .push(")");
+    }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
         query.push(" AND (");
@@ -249,7 +257,10 @@ impl HostDirectory for SqlStore {
         let Some(deleted) = host(row)? else {
             return Ok(None);
         };
+        // Its policy answers go with it (the foreign key's cascade would do it too, but the
+        // counts must not depend on that), and what orbit and Desktop recorded.
         for statement in [
+            "DELETE FROM policy_membership WHERE host_id = ?",
             "DELETE FROM host_orbit_info WHERE host_id = ?",
             "DELETE FROM host_device_auth WHERE host_id = ?",
             "DELETE FROM host_emails WHERE host_id = ?",
@@ -308,6 +319,10 @@ impl HostDirectory for SqlStore {
         .execute(&mut tx)
         .await
         .map_err(failed)?;
+        // Answers to the old team's policies no longer count for it.
+        super::policies::forget_other_teams(&mut tx, team, &ids)
+            .await
+            .map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(host_ids(&moved)?)
     }

@@ -181,11 +181,14 @@ impl TeamStore for SqlStore {
             .map(|row| row.id("id").map(HostId))
             .collect::<Result<_, _>>()
             .map_err(store_error)?;
-        // The team's hosts move to no team; its saved queries and secrets go with it, and
-        // its users' roles on it (user_teams, ON DELETE CASCADE).
+        // The team's hosts move to no team; its saved queries, policies (with their answers)
+        // and secrets go with it, and its users' roles on it (user_teams, ON DELETE CASCADE).
         for statement in [
             "UPDATE hosts SET team_id = NULL WHERE team_id = ?",
             "DELETE FROM queries WHERE team_id = ?",
+            "DELETE FROM policy_membership WHERE policy_id IN \
+             (SELECT id FROM policies WHERE team_id = ?)",
+            "DELETE FROM policies WHERE team_id = ?",
             "DELETE FROM enroll_secrets WHERE team_id = ?",
             "DELETE FROM teams WHERE id = ?",
         ] {

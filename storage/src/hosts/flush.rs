@@ -1,10 +1,10 @@
 //! The batched write of check-in updates, for the engine's `HostWriter`.
 //!
-//! Last-seen and label times — nearly every update — go in one statement per chunk of hosts,
-//! the whole chunk bound as one JSON parameter: one round trip whatever the number of hosts.
-//! Times only ever move forward, so two nodes writing the same host in either order leave the
-//! newest. Vitals (about one per host per hour) and label answers are written row by row in
-//! the same transaction. Hosts are written in id order: one lock order for every node writing
+//! Last-seen, label and policy times — nearly every update — go in one statement per chunk of
+//! hosts, the whole chunk bound as one JSON parameter: one round trip whatever the number of
+//! hosts. Times only ever move forward, so two nodes writing the same host in either order
+//! leave the newest. Vitals (about one per host per hour), label and policy answers are
+//! written host by host in the same transaction. Hosts are written in id order: one lock order for every node writing
 //! the same hosts, so flushes never deadlock each other.
 
 use flotilla_engine::ids::HostId;
@@ -22,17 +22,19 @@ fn chunk_size(d: Dialect) -> usize {
     }
 }
 
-/// Moves last-seen and label times forward, never back, for every host of the JSON array
-/// `[{"id":…,"seen":…,"label_at":…}, …]` bound as the one parameter. The one statement whose
+/// Moves last-seen, label and policy times forward, never back, for every host of the JSON
+/// array `[{"id":…,"seen":…,"label_at":…,"policy_at":…}, …]` bound as the one parameter. The one statement whose
 /// shape differs between the dialects: SQLite's `UPDATE … FROM`, MySQL's `UPDATE … JOIN`.
 fn times_statement(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => {
             "UPDATE hosts SET seen_time = MAX(seen_time, COALESCE(t.seen, 0)), \
-                 label_updated_at = MAX(label_updated_at, COALESCE(t.label_at, 0)) \
+                 label_updated_at = MAX(label_updated_at, COALESCE(t.label_at, 0)), \
+                 policy_updated_at = MAX(policy_updated_at, COALESCE(t.policy_at, 0)) \
              FROM (SELECT json_extract(value, '$.id') AS id, \
                           json_extract(value, '$.seen') AS seen, \
-                          json_extract(value, '$.label_at') AS label_at \
+                          json_extract(value, '$.label_at') AS label_at, \
+                          json_extract(value, '$.policy_at') AS policy_at \
                    FROM json_each(?)) AS t \
              WHERE hosts.id = t.id"
         }
@@ -40,33 +42,39 @@ fn times_statement(d: Dialect) -> &'static str {
             "UPDATE hosts h JOIN JSON_TABLE(?, '$[*]' COLUMNS (\
                  id BIGINT UNSIGNED PATH '$.id', \
                  seen BIGINT PATH '$.seen', \
-                 label_at BIGINT PATH '$.label_at')) AS t ON t.id = h.id \
+                 label_at BIGINT PATH '$.label_at', \
+                 policy_at BIGINT PATH '$.policy_at')) AS t ON t.id = h.id \
              SET h.seen_time = GREATEST(h.seen_time, COALESCE(t.seen, 0)), \
-                 h.label_updated_at = GREATEST(h.label_updated_at, COALESCE(t.label_at, 0))"
+                 h.label_updated_at = GREATEST(h.label_updated_at, COALESCE(t.label_at, 0)), \
+                 h.policy_updated_at = GREATEST(h.policy_updated_at, COALESCE(t.policy_at, 0))"
         }
     }
 }
 
-/// `[{"id":…,"seen":…,"label_at":…}, …]` for the hosts whose times change, one entry per host
-/// with the newest of its times (a join matching a host twice would apply only one of them);
-/// `None` if none. `chunk` is in host order.
+/// A host's times in one flush: last seen, labels answered, policies answered.
+type Times = (HostId, Option<i64>, Option<i64>, Option<i64>);
+
+/// `[{"id":…,"seen":…,"label_at":…,"policy_at":…}, …]` for the hosts whose times change, one
+/// entry per host with the newest of its times (a join matching a host twice would apply only
+/// one of them); `None` if none. `chunk` is in host order.
 fn times_json(chunk: &[&(HostId, HostUpdate)]) -> Option<String> {
-    let mut entries: Vec<(HostId, Option<i64>, Option<i64>)> = Vec::new();
+    let mut entries: Vec<Times> = Vec::new();
     for (host, u) in chunk {
-        if u.seen_time.is_none() && u.label_updated_at.is_none() {
+        if u.seen_time.is_none() && u.label_updated_at.is_none() && u.policy_updated_at.is_none() {
             continue;
         }
         match entries.last_mut() {
-            Some((last, seen, label_at)) if last == host => {
+            Some((last, seen, label_at, policy_at)) if last == host => {
                 *seen = (*seen).max(u.seen_time);
                 *label_at = (*label_at).max(u.label_updated_at);
+                *policy_at = (*policy_at).max(u.policy_updated_at);
             }
-            _ => entries.push((*host, u.seen_time, u.label_updated_at)),
+            _ => entries.push((*host, u.seen_time, u.label_updated_at, u.policy_updated_at)),
         }
     }
     let entries: Vec<serde_json::Value> = entries
         .into_iter()
-        .map(|(host, seen, label_at)| {
+        .map(|(host, seen, label_at, policy_at)| {
             let mut entry = serde_json::Map::new();
             entry.insert("id".into(), host.0.into());
             if let Some(seen) = seen {
@@ -74,6 +82,9 @@ fn times_json(chunk: &[&(HostId, HostUpdate)]) -> Option<String> {
             }
             if let Some(at) = label_at {
                 entry.insert("label_at".into(), at.into());
+            }
+            if let Some(at) = policy_at {
+                entry.insert("policy_at".into(), at.into());
             }
             serde_json::Value::Object(entry)
         })
@@ -87,9 +98,11 @@ pub(super) async fn flush(db: &Db, updates: &[(HostId, HostUpdate)]) -> Result<(
     sorted.sort_by_key(|(host, _)| *host);
     for chunk in sorted.chunks(chunk_size(d)) {
         let times = times_json(chunk);
-        let has_rows = chunk
-            .iter()
-            .any(|(_, u)| u.vitals.is_some() || u.labels.is_some());
+        let has_rows = chunk.iter().any(|(_, u)| {
+            u.vitals.is_some()
+                || u.labels.is_some()
+                || u.policies.as_ref().is_some_and(|p| !p.is_empty())
+        });
         if !has_rows {
             // Times alone: one statement, no transaction needed.
             if let Some(times) = times {
@@ -113,7 +126,7 @@ pub(super) async fn flush(db: &Db, updates: &[(HostId, HostUpdate)]) -> Result<(
     Ok(())
 }
 
-/// A host's vitals and label answers, if it has any.
+/// A host's vitals, label and policy answers, if it has any.
 async fn write_rows(tx: &mut Tx, host: HostId, update: &HostUpdate) -> Result<(), sqlx::Error> {
     let d = tx.dialect();
     if let Some(vitals) = &update.vitals {
@@ -163,6 +176,15 @@ async fn write_rows(tx: &mut Tx, host: HostId, update: &HostUpdate) -> Result<()
         )
         .await?;
     }
+    if let Some(policies) = update.policies.as_ref().filter(|p| !p.is_empty()) {
+        crate::admin::policies::write_results(
+            tx,
+            host,
+            policies,
+            update.policy_updated_at.unwrap_or_default(),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -185,11 +207,16 @@ mod tests {
             label_updated_at: label_at,
             ..HostUpdate::default()
         };
+        let policies_at = |at| HostUpdate {
+            policy_updated_at: Some(at),
+            ..HostUpdate::default()
+        };
         let updates = [
             (HostId(1), update(Some(1_000), None)),
             (HostId(1), update(Some(500), Some(700))),
             (HostId(2), update(None, None)),
             (HostId(3), update(Some(9), None)),
+            (HostId(4), policies_at(40)),
         ];
         let chunk: Vec<&(HostId, HostUpdate)> = updates.iter().collect();
         let json: serde_json::Value = serde_json::from_str(&times_json(&chunk).unwrap()).unwrap();
@@ -198,6 +225,7 @@ mod tests {
             serde_json::json!([
                 {"id": 1, "seen": 1_000, "label_at": 700},
                 {"id": 3, "seen": 9},
+                {"id": 4, "policy_at": 40},
             ])
         );
         let nothing = [(HostId(2), update(None, None))];

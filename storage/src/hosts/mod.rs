@@ -49,7 +49,8 @@ macro_rules! select_stored_host {
         "SELECT hosts.id, hosts.node_key, hosts.osquery_host_id, hosts.hostname, \
          hosts.platform, hosts.team_id, hosts.distributed_interval, hosts.config_tls_refresh, \
          hosts.logger_tls_period, hosts.seen_time, hosts.detail_updated_at, \
-         hosts.label_updated_at, hosts.refetch_requested, hosts.orbit_node_key, \
+         hosts.label_updated_at, hosts.policy_updated_at, hosts.refetch_requested, \
+         hosts.orbit_node_key, \
          da.token AS device_token, da.previous_token AS device_previous_token, \
          da.updated_at AS device_updated_at \
          FROM hosts LEFT JOIN host_device_auth da ON da.host_id = hosts.id"
