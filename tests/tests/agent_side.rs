@@ -514,3 +514,134 @@ async fn orbit_keys_and_device_tokens_work_on_every_node_at_once() {
     .await;
     assert_eq!(status, 401);
 }
+
+/// Creates a global policy through the admin API; answers its id.
+async fn create_policy(admin: &flotilla_tests::AdminClient, name: &str, query: &str) -> u64 {
+    let (status, body) = admin
+        .post(
+            "/global/policies",
+            &json!({"name": name, "query": query, "resolution": "Fix it", "critical": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["policy"]["id"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn fleet_desktop_shows_a_failing_policy_as_soon_as_the_host_answers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let uuid = "1b7e0d52-8a8c-4d8e-b0c1-0c5d1e2f3a4b";
+    let fleetd = server.fleetd(host(uuid, "laptop-9"), SECRET, 1);
+    let mut osqueryd = server.agent(uuid, OsTemplate::Ubuntu);
+    osqueryd.enroll().await.unwrap();
+    fleetd.tick().await;
+    let answers = orbit_answerer(&osqueryd);
+    osqueryd.run_distributed_cycle(&answers).await;
+    assert_eq!(fleetd.desktop_summary().await.unwrap(), 0, "no policy yet");
+
+    // One policy this Ubuntu host fails, one it passes.
+    let failing = create_policy(
+        &admin,
+        "FileVault on",
+        "SELECT 1 FROM os_version WHERE platform = 'darwin';",
+    )
+    .await;
+    let passing = create_policy(&admin, "Any OS", "SELECT 1 FROM os_version;").await;
+    let report = osqueryd.run_distributed_cycle(&answers).await;
+    for id in [failing, passing] {
+        let name = format!("fleet_policy_query_{id}");
+        assert!(
+            report.answered.contains(&name),
+            "{name} at the next check-in: {:?}",
+            report.answered
+        );
+    }
+    until(
+        "Desktop's title turns red with one failing policy",
+        || async { fleetd.desktop_summary().await.ok() == Some(1) },
+    )
+    .await;
+
+    let token = fleetd.device_token().unwrap();
+    let (status, _, body) = raw(
+        &server,
+        reqwest::Method::GET,
+        &format!("/api/latest/fleet/device/{token}/policies"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let responses: std::collections::BTreeMap<u64, String> = body["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_u64().unwrap(),
+                p["response"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(responses[&failing], "fail");
+    assert_eq!(responses[&passing], "pass");
+
+    // The policy is fixed (changed so the host passes it): re-sent at the next check-in, and
+    // the count goes back to zero.
+    let (status, _) = admin
+        .patch(
+            &format!("/global/policies/{failing}"),
+            &json!({"query": "SELECT 1 FROM os_version WHERE platform = 'ubuntu';"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    osqueryd.run_distributed_cycle(&answers).await;
+    until("Desktop's title turns green again", || async {
+        fleetd.desktop_summary().await.ok() == Some(0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_policy_created_on_one_node_reaches_desktop_through_the_other() {
+    if flotilla_tests::skip_mysql() {
+        return;
+    }
+    let pair = Pair::start().await;
+    let uuid = "4c1d2e3f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+    let fleetd = pair.b.fleetd(host(uuid, "pair-9"), SECRET, 1);
+    fleetd.tick().await;
+    let mut osqueryd = pair.b.agent(uuid, OsTemplate::Ubuntu);
+    osqueryd.enroll().await.unwrap();
+    let answers = orbit_answerer(&osqueryd);
+    osqueryd.run_distributed_cycle(&answers).await;
+
+    let admin = pair.a.admin().await;
+    let id = create_policy(
+        &admin,
+        "Never true",
+        "SELECT 1 FROM os_version WHERE 1 = 0;",
+    )
+    .await;
+    let name = format!("fleet_policy_query_{id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !osqueryd
+        .run_distributed_cycle(&answers)
+        .await
+        .answered
+        .contains(&name)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node B never handed out the policy node A created"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until("Desktop on node B counts it", || async {
+        fleetd.desktop_summary().await.ok() == Some(1)
+    })
+    .await;
+    let (_, count) = admin.get("/hosts/count").await;
+    assert_eq!(count["count"], 1);
+}
