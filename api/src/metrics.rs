@@ -591,6 +591,30 @@ impl EngineCollector {
                 ("campaign", gauge(sources.campaigns.active())),
             ],
         )?;
+        labelled(
+            e,
+            "flotilla_orbit_enrollments",
+            "orbit enrollments: new hosts, and known hosts whose orbit enrolled again",
+            MetricType::Counter,
+            "kind",
+            [
+                ("new", counter(hosts.orbit_enrollments.get())),
+                ("reenroll", counter(hosts.orbit_reenrollments.get())),
+            ],
+        )?;
+        labelled(
+            e,
+            "flotilla_agent_auth_failures",
+            "Requests refused for an unknown key: osquery node keys, orbit node keys, and \
+             unknown or expired Fleet Desktop device tokens",
+            MetricType::Counter,
+            "agent",
+            [
+                ("osquery", counter(hosts.unknown_node_keys.get())),
+                ("orbit", counter(hosts.unknown_orbit_keys.get())),
+                ("desktop", counter(hosts.device_auth_failures.get())),
+            ],
+        )?;
         single(
             e,
             "flotilla_host_actor_activations",
