@@ -194,6 +194,8 @@ pub struct Host {
     pub created_at: i64,
     pub last_enrolled_at: i64,
     pub updated_at: i64,
+    /// Policies of the host's (global ones and its team's) whose latest answer failed.
+    pub failing_policies_count: u64,
 }
 
 /// Which hosts a viewer may see at all.

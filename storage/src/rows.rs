@@ -104,6 +104,7 @@ pub(crate) fn host(row: &impl ModelRow) -> Result<Host, sqlx::Error> {
         created_at: row.int("created_at")?,
         last_enrolled_at: row.int("last_enrolled_at")?,
         updated_at: row.int("updated_at")?,
+        failing_policies_count: row.int("failing_policies_count")?.max(0) as u64,
     })
 }
 

@@ -193,6 +193,14 @@ async fn policies_reach_the_hosts_they_apply_to_and_their_answers_are_counted() 
         .map(|h| h["hostname"].as_str().unwrap())
         .collect();
     assert_eq!(failing, vec![mac.profile().hostname.as_str()]);
+    let (_, listed) = admin.get("/hosts").await;
+    let mac_listed = listed["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == mac.profile().hostname.as_str())
+        .unwrap();
+    assert_eq!(mac_listed["issues"]["failing_policies_count"], 1);
     let (_, passing) = admin
         .get(&format!(
             "/hosts/count?policy_id={global}&policy_response=passing"

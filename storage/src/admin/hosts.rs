@@ -23,7 +23,10 @@ macro_rules! admin_host_columns {
          h.hardware_model, h.hardware_version, h.hardware_serial, h.primary_ip, h.primary_mac, \
          h.uptime, h.distributed_interval, h.config_tls_refresh, h.logger_tls_period, h.team_id, \
          t.name AS team_name, h.seen_time, h.detail_updated_at, h.refetch_requested, \
-         h.created_at, h.last_enrolled_at, h.updated_at"
+         h.created_at, h.last_enrolled_at, h.updated_at, \
+         (SELECT COUNT(*) FROM policy_membership pm JOIN policies p ON p.id = pm.policy_id \
+          WHERE pm.host_id = h.id AND pm.passes = 0 \
+          AND (p.team_id IS NULL OR p.team_id = h.team_id)) AS failing_policies_count"
     };
 }
 
