@@ -200,6 +200,8 @@ pub struct Host {
     pub scripts_enabled: Option<bool>,
     /// The end-user email orbit set (`PUT /api/fleet/orbit/device_mapping`).
     pub custom_email: Option<String>,
+    /// Policies of the host's (global ones and its team's) whose latest answer failed.
+    pub failing_policies_count: u64,
 }
 
 /// Which hosts a viewer may see at all.

@@ -118,6 +118,7 @@ pub(crate) fn host(row: &impl ModelRow) -> Result<Host, sqlx::Error> {
         fleet_desktop_version: row.opt_text("fleet_desktop_version")?,
         scripts_enabled: row.opt_flag("scripts_enabled")?,
         custom_email: row.opt_text("custom_email")?,
+        failing_policies_count: row.int("failing_policies_count")?.max(0) as u64,
     })
 }
 

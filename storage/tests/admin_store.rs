@@ -1031,6 +1031,11 @@ async fn policies_answers_counts_and_host_policies(backend: &Backend) {
         ]
     );
     assert_eq!(store.failing_policy_count(linux).await.unwrap(), 1);
+    let listed = store.host(linux).await.unwrap().unwrap();
+    assert_eq!(
+        listed.failing_policies_count, 1,
+        "the host lists count them too"
+    );
     assert_eq!(store.failing_policy_count(moved).await.unwrap(), 0);
     assert!(store.host_policies(HostId(9_999)).await.unwrap().is_empty());
 

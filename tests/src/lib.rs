@@ -389,6 +389,30 @@ impl AdminClient {
         )
     }
 
+    /// A request whose body is `text` as given (malformed JSON, say), sent as JSON.
+    pub async fn send_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        text: &str,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}{path}", self.base, self.prefix))
+            .header("content-type", "application/json")
+            .body(text.to_owned());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("admin API request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::GET, path, None).await
     }

@@ -1,15 +1,16 @@
 //! `flotilla apply -f FILE` and `flotilla delete -f FILE`: fleetctl's spec files sent to the
 //! server's spec endpoints, in fleetctl's order — queries, labels, config, enroll secrets,
-//! teams — so a later kind can refer to an earlier one.
+//! teams, policies — so a later kind can refer to an earlier one (a policy to its team).
 //!
 //! - queries → `POST /spec/queries {"specs": [...]}` (upsert by name)
 //! - labels → `POST /spec/labels {"specs": [...]}`
 //! - config → `PATCH /config` (`?dry_run=true` with `--dry-run`)
 //! - enroll_secret → `POST /spec/enroll_secret {"spec": {"secrets": [...]}}`
 //! - teams → `POST /spec/teams {"specs": [...]}` (`?dry_run=true` with `--dry-run`)
+//! - policies → `POST /spec/policies {"specs": [...]}` (`?dry_run=true` with `--dry-run`)
 //!
-//! As in fleetctl, `--dry-run` is supported by the server for config and teams only; the other
-//! kinds are checked here (parsed and validated) and left out.
+//! `--dry-run` is supported by the server for config, teams and policies; the other kinds are
+//! checked here (parsed and validated) and left out.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,20 @@ pub async fn apply_group(api: &Api, group: &SpecGroup, dry_run: bool) -> anyhow:
             println!("[+] applied {teams}");
         }
     }
+    if !group.policies.is_empty() {
+        api.post(
+            &format!("/spec/policies{dry}"),
+            &json!({ "specs": group.policies }),
+        )
+        .await
+        .context("applying policies")?;
+        let policies = plural(group.policies.len(), "policy", "policies");
+        if dry_run {
+            println!("[+] would've applied {policies}");
+        } else {
+            println!("[+] applied {policies}");
+        }
+    }
     Ok(())
 }
 
@@ -143,7 +158,8 @@ pub async fn delete(config: &ConfigArgs, args: DeleteArgs) -> anyhow::Result<()>
     delete_group(&api, &group).await
 }
 
-/// Deletes what `group` names: queries and labels by name, teams by name through their id.
+/// Deletes what `group` names: queries and labels by name, policies by team and name, teams by
+/// name through their id.
 pub async fn delete_group(api: &Api, group: &SpecGroup) -> anyhow::Result<()> {
     let name = |spec: &Value| spec["name"].as_str().unwrap_or_default().to_owned();
     for query in &group.queries {
@@ -159,6 +175,10 @@ pub async fn delete_group(api: &Api, group: &SpecGroup) -> anyhow::Result<()> {
             .delete(&format!("/labels/{}", path_segment(&label)))
             .await;
         report("label", &label, outcome)?;
+    }
+    // Before the teams: a deleted team takes its policies along.
+    if !group.policies.is_empty() {
+        delete_policies(api, &group.policies).await?;
     }
     if !group.teams.is_empty() {
         let teams = api.get("/teams").await.context("listing teams")?;
@@ -181,6 +201,49 @@ pub async fn delete_group(api: &Api, group: &SpecGroup) -> anyhow::Result<()> {
     }
     if group.enroll_secret.is_some() {
         println!("[!] enroll secrets cannot be deleted with delete; apply an empty list instead");
+    }
+    Ok(())
+}
+
+/// Deletes policies by team name (empty: global) and policy name.
+async fn delete_policies(api: &Api, specs: &[Value]) -> anyhow::Result<()> {
+    let teams = api.get("/teams").await.context("listing teams")?;
+    for spec in specs {
+        let name = spec["name"].as_str().unwrap_or_default();
+        let team = spec["team"].as_str().unwrap_or_default();
+        let scope = if team.is_empty() {
+            "/global/policies".to_owned()
+        } else {
+            let id = teams["teams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["name"] == team)
+                .and_then(|t| t["id"].as_u64());
+            match id {
+                Some(id) => format!("/teams/{id}/policies"),
+                None => {
+                    println!("[!] team {team:?} of policy {name:?} doesn't exist");
+                    continue;
+                }
+            }
+        };
+        let listed = api.get(&scope).await.context("listing policies")?;
+        let id = listed["policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["id"].as_u64());
+        match id {
+            Some(id) => {
+                api.post(&format!("{scope}/delete"), &json!({ "ids": [id] }))
+                    .await
+                    .with_context(|| format!("deleting policy {name:?}"))?;
+                println!("[+] deleted policy {name:?}");
+            }
+            None => println!("[!] policy {name:?} doesn't exist"),
+        }
     }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub enum GetWhat {
     /// Teams.
     #[command(alias = "team")]
     Teams,
+    /// Policies, global and of every team, with how many hosts pass and fail them.
+    #[command(alias = "policy")]
+    Policies,
     /// Users and their roles.
     #[command(alias = "user")]
     Users,
@@ -111,6 +114,19 @@ pub async fn run(config: &ConfigArgs, args: GetArgs) -> anyhow::Result<()> {
                 ("id", "id"),
             ],
         ),
+        GetWhat::Policies => Shape::List(
+            policies(&api).await?,
+            &[
+                ("name", "name"),
+                ("team", "team"),
+                ("passing", "passing_host_count"),
+                ("failing", "failing_host_count"),
+                ("critical", "critical"),
+                ("platform", "platform"),
+                ("query", "query"),
+                ("id", "id"),
+            ],
+        ),
         GetWhat::Users => Shape::List(
             api.get_all("/users", "users").await?,
             &[
@@ -138,6 +154,27 @@ pub async fn run(config: &ConfigArgs, args: GetArgs) -> anyhow::Result<()> {
     };
     print!("{}", render(shape, args.json, args.yaml)?);
     Ok(())
+}
+
+/// The global policies, then each team's, each with its team's name under `team` (empty for
+/// global ones).
+async fn policies(api: &super::http::Api) -> anyhow::Result<Vec<Value>> {
+    let with_team = |mut policy: Value, team: &str| {
+        policy["team"] = Value::from(team);
+        policy
+    };
+    let mut all: Vec<Value> = list(api.get("/global/policies").await?, "policies")
+        .into_iter()
+        .map(|p| with_team(p, ""))
+        .collect();
+    for team in list(api.get("/teams").await?, "teams") {
+        let (Some(id), Some(name)) = (team["id"].as_u64(), team["name"].as_str()) else {
+            continue;
+        };
+        let policies = list(api.get(&format!("/teams/{id}/policies")).await?, "policies");
+        all.extend(policies.into_iter().map(|p| with_team(p, name)));
+    }
+    Ok(all)
 }
 
 fn list(body: Value, key: &str) -> Vec<Value> {

@@ -1,7 +1,8 @@
 //! fleetctl's spec files: YAML documents separated by `---`, each
 //! `{apiVersion: v1, kind: K, spec: {...}}`, grouped by kind the way `fleetctl apply` sends
 //! them. Kinds: `query` (also `report`), `label`, `team` (also `fleet`, with the team under
-//! `spec.team` or `spec.fleet`), `config` and `enroll_secret`. Specs stay JSON values: the
+//! `spec.team` or `spec.fleet`), `policy` (the team by name in `spec.team`, empty or absent for
+//! a global policy), `config` and `enroll_secret`. Specs stay JSON values: the
 //! server validates their fields, so a field this client does not know still reaches it.
 
 use serde_json::Value;
@@ -15,6 +16,8 @@ pub struct SpecGroup {
     pub labels: Vec<Value>,
     /// `TeamSpec`s (the object under `spec.team`) for `POST /spec/teams`.
     pub teams: Vec<Value>,
+    /// Policy specs for `POST /spec/policies`.
+    pub policies: Vec<Value>,
     /// The settings for `PATCH /config`.
     pub config: Option<Value>,
     /// `{"secrets": [...]}` for `POST /spec/enroll_secret`.
@@ -26,6 +29,7 @@ impl SpecGroup {
         self.queries.is_empty()
             && self.labels.is_empty()
             && self.teams.is_empty()
+            && self.policies.is_empty()
             && self.config.is_none()
             && self.enroll_secret.is_none()
     }
@@ -100,6 +104,14 @@ pub fn parse(text: &str) -> Result<SpecGroup, SpecError> {
                 name_of(number, "team", &team)?;
                 group.teams.push(team);
             }
+            "policy" => {
+                name_of(number, "policy", &spec)?;
+                let query = spec.get("query").and_then(Value::as_str).unwrap_or("");
+                if query.trim().is_empty() {
+                    return Err(bad(number, "a policy spec needs a `query`"));
+                }
+                group.policies.push(spec);
+            }
             "config" => {
                 if group.config.is_some() {
                     return Err(bad(number, "config defined twice in the same file"));
@@ -119,7 +131,7 @@ pub fn parse(text: &str) -> Result<SpecGroup, SpecError> {
                 return Err(bad(
                     number,
                     format!(
-                        "unknown kind `{other}` (use query, label, team, config or enroll_secret)"
+                        "unknown kind `{other}` (use query, label, team, policy, config or enroll_secret)"
                     ),
                 ));
             }
@@ -160,6 +172,16 @@ spec:
       - secret: ws-secret
 ---
 apiVersion: v1
+kind: policy
+spec:
+  name: Firewall on
+  query: SELECT 1 FROM alf WHERE global_state >= 1;
+  platform: darwin
+  critical: true
+  resolution: Turn the firewall on.
+  team: Workstations
+---
+apiVersion: v1
 kind: config
 spec:
   agent_options:
@@ -194,6 +216,9 @@ spec:
             group.enroll_secret,
             Some(json!({"secrets": [{"secret": "global-secret"}]}))
         );
+        assert_eq!(group.policies.len(), 1);
+        assert_eq!(group.policies[0]["team"], "Workstations");
+        assert_eq!(group.policies[0]["critical"], true);
     }
 
     #[test]
@@ -235,6 +260,8 @@ spec:
         assert!(error.to_string().contains("`team` mapping"), "{error}");
         let error = parse("kind: config\nspec: {}\n---\nkind: config\nspec: {}\n").unwrap_err();
         assert!(error.to_string().contains("twice"), "{error}");
+        let error = parse("kind: policy\nspec:\n  name: p\n").unwrap_err();
+        assert!(error.to_string().contains("needs a `query`"), "{error}");
         let error = parse("kind: enroll_secret\nspec:\n  secrets: nope\n").unwrap_err();
         assert!(error.to_string().contains("`secrets` list"), "{error}");
         assert!(matches!(

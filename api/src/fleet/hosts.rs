@@ -151,7 +151,10 @@ impl HostJson {
             percent_disk_space_available: 0.0,
             gigs_total_disk_space: 0.0,
             pack_stats: None,
-            issues: json!({ "failing_policies_count": 0, "total_issues_count": 0 }),
+            issues: json!({
+                "failing_policies_count": host.failing_policies_count,
+                "total_issues_count": host.failing_policies_count,
+            }),
             status,
             orbit_version: host.orbit_version.clone(),
             fleet_desktop_version: host.fleet_desktop_version.clone(),

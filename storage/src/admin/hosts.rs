@@ -26,7 +26,10 @@ macro_rules! admin_host_columns {
          h.created_at, h.last_enrolled_at, h.updated_at, o.version AS orbit_version, \
          o.desktop_version AS fleet_desktop_version, o.scripts_enabled, \
          (SELECT e.email FROM host_emails e WHERE e.host_id = h.id AND e.source = 'custom') \
-         AS custom_email"
+         AS custom_email, \
+         (SELECT COUNT(*) FROM policy_membership pm JOIN policies p ON p.id = pm.policy_id \
+          WHERE pm.host_id = h.id AND pm.passes = 0 \
+          AND (p.team_id IS NULL OR p.team_id = h.team_id)) AS failing_policies_count"
     };
 }
 
