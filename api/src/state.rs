@@ -57,7 +57,7 @@ pub struct AppState {
     /// `/healthz` checks and `/readyz` state.
     pub health: Arc<crate::health::Health>,
     /// Fleet Desktop's routes: the bad-token ban and the settings they show.
-    pub device: crate::device::DeviceState,
+    pub device: crate::service::device::DeviceState,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -456,9 +456,7 @@ impl Hosts {
         let vitals = vitals_from_details(&request);
         let identifier = identifier_for(&request, &vitals).ok_or(EnrollError::MissingIdentifier)?;
         let node_key = NodeKey::generate();
-        let _stripe = self.inner.enroll_stripes[stripe_of(&identifier)]
-            .lock()
-            .await;
+        let _stripe = self.enroll_stripe(&identifier).await;
         let enrolled = self
             .inner
             .store
@@ -471,10 +469,7 @@ impl Hosts {
                 now,
             })
             .await
-            .map_err(|e| {
-                self.inner.ctx.counters.enroll_store_failures.incr();
-                EnrollError::Unavailable(e.to_string())
-            })?;
+            .map_err(|e| self.enroll_failed(e))?;
         self.install(
             &enrolled.host,
             node_key.clone(),
@@ -488,6 +483,19 @@ impl Hosts {
         }
         self.announce(RelayEvent::HostChanged(enrolled.host.id));
         Ok(node_key)
+    }
+
+    /// Enrollments of `identifier`, osqueryd's and orbit's, one at a time.
+    async fn enroll_stripe(&self, identifier: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.enroll_stripes[stripe_of(identifier)]
+            .lock()
+            .await
+    }
+
+    /// The store did not take an enrollment: counted, and the agent told to retry.
+    fn enroll_failed(&self, error: StoreError) -> EnrollError {
+        self.inner.ctx.counters.enroll_store_failures.incr();
+        EnrollError::Unavailable(error.to_string())
     }
 
     /// Puts an enrolled host under its new key, retiring the old one.
@@ -806,9 +814,7 @@ impl Hosts {
         let key = NodeKey::generate();
         // The same stripe as osqueryd's enrollment of this identifier: the two agents of one
         // machine enrolling at once are serialised, so neither overwrites the other's key.
-        let _stripe = self.inner.enroll_stripes[stripe_of(&identifier)]
-            .lock()
-            .await;
+        let _stripe = self.enroll_stripe(&identifier).await;
         let enrolled = self
             .inner
             .store
@@ -826,10 +832,7 @@ impl Hosts {
                 now,
             })
             .await
-            .map_err(|e| {
-                self.inner.ctx.counters.enroll_store_failures.incr();
-                EnrollError::Unavailable(e.to_string())
-            })?;
+            .map_err(|e| self.enroll_failed(e))?;
         self.install_stored(&enrolled.host);
         if enrolled.created {
             self.inner.ctx.counters.orbit_enrollments.incr();

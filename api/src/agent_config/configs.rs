@@ -235,7 +235,9 @@ impl AgentConfigs {
     /// cached like [`for_host`](AgentConfigs::for_host): thousands of orbits polling every
     /// 30 s cost a map lookup each.
     pub fn orbit_for_host(&self, host: &HostRecord) -> Bytes {
-        self.cached(&self.orbit_built, host, super::orbit::build_orbit_config)
+        self.cached(&self.orbit_built, host, |inputs, team, platform| {
+            super::orbit::build_orbit_config(inputs.agent_options(team), platform)
+        })
     }
 
     fn cached(

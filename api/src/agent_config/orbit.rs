@@ -3,10 +3,7 @@
 //! global ones. [`AgentConfigs::orbit_for_host`](super::AgentConfigs::orbit_for_host) builds it
 //! once per change per (team, platform) and serves it from memory.
 
-use flotilla_engine::TeamId;
 use serde_json::{Map, Value, json};
-
-use super::configs::ConfigInputs;
 
 /// Fleet's default for `script_execution_timeout` when agent options set none: five minutes.
 pub const DEFAULT_SCRIPT_EXECUTION_TIMEOUT: u64 = 300;
@@ -22,7 +19,8 @@ fn extension_platform(platform: &str) -> Option<&'static str> {
     }
 }
 
-/// The orbit config for a host of `team` on `platform`, as Fleet's `OrbitConfig` JSON.
+/// The orbit config for a host on `platform` whose agent options are `options` (its team's,
+/// else the global ones), as Fleet's `OrbitConfig` JSON.
 ///
 /// - `command_line_startup_flags`: the options' `command_line_flags` (orbit restarts osqueryd
 ///   with them when they change); omitted when empty.
@@ -33,8 +31,7 @@ fn extension_platform(platform: &str) -> Option<&'static str> {
 /// - `update_channels`: as the options set them, omitted when unset.
 /// - `script_execution_timeout`: the options' value, else Fleet's default.
 /// - `notifications`: nothing pending (Flotilla queues no scripts or installs yet).
-pub fn build_orbit_config(inputs: &ConfigInputs, team: Option<TeamId>, platform: &str) -> Value {
-    let options = inputs.agent_options(team);
+pub fn build_orbit_config(options: &Value, platform: &str) -> Value {
     let mut config = Map::new();
     if let Some(flags) = options
         .get("command_line_flags")
@@ -94,14 +91,7 @@ pub fn build_orbit_config(inputs: &ConfigInputs, team: Option<TeamId>, platform:
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn inputs(global: Value, team: Option<(u64, Value)>) -> ConfigInputs {
-        let teams: HashMap<TeamId, Value> = team.into_iter().map(|(t, v)| (TeamId(t), v)).collect();
-        ConfigInputs::new(global, teams, &[])
-    }
 
     #[test]
     fn flags_extensions_and_channels_come_from_the_hosts_options() {
@@ -116,9 +106,8 @@ mod tests {
             "update_channels": {"orbit": "stable", "osqueryd": "5.12.1", "desktop": "edge"},
         });
         let team = json!({"config": {}, "script_execution_timeout": 1200});
-        let inputs = inputs(global, Some((7, team)));
 
-        let linux = build_orbit_config(&inputs, None, "ubuntu");
+        let linux = build_orbit_config(&global, "ubuntu");
         assert_eq!(
             linux["command_line_startup_flags"],
             json!({"verbose": true})
@@ -134,16 +123,16 @@ mod tests {
             json!([])
         );
 
-        let mac = build_orbit_config(&inputs, None, "darwin");
+        let mac = build_orbit_config(&global, "darwin");
         assert_eq!(mac["extensions"].as_object().unwrap().len(), 1);
         assert!(mac["extensions"].get("hello_mac").is_some());
 
         // Windows has no extension: the field is left out, as orbit expects.
-        let windows = build_orbit_config(&inputs, None, "windows");
+        let windows = build_orbit_config(&global, "windows");
         assert!(windows.get("extensions").is_none());
 
         // A team with options of its own gets only those.
-        let team = build_orbit_config(&inputs, Some(TeamId(7)), "ubuntu");
+        let team = build_orbit_config(&team, "ubuntu");
         assert!(team.get("command_line_startup_flags").is_none());
         assert!(team.get("extensions").is_none());
         assert!(team.get("update_channels").is_none());

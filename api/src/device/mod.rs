@@ -10,8 +10,6 @@
 
 mod routes;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
 use axum::http::HeaderValue;
@@ -20,50 +18,14 @@ use axum::response::Response;
 use axum::routing::{get, head, post};
 use flotilla_engine::hosts::HostError;
 use flotilla_engine::record::HostRecord;
-use parking_lot::Mutex;
-use serde_json::Value;
 
 use crate::fleet::auth::ClientIp;
 use crate::fleet::error::FleetError;
 use crate::orbit::CAPABILITIES_HEADER;
-use crate::service::ratelimit::FailureBan;
-use crate::state::{AppState, SharedState};
+use crate::state::SharedState;
 
 /// What Fleet Desktop is told this server takes: its error reports.
 pub const DEVICE_CAPABILITIES: &str = "error_reporting";
-
-/// How long the organisation settings Desktop shows are served from memory before they are
-/// read again (a change on any node shows within this).
-const SETTINGS_TTL: Duration = Duration::from_secs(10);
-
-/// What the device routes keep between requests: the bad-token ban and the settings cache.
-pub struct DeviceState {
-    pub bans: FailureBan,
-    settings: Mutex<Option<(tokio::time::Instant, Value)>>,
-}
-
-impl Default for DeviceState {
-    fn default() -> Self {
-        DeviceState {
-            bans: FailureBan::fleet_device_default(),
-            settings: Mutex::new(None),
-        }
-    }
-}
-
-impl DeviceState {
-    /// The stored settings, read at most once per [`SETTINGS_TTL`].
-    pub(crate) async fn settings(&self, state: &AppState) -> Result<Value, FleetError> {
-        if let Some((at, settings)) = &*self.settings.lock()
-            && at.elapsed() < SETTINGS_TTL
-        {
-            return Ok(settings.clone());
-        }
-        let settings = state.services.settings.stored_settings().await?;
-        *self.settings.lock() = Some((tokio::time::Instant::now(), settings.clone()));
-        Ok(settings)
-    }
-}
 
 /// The routes under `/api/{version}/fleet`, handed to [`crate::fleet::router`].
 pub fn routes() -> Router<SharedState> {

@@ -52,7 +52,7 @@ pub async fn desktop(
     DeviceHost(host): DeviceHost,
 ) -> Result<Response, FleetError> {
     let failing = state.reads.policies.failing_policy_count(host.id).await?;
-    let settings = state.device.settings(&state).await?;
+    let settings = state.device.settings(&state.services.settings).await?;
     Ok(ok(&json!({
         "failing_policies_count": failing,
         "self_service": false,
@@ -99,7 +99,7 @@ pub async fn host(
     if !params.exclude_software {
         body["software"] = json!([]);
     }
-    let settings = state.device.settings(&state).await?;
+    let settings = state.device.settings(&state.services.settings).await?;
     let info = org_info(&settings);
     let inventory = settings["features"]["enable_software_inventory"]
         .as_bool()
@@ -187,7 +187,7 @@ pub async fn transparency(
     State(state): State<SharedState>,
     DeviceHost(_): DeviceHost,
 ) -> Result<Response, FleetError> {
-    let settings = state.device.settings(&state).await?;
+    let settings = state.device.settings(&state.services.settings).await?;
     let url = settings["fleet_desktop"]["transparency_url"]
         .as_str()
         .map(str::trim)

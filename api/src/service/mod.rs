@@ -17,6 +17,7 @@
 //!   [`password`] (Fleet's rules, argon2id) and [`ratelimit`]
 //!   (`LoginLimiter`) are what sessions and users lean on.
 
+pub mod device;
 pub mod effects;
 pub mod hosts;
 pub mod labels;
