@@ -15,7 +15,7 @@
 //!   (concurrent enrollments take gap locks on the same index range).
 
 use flotilla_engine::ids::NodeKey;
-use flotilla_engine::store::{EnrolledHost, Enrollment};
+use flotilla_engine::store::{EnrolledHost, Enrollment, OrbitEnrollment};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{bind_vitals, select_stored_host, vitals_set};
@@ -38,8 +38,25 @@ pub(crate) enum Enroller {
 }
 
 pub(crate) struct EnrollJob {
-    enrollment: Enrollment,
+    enrollment: Agent,
     reply: oneshot::Sender<Result<EnrolledHost, sqlx::Error>>,
+}
+
+/// Whose enrollment: osqueryd's, or orbit's (`orbit.rs`). Both go through the same writer, so
+/// a machine whose two agents enroll at once costs one commit, not two.
+#[derive(Clone)]
+pub(crate) enum Agent {
+    Osquery(Box<Enrollment>),
+    Orbit(Box<OrbitEnrollment>),
+}
+
+impl Agent {
+    async fn enroll_in(&self, tx: &mut Tx) -> Result<EnrolledHost, sqlx::Error> {
+        match self {
+            Agent::Osquery(e) => enroll_in(tx, e).await,
+            Agent::Orbit(e) => super::orbit::enroll_in(tx, e).await,
+        }
+    }
 }
 
 impl Enroller {
@@ -55,16 +72,12 @@ impl Enroller {
         }
     }
 
-    pub(crate) async fn enroll(
-        &self,
-        db: &Db,
-        e: &Enrollment,
-    ) -> Result<EnrolledHost, sqlx::Error> {
+    pub(crate) async fn enroll(&self, db: &Db, e: Agent) -> Result<EnrolledHost, sqlx::Error> {
         match self {
             Enroller::GroupCommit(jobs) => {
                 let (reply, answer) = oneshot::channel();
                 let job = EnrollJob {
-                    enrollment: e.clone(),
+                    enrollment: e,
                     reply,
                 };
                 let closed = || sqlx::Error::WorkerCrashed;
@@ -74,10 +87,12 @@ impl Enroller {
             Enroller::EachAlone => {
                 let mut attempt = 1;
                 loop {
-                    match alone(db, e).await {
+                    match alone(db, &e).await {
                         Err(error)
                             if attempt < MYSQL_ATTEMPTS
-                                && crate::sql::mysql::is_retryable(&error) =>
+                                && (crate::sql::mysql::is_retryable(&error)
+                                    || matches!(e, Agent::Orbit(_))
+                                        && crate::common::is_unique_violation(&error)) =>
                         {
                             attempt += 1
                         }
@@ -90,9 +105,9 @@ impl Enroller {
 }
 
 /// One enrollment in a transaction of its own.
-async fn alone(db: &Db, e: &Enrollment) -> Result<EnrolledHost, sqlx::Error> {
+async fn alone(db: &Db, e: &Agent) -> Result<EnrolledHost, sqlx::Error> {
     let mut tx = db.begin_hot().await?;
-    let host = enroll_in(&mut tx, e).await?;
+    let host = e.enroll_in(&mut tx).await?;
     tx.commit().await?;
     Ok(host)
 }
@@ -106,7 +121,7 @@ async fn group_commit(db: Db, mut jobs: mpsc::Receiver<EnrollJob>) {
             let mut tx = db.begin_hot().await?;
             let mut enrolled = Vec::with_capacity(batch.len());
             for job in &batch {
-                enrolled.push(enroll_in(&mut tx, &job.enrollment).await?);
+                enrolled.push(job.enrollment.enroll_in(&mut tx).await?);
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(enrolled)

@@ -137,7 +137,10 @@ impl HostStore for SqlStore {
 
     async fn enroll_host(&self, enrollment: &Enrollment) -> Result<EnrolledHost, StoreError> {
         self.enroller
-            .enroll(&self.db, enrollment)
+            .enroll(
+                &self.db,
+                enroll::Agent::Osquery(Box::new(enrollment.clone())),
+            )
             .await
             .map_err(unavailable)
     }
@@ -147,7 +150,10 @@ impl HostStore for SqlStore {
     }
 
     async fn enroll_orbit(&self, e: &OrbitEnrollment) -> Result<EnrolledHost, StoreError> {
-        orbit::enroll(&self.db, e).await.map_err(unavailable)
+        self.enroller
+            .enroll(&self.db, enroll::Agent::Orbit(Box::new(e.clone())))
+            .await
+            .map_err(unavailable)
     }
 
     async fn host_by_orbit_node_key(&self, key: &str) -> Result<Option<StoredHost>, StoreError> {

@@ -13,32 +13,6 @@ use crate::common::is_unique_violation;
 use crate::rows::ModelRow;
 use crate::sql::{Db, Tx, query, sql};
 
-/// Attempts of one orbit enrollment on MySQL (a concurrent insert of the same identifier by
-/// another node, or a deadlock, is retried).
-const ATTEMPTS: u32 = 3;
-
-pub(super) async fn enroll(db: &Db, e: &OrbitEnrollment) -> Result<EnrolledHost, sqlx::Error> {
-    let mut attempt = 1;
-    loop {
-        let result = async {
-            let mut tx = db.begin_hot().await?;
-            let enrolled = enroll_in(&mut tx, e).await?;
-            tx.commit().await?;
-            Ok(enrolled)
-        }
-        .await;
-        match result {
-            Err(error)
-                if attempt < ATTEMPTS
-                    && (is_unique_violation(&error) || crate::sql::mysql::is_retryable(&error)) =>
-            {
-                attempt += 1
-            }
-            other => return other,
-        }
-    }
-}
-
 /// The host this orbit enrollment is for, locked until the transaction ends: by identifier;
 /// else, when orbit sent no `osquery_identifier` of its own, by hardware UUID (a host osqueryd
 /// enrolled under another identifier, such as its hostname, is still the same machine).
@@ -76,7 +50,12 @@ async fn find(
     }
 }
 
-async fn enroll_in(tx: &mut Tx, e: &OrbitEnrollment) -> Result<EnrolledHost, sqlx::Error> {
+/// One orbit enrollment's statements, inside the caller's write transaction (the enroller's,
+/// `enroll.rs`, which writes osqueryd's and orbit's enrollments alike).
+pub(super) async fn enroll_in(
+    tx: &mut Tx,
+    e: &OrbitEnrollment,
+) -> Result<EnrolledHost, sqlx::Error> {
     let d = tx.dialect();
     let (id, previous, created) = match find(tx, e).await? {
         Some((id, previous)) => {
