@@ -137,7 +137,8 @@ pub(super) async fn set_device_token(
     now: i64,
 ) -> Result<DeviceTokenWrite, sqlx::Error> {
     let d = db.dialect();
-    let mut tx = db.begin().await?;
+    // The hot writers' gate, as enrollment: SQLite's busy handler waits by sleeping.
+    let mut tx = db.begin_hot().await?;
     let current = query(sql!(
         d,
         "SELECT token, previous_token, updated_at FROM host_device_auth WHERE host_id = ?",
