@@ -173,6 +173,9 @@ pub struct SimFleetd {
     host: FleetdHost,
     intervals: FleetdIntervals,
     client: reqwest::Client,
+    /// When many simulated hosts share `client`: at most this many of their requests in flight
+    /// (the connections a load balancer would hold open to the server).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
     /// orbit's `secret-orbit-node-key.txt`.
     node_key: Mutex<Option<String>>,
     /// orbit's `identifier` file, read by Desktop.
@@ -251,7 +254,15 @@ impl SimFleetd {
             due: Mutex::new(Due::default()),
             counters: Arc::default(),
             shared: None,
+            in_flight: None,
         }
+    }
+
+    /// Lets at most `limit`'s permits of requests (shared with the other hosts holding it) be in
+    /// flight at once; the wait for one counts in each request's latency.
+    pub fn with_in_flight_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> SimFleetd {
+        self.in_flight = Some(limit);
+        self
     }
 
     /// Also counts every request, with its latency, into `counters` under fleetd's endpoints.
@@ -308,6 +319,15 @@ impl SimFleetd {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>), FleetdError> {
+        let _permit = match &self.in_flight {
+            Some(limit) => Some(
+                limit
+                    .acquire()
+                    .await
+                    .map_err(|e| FleetdError::Transport(e.to_string()))?,
+            ),
+            None => None,
+        };
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.server))

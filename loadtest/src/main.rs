@@ -153,7 +153,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Connections::PerThread)]
     connections: Connections,
     /// --connections pooled: keep-alive connections all hosts share (a request waits for a
-    /// free one)
+    /// free one); also the bound on fleetd requests in flight (--orbit-share)
     #[arg(long, default_value_t = 256)]
     pool_size: usize,
     /// Rows returned by each successful live query
@@ -723,8 +723,8 @@ fn build_agents(
 
 /// The fleetd (orbit and Desktop) of the first `--orbit-share` of the hosts. orbit's hardware
 /// UUID is the host's identifier, as osqueryd started by orbit with `--host_identifier=uuid`
-/// reports it. All of them share one HTTP client, whose connections are reused as their
-/// requests come and go (they are few: one every 30 s per host).
+/// reports it. All of them share one HTTP client and at most `--pool-size` requests in flight
+/// (they are few: one every 30 s per host).
 fn build_fleetds(
     cli: &Cli,
     network: &Network,
@@ -738,6 +738,9 @@ fn build_fleetds(
     let client =
         flotilla_loadtest::fleetd::client(network.tls.as_deref().cloned(), network.resolve.clone())
             .context("building fleetd's HTTP client")?;
+    // fleetd's requests share `--pool-size` connections' worth of concurrency, as behind a
+    // load balancer: without a bound a burst of enrollments opens a socket per waiting request.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(cli.pool_size.max(1)));
     Ok(agents[..count]
         .iter()
         .map(|agent| {
@@ -759,6 +762,7 @@ fn build_fleetds(
                 client.clone(),
             )
             .with_counters(counters.clone())
+            .with_in_flight_limit(in_flight.clone())
         })
         .collect())
 }
