@@ -645,3 +645,56 @@ async fn a_policy_created_on_one_node_reaches_desktop_through_the_other() {
     let (_, count) = admin.get("/hosts/count").await;
     assert_eq!(count["count"], 1);
 }
+
+#[tokio::test]
+async fn refetch_is_for_whoever_may_see_the_host_and_bad_ids_get_fleets_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let agent = server.agent("refetch-1", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let (_, hosts) = admin.get("/hosts").await;
+    let id = hosts["hosts"][0]["id"].as_u64().unwrap();
+    let (status, team) = admin.post("/teams", &json!({"name": "Elsewhere"})).await;
+    assert_eq!(status, 200, "{team}");
+    let team = team["team"]["id"].as_u64().unwrap();
+    let user = |email: &'static str, roles: Value| {
+        let admin = &admin;
+        let server = &server;
+        async move {
+            let mut body = json!({"name": email, "email": email, "password": "user-password-1!"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(roles.as_object().unwrap().clone());
+            let (status, created) = admin.post("/users/admin", &body).await;
+            assert_eq!(status, 200, "{created}");
+            server.login(email, "user-password-1!").await
+        }
+    };
+    let observer = user("observer@example.com", json!({"global_role": "observer"})).await;
+    let other_team = user(
+        "team@example.com",
+        json!({"teams": [{"id": team, "role": "maintainer"}]}),
+    )
+    .await;
+    let path = format!("/hosts/{id}/refetch");
+    assert_eq!(
+        observer.post(&path, &json!({})).await.0,
+        200,
+        "observers may refetch"
+    );
+    assert_eq!(
+        other_team.post(&path, &json!({})).await.0,
+        403,
+        "not their team's host"
+    );
+    assert_eq!(server.admin_client().post(&path, &json!({})).await.0, 401);
+    let (status, body) = admin.post("/hosts/999999/refetch", &json!({})).await;
+    assert_eq!(status, 404);
+    assert!(body["message"].is_string(), "{body}");
+    let (status, body) = admin.post("/hosts/abc/refetch", &json!({})).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].is_string(), "{body}");
+    let (_, detail) = admin.get(&format!("/hosts/{id}")).await;
+    assert_eq!(detail["host"]["refetch_requested"], true);
+}

@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 
 use super::DeviceHost;
 use crate::fleet::error::{FleetError, FleetQuery, ok};
-use crate::fleet::hosts::HostJson;
-use crate::fleet::labels::LabelJson;
-use crate::state::{AppState, SharedState};
+use crate::fleet::hosts::{device_mapping_json, host_with_labels};
+use crate::state::SharedState;
 
 /// Where `…/transparency` sends the user when the settings name no page of the organisation's:
 /// Fleet's page on what fleetd collects (the agents are Fleet's).
@@ -82,20 +81,8 @@ pub async fn host(
         state.reads.hosts.host(record.id).await?.ok_or_else(|| {
             FleetError::Unauthorized("invalid device authentication token".into())
         })?;
-    let labels: Vec<LabelJson> = state
-        .reads
-        .labels
-        .host_labels(host.id)
-        .await?
-        .iter()
-        .map(LabelJson::from)
-        .collect();
-    let now = flotilla_engine::unix_now();
-    let mut body = serde_json::to_value(HostJson::new(&state, &host, now))
-        .map_err(|e| FleetError::Internal(e.to_string()))?;
-    body["labels"] = json!(labels);
+    let mut body = host_with_labels(&state, &host).await?;
     body["dep_assigned_to_fleet"] = json!(false);
-    body["device_mapping"] = device_mapping_json(host.custom_email.as_deref());
     if !params.exclude_software {
         body["software"] = json!([]);
     }
@@ -117,13 +104,6 @@ pub async fn host(
             "features": {"enable_software_inventory": inventory},
         },
     })))
-}
-
-fn device_mapping_json(email: Option<&str>) -> Value {
-    match email {
-        Some(email) => json!([{"email": email, "source": "custom"}]),
-        None => Value::Null,
-    }
 }
 
 /// A host's policy as the My Device page and Desktop read it.
@@ -205,15 +185,14 @@ pub async fn transparency(
 /// `POST …/{token}/debug/errors`: an error fleetd reports, written to the server's log (at most
 /// 5 MB; it must be a JSON object).
 pub async fn debug_errors(
-    State(state): State<SharedState>,
     DeviceHost(host): DeviceHost,
     body: Bytes,
 ) -> Result<Response, FleetError> {
-    log_report(&state, host.id, &body)?;
+    log_report(host.id, &body)?;
     Ok(ok(&json!({})))
 }
 
-fn log_report(_state: &AppState, host: HostId, body: &[u8]) -> Result<(), FleetError> {
+fn log_report(host: HostId, body: &[u8]) -> Result<(), FleetError> {
     if body.len() > MAX_ERROR_REPORT {
         return Err(FleetError::BadRequest(
             "error report is larger than 5 MB".into(),

@@ -16,7 +16,7 @@ use flotilla_storage::admin::{
     StatusFilter, TeamFilter,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::error::{FleetError, FleetJson, FleetPath, FleetQuery, ok};
 use super::labels::{self, LabelJson};
@@ -296,12 +296,9 @@ pub async fn count(
     Ok(ok(&json!({ "count": count })))
 }
 
-async fn detail_response(
-    state: &AppState,
-    viewer: &Viewer,
-    host: Host,
-) -> Result<Response, FleetError> {
-    Viewer::require(viewer.can_read(host.team))?;
+/// A host as its detail shows it, with its labels and end-user email: what `GET /hosts/{id}`
+/// and the My Device page (`device/`) both start from.
+pub async fn host_with_labels(state: &AppState, host: &Host) -> Result<Value, FleetError> {
     let labels: Vec<LabelJson> = state
         .reads
         .labels
@@ -311,13 +308,28 @@ async fn detail_response(
         .map(LabelJson::from)
         .collect();
     let now = flotilla_engine::unix_now();
-    let mut body = serde_json::to_value(HostJson::new(state, &host, now))
+    let mut body = serde_json::to_value(HostJson::new(state, host, now))
         .map_err(|e| FleetError::Internal(e.to_string()))?;
     body["labels"] = json!(labels);
-    body["device_mapping"] = match &host.custom_email {
+    body["device_mapping"] = device_mapping_json(host.custom_email.as_deref());
+    Ok(body)
+}
+
+/// Fleet's `device_mapping`: the end-user email orbit set, or `null`.
+pub fn device_mapping_json(email: Option<&str>) -> Value {
+    match email {
         Some(email) => json!([{"email": email, "source": "custom"}]),
-        None => serde_json::Value::Null,
-    };
+        None => Value::Null,
+    }
+}
+
+async fn detail_response(
+    state: &AppState,
+    viewer: &Viewer,
+    host: Host,
+) -> Result<Response, FleetError> {
+    Viewer::require(viewer.can_read(host.team))?;
+    let mut body = host_with_labels(state, &host).await?;
     body["packs"] = json!([]);
     let policies = state.reads.policies.host_policies(host.id).await?;
     let failing = policies
