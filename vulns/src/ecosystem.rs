@@ -106,7 +106,12 @@ impl Ecosystem {
             None => (key, None),
         };
         let release = || rest.filter(|r| !r.is_empty() && !r.contains(':'));
-        let major = || release().filter(|r| r.bytes().all(|b| b.is_ascii_digit()))?.parse().ok();
+        let major = || {
+            release()
+                .filter(|r| r.bytes().all(|b| b.is_ascii_digit()))?
+                .parse()
+                .ok()
+        };
         Some(match head {
             "Debian" => Ecosystem::Debian {
                 release: release()?.to_string(),
@@ -417,11 +422,21 @@ mod tests {
             Some(ubuntu("22.04"))
         );
         assert_eq!(
-            f("deb_packages", "ubuntu", "Ubuntu", "24.10 (Oracular Oriole)"),
+            f(
+                "deb_packages",
+                "ubuntu",
+                "Ubuntu",
+                "24.10 (Oracular Oriole)"
+            ),
             Some(ubuntu("24.10"))
         );
         assert_eq!(
-            f("deb_packages", "debian", "Debian GNU/Linux", "12 (bookworm)"),
+            f(
+                "deb_packages",
+                "debian",
+                "Debian GNU/Linux",
+                "12 (bookworm)"
+            ),
             Some(deb("12"))
         );
         assert_eq!(
@@ -510,9 +525,18 @@ mod tests {
     fn rpm_host_version_joins_release() {
         let r = Ecosystem::Rocky { major: 9 };
         assert_eq!(host_version(&r, "3.0.7", "24.el9", None), "3.0.7-24.el9");
-        assert_eq!(host_version(&r, "3.0.7", "24.el9", Some("1")), "1:3.0.7-24.el9");
-        assert_eq!(host_version(&r, "3.0.7", "24.el9", Some("0")), "3.0.7-24.el9");
-        assert_eq!(host_version(&r, "3.0.7-24.el9", "24.el9", None), "3.0.7-24.el9");
+        assert_eq!(
+            host_version(&r, "3.0.7", "24.el9", Some("1")),
+            "1:3.0.7-24.el9"
+        );
+        assert_eq!(
+            host_version(&r, "3.0.7", "24.el9", Some("0")),
+            "3.0.7-24.el9"
+        );
+        assert_eq!(
+            host_version(&r, "3.0.7-24.el9", "24.el9", None),
+            "3.0.7-24.el9"
+        );
         assert_eq!(host_version(&r, "3.0.7", "", None), "3.0.7");
         assert_eq!(
             host_version(&Ecosystem::PyPI, "3.1.2", "ignored", None),

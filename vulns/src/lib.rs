@@ -302,7 +302,11 @@ pub fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
         .into_iter()
         .filter_map(|(path, _)| {
             let m = std::fs::metadata(&path).ok()?;
-            Some((path, m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+            Some((
+                path,
+                m.len(),
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ))
         })
         .collect()
 }

@@ -205,7 +205,11 @@ fn build_range(scheme: Scheme, events: &[osv::Event]) -> RangeSpec {
 
 impl Builder {
     fn add_record(&mut self, rec: Record) {
-        if rec.withdrawn.as_deref().is_some_and(|w| !w.trim().is_empty()) {
+        if rec
+            .withdrawn
+            .as_deref()
+            .is_some_and(|w| !w.trim().is_empty())
+        {
             self.report.withdrawn += 1;
             return;
         }

@@ -122,7 +122,9 @@ pub(crate) fn cvss_score<'a>(severities: impl Iterator<Item = &'a Severity>) -> 
         .filter(|s| s.kind.starts_with("CVSS"))
         .filter_map(|s| s.score.trim().parse::<cvss::Cvss>().ok())
         .map(|c| c.score())
-        .fold(None, |best: Option<f64>, s| Some(best.map_or(s, |b| b.max(s))))
+        .fold(None, |best: Option<f64>, s| {
+            Some(best.map_or(s, |b| b.max(s)))
+        })
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ impl Evr {
             Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
                 (e.parse().ok()?, rest)
             }
-            Some((e, rest)) if e.is_empty() => (0, rest),
+            Some(("", rest)) => (0, rest),
             _ => (0, s),
         };
         let (version, release) = match rest.rsplit_once('-') {
@@ -406,7 +406,10 @@ mod tests {
         assert_eq!(c("1.0", "1.0.0"), Ordering::Equal, "zero padding");
         assert_eq!(c("1!0.1", "2.0"), Ordering::Greater, "epoch");
         assert_eq!(c("3.1.10", "3.1.9"), Ordering::Greater);
-        assert_eq!(compare_versions(&Ecosystem::PyPI, "not a version", "1.0"), None);
+        assert_eq!(
+            compare_versions(&Ecosystem::PyPI, "not a version", "1.0"),
+            None
+        );
     }
 
     #[test]
@@ -427,7 +430,10 @@ mod tests {
             ),
             Ordering::Less
         );
-        assert_eq!(c(&Ecosystem::CratesIo, "0.10.55", "0.10.9"), Ordering::Greater);
+        assert_eq!(
+            c(&Ecosystem::CratesIo, "0.10.55", "0.10.9"),
+            Ordering::Greater
+        );
         assert_eq!(compare_versions(&npm, "banana", "1.0.0"), None);
     }
 

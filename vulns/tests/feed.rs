@@ -66,14 +66,22 @@ fn fixture_loads_with_a_report() {
     let errors: Vec<_> = report.errors().collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].name, "other/broken.json");
-    assert!(errors[0].error.as_deref().unwrap().contains("EOF"), "{errors:?}");
+    assert!(
+        errors[0].error.as_deref().unwrap().contains("EOF"),
+        "{errors:?}"
+    );
     let kev = report
         .files
         .iter()
         .find(|f| f.name == "known_exploited_vulnerabilities.json")
         .unwrap();
     assert_eq!((kev.records, kev.error.as_deref()), (1, None));
-    assert!(report.files.iter().any(|f| f.name == "pypi/pypi-advisories.json" && f.records == 6));
+    assert!(
+        report
+            .files
+            .iter()
+            .any(|f| f.name == "pypi/pypi-advisories.json" && f.records == 6)
+    );
 }
 
 #[test]
@@ -104,7 +112,10 @@ fn debian_and_ubuntu_packages() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].cve, "CVE-2023-38545", "first upstream CVE of the USN");
     assert_eq!(m[0].osv_id, "USN-6429-1");
-    assert_eq!(m[0].resolved_in_version.as_deref(), Some("7.81.0-1ubuntu1.14"));
+    assert_eq!(
+        m[0].resolved_in_version.as_deref(),
+        Some("7.81.0-1ubuntu1.14")
+    );
     assert!(cves(&feed, &u22, "curl", "7.81.0-1ubuntu1.14").is_empty());
     assert_eq!(
         cves(&feed, &u22, "openssl", "3.0.2-0ubuntu1.12"),
@@ -113,7 +124,10 @@ fn debian_and_ubuntu_packages() {
     // Ubuntu Pro (ESM) records apply to the same release.
     assert_eq!(
         cves(&feed, &u22, "node-minimist", "1.2.5+~cs5.3.2-1"),
-        [cve("CVE-2021-44906", Some("1.2.5+~cs5.3.2-1ubuntu0.1~esm1"))]
+        [cve(
+            "CVE-2021-44906",
+            Some("1.2.5+~cs5.3.2-1ubuntu0.1~esm1")
+        )]
     );
     // An interim release's records are its own.
     assert_eq!(
@@ -134,7 +148,10 @@ fn rocky_packages_with_epochs() {
     );
     let v = host_version(&rocky, "3.0.7", "25.el9_3", Some("1"));
     assert!(cves(&feed, &rocky, "openssl", &v).is_empty());
-    assert_eq!(cves(&feed, &rocky, "openssl-libs", "1:3.0.7-24.el9").len(), 1);
+    assert_eq!(
+        cves(&feed, &rocky, "openssl-libs", "1:3.0.7-24.el9").len(),
+        1
+    );
     // `0:` in the record and no epoch on the host are the same.
     let v = host_version(&rocky, "7.76.1", "26.el9_3.2", None);
     assert!(cves(&feed, &rocky, "curl", &v).is_empty());
@@ -143,8 +160,24 @@ fn rocky_packages_with_epochs() {
         [cve("CVE-2023-38546", Some("0:7.76.1-26.el9_3.2"))]
     );
     // Not Alma, not RHEL 8.
-    assert!(cves(&feed, &Ecosystem::Alma { major: 9 }, "curl", "7.76.1-26.el9").is_empty());
-    assert!(cves(&feed, &Ecosystem::Rocky { major: 8 }, "curl", "7.61.1-1.el8").is_empty());
+    assert!(
+        cves(
+            &feed,
+            &Ecosystem::Alma { major: 9 },
+            "curl",
+            "7.76.1-26.el9"
+        )
+        .is_empty()
+    );
+    assert!(
+        cves(
+            &feed,
+            &Ecosystem::Rocky { major: 8 },
+            "curl",
+            "7.61.1-1.el8"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
@@ -361,7 +394,10 @@ fn osv_zip_dump_and_gzip_files() {
         1
     );
     assert!(cves(&feed, &Ecosystem::Go, "golang.org/x/net", "v0.17.0").is_empty());
-    assert_eq!(feed.cve("CVE-2024-1001").unwrap().epss_probability, Some(0.5));
+    assert_eq!(
+        feed.cve("CVE-2024-1001").unwrap().epss_probability,
+        Some(0.5)
+    );
 }
 
 #[test]
@@ -413,25 +449,58 @@ fn missing_directory_is_reported_not_fatal() {
 fn host_software_maps_to_the_records_it_should_meet() {
     let (feed, _) = load_fixture();
     // What a server does with one row of a host's software.
-    let find = |source: &str, platform: &str, os: &str, ver: &str, name: &str, v: &str, rel: &str| {
-        let eco = Ecosystem::for_software(source, platform, os, ver)?;
-        let version = host_version(&eco, v, rel, None);
-        Some(cves(&feed, &eco, name, &version))
-    };
+    let find =
+        |source: &str, platform: &str, os: &str, ver: &str, name: &str, v: &str, rel: &str| {
+            let eco = Ecosystem::for_software(source, platform, os, ver)?;
+            let version = host_version(&eco, v, rel, None);
+            Some(cves(&feed, &eco, name, &version))
+        };
     assert_eq!(
-        find("deb_packages", "ubuntu", "Ubuntu", "22.04.3 LTS (Jammy Jellyfish)", "curl", "7.81.0-1ubuntu1.13", ""),
+        find(
+            "deb_packages",
+            "ubuntu",
+            "Ubuntu",
+            "22.04.3 LTS (Jammy Jellyfish)",
+            "curl",
+            "7.81.0-1ubuntu1.13",
+            ""
+        ),
         Some(vec![cve("CVE-2023-38545", Some("7.81.0-1ubuntu1.14"))])
     );
     assert_eq!(
-        find("deb_packages", "debian", "Debian GNU/Linux", "12 (bookworm)", "curl", "7.88.1-10+deb12u3", ""),
+        find(
+            "deb_packages",
+            "debian",
+            "Debian GNU/Linux",
+            "12 (bookworm)",
+            "curl",
+            "7.88.1-10+deb12u3",
+            ""
+        ),
         Some(vec![cve("CVE-2023-38545", Some("7.88.1-10+deb12u4"))])
     );
     assert_eq!(
-        find("rpm_packages", "rocky", "Rocky Linux", "9.3 (Blue Onyx)", "curl", "7.76.1", "26.el9"),
+        find(
+            "rpm_packages",
+            "rocky",
+            "Rocky Linux",
+            "9.3 (Blue Onyx)",
+            "curl",
+            "7.76.1",
+            "26.el9"
+        ),
         Some(vec![cve("CVE-2023-38546", Some("0:7.76.1-26.el9_3.2"))])
     );
     assert_eq!(
-        find("python_packages", "darwin", "macOS", "14.4.1", "Jinja2", "3.1.3", ""),
+        find(
+            "python_packages",
+            "darwin",
+            "macOS",
+            "14.4.1",
+            "Jinja2",
+            "3.1.3",
+            ""
+        ),
         Some(vec![cve("CVE-2024-34064", Some("3.1.4"))])
     );
     assert_eq!(

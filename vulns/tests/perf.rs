@@ -13,7 +13,9 @@ const PACKAGES: usize = 30_000;
 
 /// Ecosystem string in OSV, the matching ecosystem, and a version maker
 /// (`i` picks the package, `k` the step) in that ecosystem's style.
-fn ecosystems() -> Vec<(&'static str, Ecosystem, fn(usize, usize) -> String)> {
+type VersionMaker = fn(usize, usize) -> String;
+
+fn ecosystems() -> Vec<(&'static str, Ecosystem, VersionMaker)> {
     vec![
         (
             "Debian:12",
@@ -29,11 +31,17 @@ fn ecosystems() -> Vec<(&'static str, Ecosystem, fn(usize, usize) -> String)> {
             },
             |i, k| format!("{}.{}-0ubuntu1.{}", i % 5, k, k + 2),
         ),
-        (
-            "Rocky Linux:9",
-            Ecosystem::Rocky { major: 9 },
-            |i, k| format!("{}:{}.{}.{}-{}.el9_{}", i % 2, i % 9, k, i % 4, k + 10, k % 4),
-        ),
+        ("Rocky Linux:9", Ecosystem::Rocky { major: 9 }, |i, k| {
+            format!(
+                "{}:{}.{}.{}-{}.el9_{}",
+                i % 2,
+                i % 9,
+                k,
+                i % 4,
+                k + 10,
+                k % 4
+            )
+        }),
         ("PyPI", Ecosystem::PyPI, |i, k| {
             format!("{}.{}.{}", i % 4, k, i % 10)
         }),
