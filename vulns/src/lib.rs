@@ -44,8 +44,10 @@
 //! advisory for the same CVE). [`Feed::cve`] gives the merged metadata.
 //!
 //! A note for callers matching Debian and Ubuntu packages: OSV names the
-//! *source* package there (`openssl`, not `libssl3`). Where the host reports
-//! a binary package's source, query with that name as well.
+//! *source* package there (`openssl`, not `libssl3`). Ubuntu's records also
+//! list the binary packages built from it (`ecosystem_specific.binaries`),
+//! and those names are indexed too; Debian's records do not, so where the
+//! host reports a binary package's source, query with that name as well.
 
 mod ecosystem;
 mod load;
@@ -188,7 +190,9 @@ struct RecordInfo {
 /// package name.
 #[derive(Debug, Default)]
 pub struct Feed {
-    index: HashMap<Ecosystem, HashMap<String, Vec<Entry>>>,
+    /// Ecosystem → package name → indices into `entries`.
+    index: HashMap<Ecosystem, HashMap<String, Vec<u32>>>,
+    entries: Vec<Entry>,
     records: Vec<RecordInfo>,
     cves: HashMap<String, CveMeta>,
 }
@@ -250,13 +254,14 @@ impl Feed {
             return Vec::new();
         };
         let name = pkg.ecosystem.normalize_name(pkg.name);
-        let Some(entries) = by_name.get(name.as_ref()) else {
+        let Some(ids) = by_name.get(name.as_ref()) else {
             return Vec::new();
         };
         let version = pkg.version.trim();
         let parsed = Parsed::parse(Scheme::of(pkg.ecosystem), version);
         let mut out: Vec<Match> = Vec::new();
-        for entry in entries {
+        for &id in ids {
+            let entry = &self.entries[id as usize];
             let Some(fix) = entry.affects(version, parsed.as_ref()) else {
                 continue;
             };

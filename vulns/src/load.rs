@@ -263,18 +263,25 @@ impl Builder {
             if ranges.is_empty() && versions.is_empty() {
                 continue;
             }
-            let name = eco.normalize_name(&pkg.name).into_owned();
-            self.feed
-                .index
-                .entry(eco)
-                .or_default()
-                .entry(name)
-                .or_default()
-                .push(Entry {
-                    record,
-                    ranges,
-                    versions,
-                });
+            let id = self.feed.entries.len() as u32;
+            self.feed.entries.push(Entry {
+                record,
+                ranges,
+                versions,
+            });
+            let mut names = vec![eco.normalize_name(&pkg.name).into_owned()];
+            if matches!(eco, Ecosystem::Ubuntu { .. }) {
+                for b in aff.binary_names() {
+                    let b = eco.normalize_name(&b).into_owned();
+                    if !names.contains(&b) {
+                        names.push(b);
+                    }
+                }
+            }
+            let by_name = self.feed.index.entry(eco).or_default();
+            for name in names {
+                by_name.entry(name).or_default().push(id);
+            }
             used = true;
         }
         if used {

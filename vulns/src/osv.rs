@@ -56,6 +56,33 @@ pub(crate) struct Affected {
     pub versions: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub severity: Vec<Severity>,
+    /// Kept unparsed: its shape differs per ecosystem, and only Ubuntu's
+    /// binary package list is read from it (see [`Affected::binary_names`]).
+    #[serde(default)]
+    pub ecosystem_specific: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Affected {
+    /// The binary package names an Ubuntu record lists under
+    /// `ecosystem_specific.binaries[].binary_name`; empty when there are none
+    /// or the field has another shape.
+    pub(crate) fn binary_names(&self) -> Vec<String> {
+        #[derive(Deserialize, Default)]
+        struct Specific {
+            #[serde(default)]
+            binaries: Vec<serde_json::Value>,
+        }
+        let Some(raw) = &self.ecosystem_specific else {
+            return Vec::new();
+        };
+        let specific: Specific = serde_json::from_str(raw.get()).unwrap_or_default();
+        specific
+            .binaries
+            .iter()
+            .filter_map(|b| b.get("binary_name")?.as_str())
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -117,6 +117,12 @@ fn debian_and_ubuntu_packages() {
         Some("7.81.0-1ubuntu1.14")
     );
     assert!(cves(&feed, &u22, "curl", "7.81.0-1ubuntu1.14").is_empty());
+    // Ubuntu records list their binary packages; those names match too.
+    assert_eq!(
+        cves(&feed, &u22, "libcurl4", "7.81.0-1ubuntu1.13"),
+        [cve("CVE-2023-38545", Some("7.81.0-1ubuntu1.14"))]
+    );
+    assert!(cves(&feed, &u22, "libcurl4", "7.81.0-1ubuntu1.14").is_empty());
     assert_eq!(
         cves(&feed, &u22, "openssl", "3.0.2-0ubuntu1.12"),
         [cve("CVE-2023-5678", Some("3.0.2-0ubuntu1.14"))]
@@ -507,4 +513,11 @@ fn host_software_maps_to_the_records_it_should_meet() {
         find("apps", "darwin", "macOS", "14.4.1", "curl", "7.0", ""),
         None
     );
+}
+
+#[test]
+fn feed_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Feed>();
+    shared::<LoadReport>();
 }
