@@ -521,3 +521,78 @@ fn feed_can_be_shared_between_threads() {
     shared::<Feed>();
     shared::<LoadReport>();
 }
+
+/// Loads records given as JSON text from a scratch directory.
+fn feed_of(json: &str) -> Feed {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("records.json"), json).unwrap();
+    let (feed, report) = Feed::load_dir(dir.path());
+    assert_eq!(report.errors().count(), 0, "{report:#?}");
+    feed
+}
+
+#[test]
+fn range_semantics_beyond_the_fixture() {
+    let feed = feed_of(
+        r#"[
+        {"id": "X-1", "affected": [{"package": {"ecosystem": "npm", "name": "pairs"},
+          "ranges": [{"type": "SEMVER", "events": [
+            {"introduced": "2.0.0"}, {"last_affected": "2.1.0"},
+            {"introduced": "1.0.0"}, {"last_affected": "1.2.0"}]}]}]},
+        {"id": "X-2", "affected": [{"package": {"ecosystem": "npm", "name": "limited"},
+          "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"limit": "3.0.0"}]}]}]},
+        {"id": "X-3", "affected": [{"package": {"ecosystem": "npm", "name": "two-ranges"},
+          "ranges": [
+            {"type": "SEMVER", "events": [{"introduced": "1.0.0"}, {"fixed": "1.0.5"}]},
+            {"type": "ECOSYSTEM", "events": [{"introduced": "4.0.0"}, {"fixed": "4.2.0"}]}]}]},
+        {"id": "X-4", "affected": [{"package": {"ecosystem": "npm", "name": "git-only"},
+          "ranges": [{"type": "GIT", "repo": "https://example.invalid/r",
+            "events": [{"introduced": "0"}, {"fixed": "abc123"}]}]}]},
+        {"id": "X-5", "affected": [{"package": {"ecosystem": "npm", "name": "listed"},
+          "versions": ["0.9.1", "0.9.3"]}]},
+        {"id": "X-6", "affected": [{"package": {"ecosystem": "npm", "name": "open"},
+          "ranges": [{"type": "SEMVER", "events": [{"introduced": "5.0.0"}]}]}]},
+        {"id": "X-7", "affected": [{"package": {"ecosystem": "Homebrew", "name": "openssl@3"},
+          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.3.2"}]}]}]},
+        {"id": "X-8", "affected": [{"package": {"ecosystem": "npm", "name": "bad-bound"},
+          "ranges": [{"type": "SEMVER", "events": [{"introduced": "not-a-version"}, {"fixed": "2.0.0"}]}]}]}
+    ]"#,
+    );
+    let npm = Ecosystem::Npm;
+    let hit = |name: &str, v: &str| {
+        let m = matches(&feed, &npm, name, v);
+        assert!(m.len() <= 1);
+        m.into_iter().next().map(|m| m.resolved_in_version)
+    };
+    // Two introduced/last_affected pairs, out of order.
+    assert_eq!(hit("pairs", "0.9.0"), None);
+    assert_eq!(hit("pairs", "1.0.0"), Some(None));
+    assert_eq!(hit("pairs", "1.2.0"), Some(None));
+    assert_eq!(hit("pairs", "1.2.1"), None);
+    assert_eq!(hit("pairs", "2.0.5"), Some(None));
+    assert_eq!(hit("pairs", "2.1.1"), None);
+    // A limit ends the range.
+    assert_eq!(hit("limited", "2.9.9"), Some(None));
+    assert_eq!(hit("limited", "3.0.0"), None);
+    // Any of several ranges, each with its own fix.
+    assert_eq!(hit("two-ranges", "1.0.4"), Some(Some("1.0.5".into())));
+    assert_eq!(hit("two-ranges", "2.0.0"), None);
+    assert_eq!(hit("two-ranges", "4.1.0"), Some(Some("4.2.0".into())));
+    // GIT ranges cannot be compared with an installed version.
+    assert_eq!(hit("git-only", "0.0.1"), None);
+    // Explicit versions only.
+    assert_eq!(hit("listed", "0.9.1"), Some(None));
+    assert_eq!(hit("listed", "0.9.2"), None);
+    // No end: every later version.
+    assert_eq!(hit("open", "4.9.9"), None);
+    assert_eq!(hit("open", "99.0.0"), Some(None));
+    // A bound that does not parse drops its pair rather than match everything.
+    assert_eq!(hit("bad-bound", "1.0.0"), None);
+    // Homebrew, with the generic ordering.
+    let brew = |v: &str| matches(&feed, &Ecosystem::Homebrew, "openssl@3", v).len();
+    assert_eq!(brew("3.3.1_1"), 1);
+    assert_eq!(brew("3.3.2"), 0);
+    // Records without a CVE are shown by their OSV id.
+    assert_eq!(matches(&feed, &npm, "open", "5.0.0")[0].cve, "X-6");
+    assert!(feed.cve("x-6").is_some());
+}
