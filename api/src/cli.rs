@@ -266,6 +266,25 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_POLICY_UPDATE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub policy_update_interval: Duration,
 
+    /// A directory of vulnerability data, read at start and whenever a file in it changes,
+    /// never from the network: OSV records (`*.json`, `*.json.gz`, osv.dev `*.zip` dumps,
+    /// in subdirectories too), and optionally CISA's `known_exploited_vulnerabilities.json`
+    /// and FIRST's `epss_scores*.csv[.gz]`. Without it, software is inventoried and counted
+    /// but not matched.
+    #[arg(long, env = "FLOTILLA_VULNERABILITY_FEED", value_name = "DIR")]
+    pub vulnerability_feed: Option<std::path::PathBuf>,
+
+    /// How often the software jobs look for work: a changed feed, or host software changed
+    /// since the last match or count. On several nodes one holds the relay's lock and works.
+    #[arg(long, env = "FLOTILLA_SOFTWARE_JOB_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub software_job_interval: Duration,
+
+    /// The shortest time between two recounts of hosts per software version, title and CVE
+    /// while host software keeps changing (a match recounts at once). The lists say when
+    /// their counts were made (`counts_updated_at`).
+    #[arg(long, env = "FLOTILLA_SOFTWARE_COUNTS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub software_counts_interval: Duration,
+
     /// Live queries running at once; one more is refused with 429.
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ACTIVE", default_value_t = 1_000)]
     pub live_query_max_active: usize,

@@ -123,6 +123,8 @@ pub struct MetricsSources {
     pub pool: Option<PoolProbe>,
     /// The osquery log destinations (spooled ones export their backlog and deliveries).
     pub logs: Option<crate::logs::sink::LogSink>,
+    /// The software jobs and the vulnerability feed.
+    pub software: Option<Arc<crate::service::software::SoftwareJobs>>,
 }
 
 /// Every metric the server exports, and the credentials that guard them.
@@ -621,6 +623,13 @@ impl EngineCollector {
             "Host actors started because a host had work",
             counter(hosts.activations.get()),
         )?;
+        single(
+            e,
+            "flotilla_software_sets_changed",
+            "Host software inventories that differed from the host's previous one and were \
+             written (an unchanged inventory costs no write)",
+            counter(hosts.software_sets_changed.get()),
+        )?;
         Ok(())
     }
 
@@ -835,6 +844,87 @@ impl EngineCollector {
         Ok(())
     }
 
+    /// The software jobs and the vulnerability feed: what loaded, what was skipped and why.
+    fn encode_software(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(jobs) = &self.sources.software else {
+            return Ok(());
+        };
+        let stats = &jobs.stats;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+        labelled(
+            e,
+            "flotilla_software_job_runs",
+            "Runs of the software jobs on this node: vulnerability matches (and failed ones), \
+             host-count refreshes, feed loads",
+            MetricType::Counter,
+            "job",
+            [
+                ("match", counter(load(&stats.matches))),
+                ("match_failed", counter(load(&stats.match_failures))),
+                ("counts", counter(load(&stats.counts))),
+                ("feed_load", counter(load(&stats.feed_loads))),
+            ],
+        )?;
+        labelled(
+            e,
+            "flotilla_software_job_last_duration_seconds",
+            "How long the last vulnerability match and the last host-count refresh took",
+            MetricType::Gauge,
+            "job",
+            [
+                (
+                    "match",
+                    ConstGauge::new(load(&stats.last_match_ms) as f64 / 1000.0),
+                ),
+                (
+                    "counts",
+                    ConstGauge::new(load(&stats.last_counts_ms) as f64 / 1000.0),
+                ),
+            ],
+        )?;
+        let Some(report) = jobs.feed_report() else {
+            return Ok(());
+        };
+        labelled(
+            e,
+            "flotilla_vulnerability_feed_records",
+            "Records in the vulnerability feed as last loaded: OSV records loaded, withdrawn \
+             ones ignored, CISA KEV and EPSS entries",
+            MetricType::Gauge,
+            "kind",
+            [
+                ("osv", gauge(report.records)),
+                ("withdrawn", gauge(report.withdrawn)),
+                ("kev", gauge(report.kev)),
+                ("epss", gauge(report.epss)),
+            ],
+        )?;
+        let mut bad = e.encode_descriptor(
+            "flotilla_vulnerability_feed_file_errors",
+            "Feed files (or zip entries) that failed to load and were skipped, by file; the \
+             log says why",
+            None,
+            MetricType::Gauge,
+        )?;
+        for file in report.errors() {
+            let name = match &file.entry {
+                Some(entry) => format!("{}:{entry}", file.name),
+                None => file.name.clone(),
+            };
+            gauge(1).encode(bad.encode_family(&[("file", name.as_str())])?)?;
+        }
+        let mut unknown = e.encode_descriptor(
+            "flotilla_vulnerability_feed_unknown_ecosystem_records",
+            "Affected packages in the feed of ecosystems Flotilla does not match, by ecosystem",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ecosystem, count) in &report.unknown_ecosystems {
+            gauge(*count).encode(unknown.encode_family(&[("ecosystem", ecosystem.as_str())])?)?;
+        }
+        Ok(())
+    }
+
     /// The relay between nodes: messages, errors, lag, connection.
     fn encode_relay(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let sources = &self.sources;
@@ -889,6 +979,7 @@ impl Collector for EngineCollector {
         self.encode_campaigns(e)?;
         self.encode_store(e)?;
         self.encode_log_spools(e)?;
+        self.encode_software(e)?;
         self.encode_relay(e)
     }
 }

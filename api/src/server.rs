@@ -77,6 +77,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let logs = log_sink(&args, &data_dir)?;
     let transport = transport(&args, &data_dir)?;
+    let software = crate::service::software::SoftwareJobs::new(
+        admin.clone(),
+        relay.clone(),
+        args.vulnerability_feed.clone(),
+        args.software_job_interval,
+        args.software_counts_interval,
+    );
     let metrics = metrics(
         &args,
         crate::metrics::MetricsSources {
@@ -87,6 +94,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             store_backend: backend,
             pool: Some(pool),
             logs: Some(logs.clone()),
+            software: Some(software.clone()),
         },
     );
     let health = health(store.clone(), &relay, &relay_counters);
@@ -107,6 +115,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             logs,
             metrics,
             health,
+            software: software.clone(),
         },
     )?;
     state
@@ -121,6 +130,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .publish_policy_queries(true)
         .await
         .map_err(|e| anyhow::anyhow!("loading policies: {e}"))?;
+    state
+        .hosts
+        .set_software_inventory(crate::service::effects::software_inventory_enabled(
+            &state
+                .services
+                .settings
+                .stored_settings()
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the settings: {e}"))?,
+        ));
+    software.refresh_feed().await;
+    let _software_jobs = software.spawn();
     let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone());
@@ -231,6 +252,7 @@ struct AppParts {
     logs: LogSink,
     metrics: Arc<crate::metrics::Metrics>,
     health: crate::health::Health,
+    software: Arc<crate::service::software::SoftwareJobs>,
 }
 
 /// What every handler shares, with the admin API's services built over the store's areas.
@@ -268,6 +290,7 @@ fn app_state(
         metrics: parts.metrics,
         health: Arc::new(parts.health),
         device: Default::default(),
+        software: parts.software,
     }))
 }
 

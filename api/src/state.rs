@@ -6,7 +6,7 @@ use flotilla_engine::store::HostStore;
 use flotilla_engine::{Campaigns, Hosts};
 use flotilla_storage::admin::{
     ActivityStore, AdminStore, ConfigStore, HostDirectory, LabelStore, PolicyStore, QueryStore,
-    TeamStore, UserStore,
+    SoftwareStore, TeamStore, UserStore,
 };
 
 use crate::agent_config::configs::AgentConfigs;
@@ -58,6 +58,8 @@ pub struct AppState {
     pub health: Arc<crate::health::Health>,
     /// Fleet Desktop's routes: the bad-token ban and the settings they show.
     pub device: crate::service::device::DeviceState,
+    /// The software jobs (counts, vulnerability match) and the vulnerability feed.
+    pub software: Arc<crate::service::software::SoftwareJobs>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -74,6 +76,7 @@ pub struct Reads {
     pub policies: Arc<dyn PolicyStore>,
     pub config: Arc<dyn ConfigStore>,
     pub activities: Arc<dyn ActivityStore>,
+    pub software: Arc<dyn SoftwareStore>,
 }
 
 impl Reads {
@@ -87,7 +90,8 @@ impl Reads {
             queries: store.clone(),
             policies: store.clone(),
             config: store.clone(),
-            activities: store,
+            activities: store.clone(),
+            software: store,
         }
     }
 }

@@ -74,6 +74,7 @@ fn bench_checkin(c: &mut Criterion) {
             store_backend: "memory",
             pool: None,
             logs: None,
+            software: None,
         },
         None,
     ));

@@ -45,6 +45,8 @@ pub async fn fleet(size: usize) -> Fleet {
                 refetch_requested: false,
                 orbit_node_key: None,
                 device: None,
+                os_version: String::new(),
+                software_fingerprint: 0,
             };
             hosts.push((host, Vitals::default()));
         }

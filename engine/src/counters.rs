@@ -131,6 +131,8 @@ pub struct HostCounters {
     pub device_auth_failures: Counter,
     pub activations: Counter,
     pub deactivations: Counter,
+    /// Software inventories that differed from the host's last one and went to the writer.
+    pub software_sets_changed: Counter,
     pub live_results: Counter,
     pub flushes: Counter,
     pub flush_failures: Counter,

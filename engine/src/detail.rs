@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::software_queries as software;
 use crate::vitals::Vitals;
 
 pub use crate::row::Row;
@@ -20,6 +21,17 @@ pub enum Platforms {
     /// Everything but Windows: Linux distributions, macOS, the BSDs.
     Unix,
     Windows,
+    /// The Linux distributions (every platform osquery names but macOS, Windows, ChromeOS and
+    /// FreeBSD); never a host whose platform is not known yet.
+    Linux,
+    Darwin,
+    /// macOS, Windows and Linux; never a host whose platform is not known yet.
+    Desktop,
+    /// ChromeOS, where fleetd's Chrome extension plays osquery.
+    Chrome,
+    /// Windows once the platform is known (unlike [`Platforms::Windows`], which also takes
+    /// a host whose platform is not known yet).
+    WindowsKnown,
 }
 
 impl Platforms {
@@ -28,6 +40,14 @@ impl Platforms {
             Platforms::All => "SELECT 1",
             Platforms::Unix => "SELECT 1 FROM os_version WHERE platform != 'windows'",
             Platforms::Windows => "SELECT 1 FROM os_version WHERE platform = 'windows'",
+            Platforms::Linux => {
+                "SELECT 1 FROM os_version WHERE platform NOT IN \
+                 ('darwin', 'windows', 'chrome', 'freebsd')"
+            }
+            Platforms::Darwin => "SELECT 1 FROM os_version WHERE platform = 'darwin'",
+            Platforms::Desktop => "SELECT 1 FROM os_version WHERE platform NOT IN ('chrome')",
+            Platforms::Chrome => "SELECT 1 FROM os_version WHERE platform = 'chrome'",
+            Platforms::WindowsKnown => "SELECT 1 FROM os_version WHERE platform = 'windows'",
         }
     }
 
@@ -38,8 +58,21 @@ impl Platforms {
             // reports an error for the table it lacks and the other one fills the vitals.
             Platforms::Unix => platform != "windows",
             Platforms::Windows => platform == "windows" || platform.is_empty(),
+            Platforms::Linux => is_linux(platform),
+            Platforms::Darwin => platform == "darwin",
+            Platforms::Desktop => {
+                platform == "darwin" || platform == "windows" || is_linux(platform)
+            }
+            Platforms::Chrome => platform == "chrome",
+            Platforms::WindowsKnown => platform == "windows",
         }
     }
+}
+
+/// Whether osquery's `platform` names a Linux distribution (`ubuntu`, `rhel`, `debian`,
+/// `amzn`, `rocky`, …: osquery reports the distribution, not `linux`).
+pub fn is_linux(platform: &str) -> bool {
+    !matches!(platform, "" | "darwin" | "windows" | "chrome" | "freebsd")
 }
 
 /// A detail query: its wire name (`fleet_detail_query_<suffix>`), its SQL, where it runs.
@@ -50,6 +83,9 @@ pub struct DetailQuery {
     /// Discovery SQL: lets a host whose platform is not known yet skip the variant it lacks.
     pub discovery: Arc<str>,
     pub platforms: Platforms,
+    /// One of the software inventory queries, sent only while the inventory is on
+    /// (`features.enable_software_inventory`).
+    pub software: bool,
 }
 
 /// Discovery of the `orbit_info` table, which only hosts running orbit have (it is orbit's
@@ -59,7 +95,7 @@ const ORBIT_INFO_DISCOVERY: &str = "SELECT 1 FROM osquery_registry WHERE active 
 
 /// Each detail query: name suffix, SQL, platforms, and a discovery of its own when the platform's
 /// is not enough.
-fn catalog_entries() -> [(&'static str, &'static str, Platforms, Option<&'static str>); 8] {
+fn catalog_entries() -> [(&'static str, &'static str, Platforms, Option<&'static str>); 13] {
     [
         (
             "os_version",
@@ -119,6 +155,36 @@ fn catalog_entries() -> [(&'static str, &'static str, Platforms, Option<&'static
             Platforms::All,
             Some(ORBIT_INFO_DISCOVERY),
         ),
+        (
+            "software_linux",
+            software::SOFTWARE_LINUX,
+            Platforms::Linux,
+            None,
+        ),
+        (
+            "software_macos",
+            software::SOFTWARE_MACOS,
+            Platforms::Darwin,
+            None,
+        ),
+        (
+            "software_windows",
+            software::SOFTWARE_WINDOWS,
+            Platforms::WindowsKnown,
+            None,
+        ),
+        (
+            "software_chrome",
+            software::SOFTWARE_CHROME,
+            Platforms::Chrome,
+            None,
+        ),
+        (
+            "software_vscode_extensions",
+            software::SOFTWARE_VSCODE_EXTENSIONS,
+            Platforms::Desktop,
+            Some(software::VSCODE_DISCOVERY),
+        ),
     ]
 }
 
@@ -133,6 +199,7 @@ pub fn catalog() -> &'static [DetailQuery] {
                 sql: sql.into(),
                 discovery: discovery.unwrap_or(platforms.discovery()).into(),
                 platforms,
+                software: crate::software::is_software_query(suffix),
             })
             .collect()
     })
@@ -185,7 +252,41 @@ mod tests {
         assert!(names("windows").contains(&"fleet_detail_query_network_interface_windows"));
         assert!(!names("windows").contains(&"fleet_detail_query_network_interface_unix"));
         // Unknown platform: both, so whichever table exists answers.
-        assert_eq!(names("").len(), catalog().len());
+        let unknown = names("");
+        assert!(unknown.contains(&"fleet_detail_query_network_interface_unix"));
+        assert!(unknown.contains(&"fleet_detail_query_network_interface_windows"));
+    }
+
+    #[test]
+    fn each_platform_gets_its_own_software_query_and_vscode_where_it_exists() {
+        let software = |platform: &str| -> Vec<&'static str> {
+            names(platform)
+                .into_iter()
+                .filter(|n| n.contains("software"))
+                .collect()
+        };
+        assert_eq!(
+            software("rocky"),
+            [
+                "fleet_detail_query_software_linux",
+                "fleet_detail_query_software_vscode_extensions"
+            ]
+        );
+        assert_eq!(software("darwin")[0], "fleet_detail_query_software_macos");
+        assert_eq!(
+            software("windows")[0],
+            "fleet_detail_query_software_windows"
+        );
+        assert_eq!(software("chrome"), ["fleet_detail_query_software_chrome"]);
+        // The heaviest queries wait for the platform (known from enrollment's host details).
+        assert!(software("").is_empty());
+        let vscode = catalog()
+            .iter()
+            .find(|q| q.name.ends_with("vscode_extensions"))
+            .unwrap();
+        assert!(vscode.discovery.contains("name = 'vscode_extensions'"));
+        assert!(vscode.software);
+        assert!(catalog().iter().filter(|q| q.software).count() == 5);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
@@ -30,6 +31,7 @@ use crate::labels::Labels;
 use crate::live::{HostResult, LiveQuery, ResultSink};
 use crate::policies::Policies;
 use crate::slot::HostSlot;
+use crate::software;
 use crate::vitals::Vitals;
 use crate::writer::WriterHandle;
 
@@ -53,6 +55,8 @@ pub struct HostContext {
     pub(crate) labels: Labels,
     /// The policy queries hosts run, each host those that apply to it.
     pub(crate) policies: Policies,
+    /// Whether hosts run the software inventory queries.
+    pub(crate) software_inventory: AtomicBool,
 }
 
 pub struct HostActor;
@@ -67,6 +71,7 @@ struct WorkKey {
     policy_version: u64,
     /// Which team's policies a host runs.
     team: Option<crate::ids::TeamId>,
+    software: bool,
 }
 
 pub struct HostArgs {
@@ -129,6 +134,7 @@ impl HostState {
                 policies_due,
                 policy_version: policy_set.version,
                 team: record.team,
+                software: self.ctx.software_inventory.load(Ordering::Relaxed),
             };
             (key, record.is_new(), record.platform.clone())
         };
@@ -143,11 +149,15 @@ impl HostState {
         let select_one = self.ctx.select_one.clone();
         let mut queries = Vec::new();
         if key.detail_due {
-            queries.extend(detail::for_platform(&platform).map(|q| PendingQuery {
-                name: q.name.clone(),
-                sql: q.sql.clone(),
-                discovery: q.discovery.clone(),
-            }));
+            queries.extend(
+                detail::for_platform(&platform)
+                    .filter(|q| key.software || !q.software)
+                    .map(|q| PendingQuery {
+                        name: q.name.clone(),
+                        sql: q.sql.clone(),
+                        discovery: q.discovery.clone(),
+                    }),
+            );
         }
         // Labels wait for the platform: a label for one platform must not go to every host.
         if key.labels_due && !platform.is_empty() {
@@ -203,13 +213,18 @@ impl HostState {
             for answer in &results.details {
                 detail::ingest(&answer.suffix, &answer.rows, &mut vitals);
             }
-            {
+            let changed_software = {
                 let mut state = self.slot.lock();
                 state.record.absorb(&vitals);
                 state.record.detail_updated_at = now;
                 state.record.refetch_requested = false;
-            }
+                self.software(&results.details, &mut state.record)
+            };
             self.ctx.writer.vitals(self.slot.id, vitals, now);
+            if let Some(inventory) = changed_software {
+                self.ctx.counters.software_sets_changed.incr();
+                self.ctx.writer.software(self.slot.id, inventory, now);
+            }
             self.cached = None;
         }
         if !results.labels.is_empty() {
@@ -245,6 +260,31 @@ impl HostState {
                 answer: answer.clone(),
             });
         }
+    }
+
+    /// The host's software set from this round's software answers, if the platform's main
+    /// software query answered, the inventory is on, and the set differs from the last one
+    /// sent (the record then holds its fingerprint).
+    fn software(
+        &self,
+        details: &[crate::host_msg::DetailAnswer],
+        record: &mut crate::record::HostRecord,
+    ) -> Option<Arc<software::Inventory>> {
+        if !self.ctx.software_inventory.load(Ordering::Relaxed)
+            || !details.iter().any(|a| software::is_main_query(&a.suffix))
+        {
+            return None;
+        }
+        let rows = details
+            .iter()
+            .filter(|a| software::is_software_query(&a.suffix))
+            .flat_map(|a| a.rows.iter());
+        let inventory = software::Inventory::from_rows(rows, &record.platform, &record.os_version);
+        if inventory.fingerprint == record.software_fingerprint {
+            return None;
+        }
+        record.software_fingerprint = inventory.fingerprint;
+        Some(Arc::new(inventory))
     }
 
     /// Takes in the answers to policies this host was handed — in the current set and

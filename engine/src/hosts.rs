@@ -219,6 +219,7 @@ impl Hosts {
             select_one: "SELECT 1".into(),
             labels: Labels::default(),
             policies: Policies::default(),
+            software_inventory: std::sync::atomic::AtomicBool::new(true),
         });
         let hosts = Hosts {
             inner: Arc::new(HostsInner {
@@ -612,6 +613,15 @@ impl Hosts {
     /// next check-in.
     pub fn set_label_queries(&self, queries: Vec<LabelQuery>) {
         self.inner.ctx.labels.replace(queries);
+    }
+
+    /// Turns the software inventory on or off (`features.enable_software_inventory`): while
+    /// off, the software queries are not sent and answers to them are ignored.
+    pub fn set_software_inventory(&self, on: bool) {
+        self.inner
+            .ctx
+            .software_inventory
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The policies as stored at start; hosts keep their own policy schedule.

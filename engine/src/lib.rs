@@ -48,6 +48,8 @@ pub mod relay;
 mod router;
 mod row;
 mod slot;
+pub mod software;
+mod software_queries;
 pub mod store;
 pub mod vitals;
 mod writer;

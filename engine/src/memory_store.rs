@@ -88,6 +88,8 @@ impl HostStore for MemoryStore {
             refetch_requested: true,
             orbit_node_key: None,
             device: None,
+            os_version: String::new(),
+            software_fingerprint: 0,
         };
         hosts.push((host.clone(), e.vitals.clone()));
         Ok(EnrolledHost {
@@ -130,6 +132,8 @@ impl HostStore for MemoryStore {
             refetch_requested: true,
             orbit_node_key: Some(e.orbit_node_key.clone()),
             device: None,
+            os_version: String::new(),
+            software_fingerprint: 0,
         };
         let vitals = Vitals {
             uuid: Some(e.hardware_uuid.clone()),

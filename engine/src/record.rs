@@ -33,6 +33,10 @@ pub struct HostRecord {
     /// The [`PolicySet`](crate::policies::PolicySet) version of that answer; a newer set makes
     /// the policies due again.
     pub policy_version: u64,
+    /// Display name of the OS with its version, as the last `os_version` answer gave it.
+    pub os_version: Box<str>,
+    /// Fingerprint of the software set last handed to the writer; 0 if none.
+    pub software_fingerprint: u64,
 }
 
 impl HostRecord {
@@ -51,6 +55,8 @@ impl HostRecord {
             label_version: 0,
             policy_updated_at: host.policy_updated_at,
             policy_version: 0,
+            os_version: host.os_version.as_str().into(),
+            software_fingerprint: host.software_fingerprint,
         }
     }
 
@@ -130,6 +136,9 @@ impl HostRecord {
         if let Some(platform) = &vitals.platform {
             self.platform = platform.as_str().into();
         }
+        if let Some(os_version) = &vitals.os_version {
+            self.os_version = os_version.as_str().into();
+        }
         self.intervals = vitals.intervals_or(self.intervals);
     }
 }
@@ -164,6 +173,8 @@ mod tests {
             label_version: 0,
             policy_updated_at: 0,
             policy_version: 0,
+            os_version: "".into(),
+            software_fingerprint: 0,
         }
     }
 

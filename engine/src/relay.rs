@@ -161,6 +161,15 @@ pub trait Relay: Send + Sync + 'static {
 
     /// Answers when the relay is reachable.
     async fn ping(&self) -> Result<(), RelayError>;
+
+    /// Takes (or, if this node holds it, renews) the cluster-wide lock `name` for `ttl`: true
+    /// while this node holds it. Jobs that must run on one node at a time (the vulnerability
+    /// match, the software counts) run only while they hold theirs. A single node always
+    /// holds every lock.
+    async fn hold_lock(&self, name: &str, ttl: Duration) -> Result<bool, RelayError> {
+        let _ = (name, ttl);
+        Ok(true)
+    }
 }
 
 /// The relay of a single node: nothing to tell anyone.

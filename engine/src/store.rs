@@ -41,6 +41,11 @@ pub struct StoredHost {
     pub orbit_node_key: Option<NodeKey>,
     /// Fleet Desktop's device token, once orbit has set one.
     pub device: Option<DeviceAuth>,
+    /// Display name of the OS with its version (`Ubuntu 22.04.4 LTS`); empty if not known.
+    pub os_version: String,
+    /// [`Inventory::fingerprint`](crate::software::Inventory) of the software set last
+    /// stored; 0 if none.
+    pub software_fingerprint: u64,
 }
 
 /// A host's Fleet Desktop device token as stored: valid for
@@ -128,6 +133,9 @@ pub struct HostUpdate {
     pub policies: Option<Vec<(u64, Option<bool>)>>,
     /// When the host last answered its policies (or was found to have none to run).
     pub policy_updated_at: Option<i64>,
+    /// The host's new software set, when it changed; written with its fingerprint.
+    pub software: Option<std::sync::Arc<crate::software::Inventory>>,
+    pub software_updated_at: Option<i64>,
 }
 
 /// A file carve announced by `carve/begin`.

@@ -23,6 +23,7 @@ use crate::config::EngineConfig;
 use crate::counters::HostCounters;
 use crate::ids::HostId;
 use crate::slot::HostSlot;
+use crate::software::SharedInventory;
 use crate::store::{HostStore, HostUpdate, StoreError};
 use crate::vitals::Vitals;
 
@@ -41,6 +42,11 @@ enum WriterMsg {
         host: HostId,
         policies: Vec<(u64, Option<bool>)>,
         policy_updated_at: i64,
+    },
+    Software {
+        host: HostId,
+        inventory: SharedInventory,
+        software_updated_at: i64,
     },
     FlushAll(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -82,6 +88,15 @@ impl WriterHandle {
             host,
             policies,
             policy_updated_at,
+        });
+    }
+
+    /// A host's software set, which changed since the last one sent.
+    pub(crate) fn software(&self, host: HostId, inventory: SharedInventory, at: i64) {
+        self.send(WriterMsg::Software {
+            host,
+            inventory,
+            software_updated_at: at,
         });
     }
 
@@ -146,6 +161,12 @@ impl HostWriter {
                         }
                         Some(WriterMsg::Policies { host, policies, policy_updated_at }) => {
                             task.remember_policies(host, policies, policy_updated_at);
+                        }
+                        Some(WriterMsg::Software { host, inventory, software_updated_at }) => {
+                            // Only the newest set matters: it replaces the host's whole set.
+                            let update = task.pending.entry(host).or_default();
+                            update.software = Some(inventory);
+                            update.software_updated_at = Some(software_updated_at);
                         }
                         Some(WriterMsg::FlushAll(reply)) => {
                             let _ = reply.send(task.flush(true).await);
@@ -272,6 +293,7 @@ impl WriterTask {
                     if update.vitals.is_some()
                         || update.labels.is_some()
                         || update.policies.is_some()
+                        || update.software.is_some()
                     {
                         self.pending.entry(host).or_insert(HostUpdate {
                             seen_time: None,

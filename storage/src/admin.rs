@@ -13,6 +13,7 @@ mod hosts;
 pub(crate) mod labels;
 pub(crate) mod policies;
 mod queries;
+mod software;
 mod teams;
 mod users;
 
@@ -243,6 +244,18 @@ pub struct HostFilter {
     pub status: Option<StatusFilter>,
     /// Hosts whose latest answer to this policy passed (`true`) or failed (`false`).
     pub policy: Option<(PolicyId, bool)>,
+    /// Hosts that have a software version, or any version of a title.
+    pub software: Option<SoftwareFilter>,
+    /// Hosts whose `os_version` (name and version, `Ubuntu 22.04.4 LTS`) is this, on this
+    /// platform if one is given.
+    pub os: Option<(Option<String>, String)>,
+}
+
+/// Which software [`HostFilter::software`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftwareFilter {
+    Version(u64),
+    Title(u64),
 }
 
 impl HostFilter {
@@ -254,6 +267,8 @@ impl HostFilter {
             search: None,
             status: None,
             policy: None,
+            software: None,
+            os: None,
         }
     }
 }
@@ -812,6 +827,245 @@ pub trait ActivityStore: Send + Sync + 'static {
     async fn activities(&self, order: &Order, page: Page) -> Result<Vec<Activity>, StoreError>;
 }
 
+/// A vulnerability of a software version, with what the feed says of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftwareVulnerability {
+    pub cve: String,
+    pub resolved_in_version: Option<String>,
+    pub meta: CveMeta,
+}
+
+/// What the vulnerability feed says of a CVE.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CveMeta {
+    pub cvss_score: Option<f64>,
+    pub epss_probability: Option<f64>,
+    pub cisa_known_exploit: bool,
+    /// Unix seconds.
+    pub published: Option<i64>,
+    pub description: Option<String>,
+}
+
+/// One software version, as the software lists show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftwareVersion {
+    pub id: u64,
+    pub title_id: u64,
+    pub name: String,
+    pub version: String,
+    pub source: String,
+    pub bundle_identifier: String,
+    pub extension_id: String,
+    pub browser: String,
+    pub release: String,
+    pub vendor: String,
+    pub arch: String,
+    /// Hosts with it in the list's scope, as of the last count.
+    pub hosts_count: u64,
+    pub vulnerabilities: Vec<SoftwareVulnerability>,
+}
+
+/// The versions of one product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftwareTitle {
+    pub id: u64,
+    pub name: String,
+    pub source: String,
+    pub browser: String,
+    pub bundle_identifier: String,
+    pub hosts_count: u64,
+    pub versions: Vec<TitleVersion>,
+}
+
+/// A version of a title, with its hosts count and CVE ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TitleVersion {
+    pub id: u64,
+    pub version: String,
+    pub hosts_count: u64,
+    pub cves: Vec<String>,
+}
+
+/// A software version on one host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostSoftware {
+    pub software: SoftwareVersion,
+    pub last_opened_at: Option<i64>,
+    pub installed_paths: Vec<String>,
+}
+
+/// Filters of the software lists.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SoftwareListFilter {
+    /// Counts of this team (`None`: every host). The list holds what this scope has.
+    pub team: Option<TeamId>,
+    /// Substring of the name or version, or of a CVE id.
+    pub search: Option<String>,
+    pub vulnerable: bool,
+    pub min_cvss: Option<f64>,
+    pub max_cvss: Option<f64>,
+    /// Only software with a CVE in CISA's known-exploited catalogue.
+    pub exploit: bool,
+}
+
+/// The keys software versions can be ordered by.
+pub const SOFTWARE_ORDER_KEYS: &[&str] = &[
+    "name",
+    "hosts_count",
+    "cvss_score",
+    "epss_probability",
+    "cve_published",
+    "cisa_known_exploit",
+    "id",
+];
+
+/// A CVE with its host count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vulnerability {
+    pub cve: String,
+    pub meta: CveMeta,
+    /// When a match first found it on installed software (Unix seconds).
+    pub created_at: i64,
+    pub hosts_count: u64,
+}
+
+/// The keys vulnerabilities can be ordered by.
+pub const VULNERABILITY_ORDER_KEYS: &[&str] = &[
+    "cve",
+    "cvss_score",
+    "epss_probability",
+    "cve_published",
+    "created_at",
+    "hosts_count",
+];
+
+/// Filters of the vulnerability list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VulnerabilityFilter {
+    pub team: Option<TeamId>,
+    /// Substring of the CVE id.
+    pub search: Option<String>,
+    pub exploit: bool,
+}
+
+/// An operating system version with its hosts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OsVersion {
+    /// A stable id: the same OS keeps it as long as a host runs it.
+    pub id: u64,
+    pub platform: String,
+    /// `Ubuntu 22.04.4 LTS`: what hosts show as their `os_version`.
+    pub name: String,
+    pub hosts_count: u64,
+}
+
+/// When the software counts and the vulnerability match last ran (Unix seconds, 0: never),
+/// and when any host's software last changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SoftwareState {
+    pub changed_at: i64,
+    pub counts_updated_at: i64,
+    pub matched_at: i64,
+    pub feed_fingerprint: String,
+}
+
+/// A software version the matcher looks at: identity, and the OS versions (platform,
+/// `os_version`) a distribution package was seen on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchableSoftware {
+    pub id: u64,
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub source: String,
+    pub os: Vec<(String, String)>,
+}
+
+/// One finding of a match: a software version affected by a CVE.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SoftwareCve {
+    pub software_id: u64,
+    pub cve: String,
+    pub osv_id: String,
+    pub resolved_in_version: Option<String>,
+}
+
+/// What a store write of a match changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchWrite {
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Software inventory, vulnerabilities and operating systems, for the API and the jobs that
+/// keep counts and matches.
+#[async_trait]
+pub trait SoftwareStore: Send + Sync + 'static {
+    async fn software_versions(
+        &self,
+        filter: &SoftwareListFilter,
+        order: &Order,
+        page: Page,
+    ) -> Result<(Vec<SoftwareVersion>, u64), StoreError>;
+    /// One version; `hosts_count` in `team`'s scope (`None`: every host).
+    async fn software_version(
+        &self,
+        id: u64,
+        team: Option<TeamId>,
+    ) -> Result<Option<SoftwareVersion>, StoreError>;
+    async fn software_titles(
+        &self,
+        filter: &SoftwareListFilter,
+        order: &Order,
+        page: Page,
+    ) -> Result<(Vec<SoftwareTitle>, u64), StoreError>;
+    async fn software_title(
+        &self,
+        id: u64,
+        team: Option<TeamId>,
+    ) -> Result<Option<SoftwareTitle>, StoreError>;
+    /// A host's software, ordered by name then version.
+    async fn host_software(&self, host: HostId) -> Result<Vec<HostSoftware>, StoreError>;
+    async fn vulnerabilities(
+        &self,
+        filter: &VulnerabilityFilter,
+        order: &Order,
+        page: Page,
+    ) -> Result<(Vec<Vulnerability>, u64), StoreError>;
+    /// A CVE that affects installed software, with the versions it affects (counts in
+    /// `team`'s scope).
+    async fn vulnerability(
+        &self,
+        cve: &str,
+        team: Option<TeamId>,
+    ) -> Result<Option<(Vulnerability, Vec<SoftwareVersion>)>, StoreError>;
+    /// The OS versions hosts run, with host counts, in `team`'s scope (`None`: every host;
+    /// `scope` limits a team user to their teams).
+    async fn os_versions(
+        &self,
+        team: Option<TeamId>,
+        scope: &HostScope,
+    ) -> Result<Vec<OsVersion>, StoreError>;
+    async fn software_state(&self) -> Result<SoftwareState, StoreError>;
+
+    /// Recounts hosts per software version, title and CVE, per team and overall.
+    async fn refresh_software_counts(&self, now: i64) -> Result<(), StoreError>;
+    /// The software of these sources, for matching.
+    async fn matchable_software(
+        &self,
+        sources: &[&str],
+    ) -> Result<Vec<MatchableSoftware>, StoreError>;
+    /// Replaces what the last match found with `found`, and the metadata of the CVEs in it;
+    /// records `fingerprint` as the feed matched.
+    async fn replace_software_cves(
+        &self,
+        found: &[SoftwareCve],
+        meta: &[(String, CveMeta)],
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<MatchWrite, StoreError>;
+}
+
 /// Everything the admin API stores, one trait per area; a handler or service depends on the
 /// areas it uses. Every backend implements all of them.
 pub trait AdminStore:
@@ -823,6 +1077,7 @@ pub trait AdminStore:
     + PolicyStore
     + ConfigStore
     + ActivityStore
+    + SoftwareStore
 {
 }
 
@@ -835,6 +1090,7 @@ impl<T> AdminStore for T where
         + PolicyStore
         + ConfigStore
         + ActivityStore
+        + SoftwareStore
 {
 }
 

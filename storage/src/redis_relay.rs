@@ -604,6 +604,45 @@ impl Relay for RedisRelay {
         let mut conn = self.conn().await?;
         self.count(timed(redis::cmd("PING").query_async::<()>(&mut *conn)).await)
     }
+
+    async fn hold_lock(&self, name: &str, ttl: Duration) -> Result<bool, RelayError> {
+        let key = format!("flotilla:lock:{name}");
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let mut conn = self.conn().await?;
+        let taken: Option<String> = self.count(
+            timed(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&self.node)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut *conn),
+            )
+            .await,
+        )?;
+        if taken.is_some() {
+            return Ok(true);
+        }
+        // Held already: renewed if by this node. (Between the read and the renewal the lock
+        // may expire and pass to another node, whose hold this then lengthens: harmless, as
+        // it only delays this node's next claim.)
+        let holder: Option<String> =
+            self.count(timed(redis::cmd("GET").arg(&key).query_async(&mut *conn)).await)?;
+        if holder.as_deref() != Some(self.node.as_str()) {
+            return Ok(false);
+        }
+        self.count(
+            timed(
+                redis::cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut *conn),
+            )
+            .await,
+        )?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub(crate) fn stored_host(row: &impl ModelRow) -> Result<StoredHost, sqlx::Error
             }),
             None => None,
         },
+        os_version: row.text("os_version")?,
+        // Stored as a signed 64-bit integer, the same bits.
+        software_fingerprint: row.int("software_fingerprint")? as u64,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct SqlStore {
     pub(crate) db: Db,
     /// How enrollments reach the database (group-committed on SQLite).
     pub(crate) enroller: Enroller,
+    /// Ids of interned software, so the flush resolves a host's set without queries.
+    pub(crate) software: std::sync::Arc<crate::hosts::software::SoftwareCache>,
 }
 
 impl SqlStore {
@@ -42,7 +44,11 @@ impl SqlStore {
 
     fn over(db: Db) -> SqlStore {
         let enroller = Enroller::for_db(&db);
-        SqlStore { db, enroller }
+        SqlStore {
+            db,
+            enroller,
+            software: Default::default(),
+        }
     }
 
     /// The database's name for logs and metrics: `sqlite` or `mysql`.

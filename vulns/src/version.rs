@@ -52,9 +52,16 @@ impl Scheme {
 /// An rpm `[epoch:]version[-release]`, split but otherwise kept as text:
 /// rpm compares the parts segment by segment, so there is nothing more to
 /// parse ahead of time.
+///
+/// An epoch that is not written matches any epoch, as rpm treats a missing
+/// release: osquery's `rpm_packages` rows as Fleet collects them carry no
+/// epoch, while advisories write it (`1:3.0.7-25.el9_3` for openssl), and
+/// reading the host's missing epoch as 0 would leave every package with an
+/// epoch vulnerable forever. The cost is a real epoch bump going unseen when
+/// the host does not say its epoch, which distributions make rarely.
 #[derive(Clone, Debug)]
 pub(crate) struct Evr {
-    epoch: u64,
+    epoch: Option<u64>,
     version: String,
     release: Option<String>,
 }
@@ -67,10 +74,10 @@ impl Evr {
         }
         let (epoch, rest) = match s.split_once(':') {
             Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
-                (e.parse().ok()?, rest)
+                (Some(e.parse().ok()?), rest)
             }
-            Some(("", rest)) => (0, rest),
-            _ => (0, s),
+            Some(("", rest)) => (None, rest),
+            _ => (None, s),
         };
         let (version, release) = match rest.rsplit_once('-') {
             Some((v, r)) => (v.to_string(), Some(r.to_string())),
@@ -84,8 +91,11 @@ impl Evr {
     }
 
     fn cmp(&self, other: &Evr) -> Ordering {
-        self.epoch
-            .cmp(&other.epoch)
+        let epoch = match (self.epoch, other.epoch) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => Ordering::Equal,
+        };
+        epoch
             .then_with(|| rpmvercmp(&self.version, &other.version))
             .then_with(|| match (&self.release, &other.release) {
                 // Like rpm, a side without a release matches any release.
@@ -154,8 +164,8 @@ fn parse_semver(s: &str) -> Option<semver::Version> {
 /// Compares two versions of `ecosystem`. `None` when either does not parse
 /// in that ecosystem's scheme.
 ///
-/// For the Red Hat family the strings are `[epoch:]version-release`; a
-/// missing epoch is 0.
+/// For the Red Hat family the strings are `[epoch:]version-release`; an
+/// epoch written on one side only is not compared.
 pub fn compare_versions(ecosystem: &Ecosystem, a: &str, b: &str) -> Option<Ordering> {
     let scheme = Scheme::of(ecosystem);
     Parsed::parse(scheme, a)?.compare(&Parsed::parse(scheme, b)?)
@@ -367,9 +377,12 @@ mod tests {
     fn rpm_evr_epoch_and_release() {
         let rh = Ecosystem::Rocky { major: 9 };
         let c = |a, b| compare_versions(&rh, a, b).unwrap();
-        // A missing epoch is 0 on either side.
+        // An epoch on one side only is not compared: hosts do not report it.
         assert_eq!(c("3.0.7-24.el9", "0:3.0.7-24.el9"), Ordering::Equal);
-        assert_eq!(c("1:3.0.7-24.el9", "3.0.8-1.el9"), Ordering::Greater);
+        assert_eq!(c("3.0.7-25.el9_3", "1:3.0.7-25.el9_3"), Ordering::Equal);
+        assert_eq!(c("3.0.7-24.el9", "1:3.0.7-25.el9_3"), Ordering::Less);
+        assert_eq!(c("1:3.0.7-24.el9", "3.0.8-1.el9"), Ordering::Less);
+        assert_eq!(c("1:3.0.7-24.el9", "0:3.0.8-1.el9"), Ordering::Greater);
         assert_eq!(c("1:3.0.7-24.el9", "1:3.0.7-25.el9"), Ordering::Less);
         assert_eq!(c("3.0.7-24.el9", "3.0.7-24.el9_3"), Ordering::Less);
         assert_eq!(c("7.76.1-26.el9_3.2", "7.76.1-26.el9"), Ordering::Greater);

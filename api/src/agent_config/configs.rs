@@ -402,6 +402,8 @@ mod tests {
             label_version: 0,
             policy_updated_at: 0,
             policy_version: 0,
+            os_version: "".into(),
+            software_fingerprint: 0,
         };
         let first = configs.for_host(&host);
         let again = configs.for_host(&host);

@@ -32,7 +32,7 @@ async fn config_json(state: &AppState, viewer: &Viewer) -> Result<Value, FleetEr
             "query_report_cap": state.reports.cap(),
             "ai_features_disabled": false,
         },
-        "features": {"enable_host_users": true, "enable_software_inventory": false},
+        "features": {"enable_host_users": true, "enable_software_inventory": true},
         "host_expiry_settings": {"host_expiry_enabled": false, "host_expiry_window": 0},
         "webhook_settings": {},
         "integrations": {},

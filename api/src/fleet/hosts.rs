@@ -235,6 +235,8 @@ pub fn host_filter(
         search: params.query.clone().filter(|q| !q.trim().is_empty()),
         status,
         policy,
+        software: None,
+        os: None,
     })
 }
 

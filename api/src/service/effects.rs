@@ -51,7 +51,8 @@ impl Effects {
         }
     }
 
-    /// Makes the next config pull of every host see the stored agent options and queries, here
+    /// Makes the next config pull of every host see the stored agent options and queries,
+    /// and the engine the stored features (the software inventory on or off), here
     /// and (told through the relay) on every other node.
     pub async fn reload_agent_configs(&self) -> Result<(), FleetError> {
         self.reload_agent_configs_here().await?;
@@ -64,6 +65,9 @@ impl Effects {
         self.agent_configs
             .reload(self.config.as_ref(), self.queries.as_ref())
             .await?;
+        let settings = self.config.app_settings().await?.unwrap_or_default();
+        self.hosts
+            .set_software_inventory(software_inventory_enabled(&settings));
         Ok(())
     }
 
@@ -155,4 +159,13 @@ impl Effects {
             tracing::warn!(%error, kind, "could not record an activity");
         }
     }
+}
+
+/// `features.enable_software_inventory`, on unless the settings turn it off (Fleet's default
+/// for new installs).
+pub fn software_inventory_enabled(settings: &serde_json::Value) -> bool {
+    settings
+        .pointer("/features/enable_software_inventory")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
 }

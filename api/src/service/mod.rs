@@ -28,6 +28,7 @@ pub mod queries;
 pub mod ratelimit;
 pub mod sessions;
 pub mod settings;
+pub mod software;
 pub mod specs;
 pub mod teams;
 pub mod users;

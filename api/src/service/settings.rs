@@ -109,10 +109,15 @@ impl SettingsService {
             return Ok(());
         }
         let now = flotilla_engine::unix_now();
+        let features_changed = settings.contains_key("features");
         if !settings.is_empty() {
             let mut stored = self.stored_settings().await?;
             merge(&mut stored, &Value::Object(settings));
             self.config.set_app_settings(&stored, now).await?;
+        }
+        if features_changed && agent_options.is_none() {
+            // The engine (here and on every node) picks up the features with the configs.
+            self.effects.reload_agent_configs().await?;
         }
         if let Some(options) = &agent_options {
             self.config.set_agent_options(None, options, now).await?;

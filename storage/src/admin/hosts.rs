@@ -9,7 +9,7 @@ use crate::SqlStore;
 use crate::admin::write_error;
 use crate::admin::{
     AdminError, Host, HostDirectory, HostFilter, HostScope, HostTotals, LabelId, Order, Page,
-    StatusFilter, TeamFilter,
+    SoftwareFilter, StatusFilter, TeamFilter,
 };
 use crate::common::{like_pattern, store_error};
 use crate::rows::ModelRow;
@@ -89,6 +89,34 @@ fn push_filter(query: &mut Query<'_>, d: Dialect, filter: &HostFilter) {
             .push(" AND m.passes = ")
             .push_bind(i64::from(passes))
             .push(")");
+    }
+    match filter.software {
+        None => {}
+        Some(SoftwareFilter::Version(id)) => {
+            query
+                .push(
+                    " AND h.id IN (SELECT hs.host_id FROM host_software hs WHERE hs.software_id = ",
+                )
+                .push_bind(id)
+                .push(")");
+        }
+        Some(SoftwareFilter::Title(id)) => {
+            query
+                .push(
+                    " AND h.id IN (SELECT hs.host_id FROM host_software hs \
+                     JOIN software s ON s.id = hs.software_id WHERE s.title_id = ",
+                )
+                .push_bind(id)
+                .push(")");
+        }
+    }
+    if let Some((platform, os_version)) = &filter.os {
+        query
+            .push(" AND h.os_version = ")
+            .push_bind(os_version.clone());
+        if let Some(platform) = platform {
+            query.push(" AND h.platform = ").push_bind(platform.clone());
+        }
     }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
@@ -267,6 +295,7 @@ impl HostDirectory for SqlStore {
             "DELETE FROM host_orbit_info WHERE host_id = ?",
             "DELETE FROM host_device_auth WHERE host_id = ?",
             "DELETE FROM host_emails WHERE host_id = ?",
+            "DELETE FROM host_software WHERE host_id = ?",
             "DELETE FROM hosts WHERE id = ?",
         ] {
             query(statement)

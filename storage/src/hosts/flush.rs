@@ -10,6 +10,7 @@
 use flotilla_engine::ids::HostId;
 use flotilla_engine::store::HostUpdate;
 
+use super::software::SoftwareCache;
 use super::{bind_vitals, vitals_set};
 use crate::sql::{Db, Dialect, Tx, query, sql};
 
@@ -92,13 +93,18 @@ fn times_json(chunk: &[&(HostId, HostUpdate)]) -> Option<String> {
     (!entries.is_empty()).then(|| serde_json::Value::Array(entries).to_string())
 }
 
-pub(super) async fn flush(db: &Db, updates: &[(HostId, HostUpdate)]) -> Result<(), sqlx::Error> {
+pub(super) async fn flush(
+    db: &Db,
+    software: &SoftwareCache,
+    updates: &[(HostId, HostUpdate)],
+) -> Result<(), sqlx::Error> {
     let d = db.dialect();
     let mut sorted: Vec<&(HostId, HostUpdate)> = updates.iter().collect();
     sorted.sort_by_key(|(host, _)| *host);
     for chunk in sorted.chunks(chunk_size(d)) {
         let times = times_json(chunk);
         let has_rows = chunk.iter().any(|(_, u)| {
+            // (Software sets are written after the chunks, below.)
             u.vitals.is_some()
                 || u.labels.is_some()
                 || u.policies.as_ref().is_some_and(|p| !p.is_empty())
@@ -123,7 +129,16 @@ pub(super) async fn flush(db: &Db, updates: &[(HostId, HostUpdate)]) -> Result<(
         }
         tx.commit().await?;
     }
-    Ok(())
+    // Software sets last, in transactions of their own: they are large, and rare.
+    let sets: Vec<_> = sorted
+        .iter()
+        .filter_map(|(host, u)| {
+            u.software
+                .as_ref()
+                .map(|inventory| (*host, inventory, u.software_updated_at.unwrap_or_default()))
+        })
+        .collect();
+    super::software::write(db, software, &sets).await
 }
 
 /// A host's vitals, label and policy answers, if it has any.

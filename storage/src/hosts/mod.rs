@@ -5,6 +5,7 @@
 pub(crate) mod enroll;
 mod flush;
 mod orbit;
+pub(crate) mod software;
 
 use async_trait::async_trait;
 use flotilla_engine::ids::{HostId, TeamId};
@@ -50,7 +51,7 @@ macro_rules! select_stored_host {
          hosts.platform, hosts.team_id, hosts.distributed_interval, hosts.config_tls_refresh, \
          hosts.logger_tls_period, hosts.seen_time, hosts.detail_updated_at, \
          hosts.label_updated_at, hosts.policy_updated_at, hosts.refetch_requested, \
-         hosts.orbit_node_key, \
+         hosts.orbit_node_key, hosts.os_version, hosts.software_fingerprint, \
          da.token AS device_token, da.previous_token AS device_previous_token, \
          da.updated_at AS device_updated_at \
          FROM hosts LEFT JOIN host_device_auth da ON da.host_id = hosts.id"
@@ -146,7 +147,9 @@ impl HostStore for SqlStore {
     }
 
     async fn flush_hosts(&self, updates: &[(HostId, HostUpdate)]) -> Result<(), StoreError> {
-        flush::flush(&self.db, updates).await.map_err(unavailable)
+        flush::flush(&self.db, &self.software, updates)
+            .await
+            .map_err(unavailable)
     }
 
     async fn enroll_orbit(&self, e: &OrbitEnrollment) -> Result<EnrolledHost, StoreError> {

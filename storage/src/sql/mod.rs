@@ -249,6 +249,7 @@ pub(crate) enum Arg<'a> {
     Null,
     Int(i64),
     Bool(bool),
+    Real(f64),
     Text(Cow<'a, str>),
 }
 
@@ -284,6 +285,12 @@ impl<'a> IntoArg<'a> for &'a String {
 impl<'a> IntoArg<'a> for String {
     fn into_arg(self) -> Arg<'a> {
         Arg::Text(Cow::Owned(self))
+    }
+}
+
+impl<'a> IntoArg<'a> for f64 {
+    fn into_arg(self) -> Arg<'a> {
+        Arg::Real(self)
     }
 }
 
@@ -445,6 +452,7 @@ fn bind_sqlite<'q>(sql: AssertSqlSafe<Cow<'static, str>>, args: Vec<Arg<'q>>) ->
             Arg::Null => query.bind(None::<i64>),
             Arg::Int(value) => query.bind(value),
             Arg::Bool(value) => query.bind(value),
+            Arg::Real(value) => query.bind(value),
             Arg::Text(value) => query.bind(value),
         })
 }
@@ -455,6 +463,7 @@ fn bind_mysql<'q>(sql: AssertSqlSafe<Cow<'static, str>>, args: Vec<Arg<'q>>) -> 
             Arg::Null => query.bind(None::<i64>),
             Arg::Int(value) => query.bind(value),
             Arg::Bool(value) => query.bind(value),
+            Arg::Real(value) => query.bind(value),
             Arg::Text(value) => query.bind(value),
         })
 }
@@ -493,6 +502,8 @@ pub(crate) trait ModelRow {
     fn opt_id(&self, column: &str) -> Result<Option<u64>, sqlx::Error>;
     fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
     fn opt_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error>;
+    /// A fraction or score (`REAL` / `DOUBLE`).
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
 }
 
 /// A row of either backend; its columns are read through [`ModelRow`].
@@ -547,6 +558,12 @@ impl ModelRow for Row {
         self.opt_flag(column)?.ok_or_else(|| null_column(column))
     }
     fn opt_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => sqlx::Row::try_get(row, column),
+            Row::Mysql(row) => sqlx::Row::try_get(row, column),
+        }
+    }
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error> {
         match self {
             Row::Sqlite(row) => sqlx::Row::try_get(row, column),
             Row::Mysql(row) => sqlx::Row::try_get(row, column),
