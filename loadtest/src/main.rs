@@ -22,7 +22,7 @@ use clap::{Parser, ValueEnum};
 use flotilla_loadtest::clock::{calendar_time, unix_now};
 use flotilla_loadtest::fanout::{Admin, FanoutOptions, FanoutReport, HostIndex, SendTimes};
 use flotilla_loadtest::fleetd::{FLEETD_VERSION, FleetdHost, FleetdIntervals, SimFleetd};
-use flotilla_loadtest::host::SeedStream;
+use flotilla_loadtest::host::host_identifier;
 use flotilla_loadtest::{
     AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
     Intervals, LiveQueryProfile, OsTemplate, Percentiles, SimAgent, TemplateAnswerer,
@@ -675,12 +675,11 @@ fn build_agents(
 ) -> anyhow::Result<(Vec<SimAgent>, Arc<HostIndex>)> {
     let mut hostnames = Vec::new();
     let mut agents = Vec::with_capacity(cli.hosts);
-    let mut ids = SeedStream::new(seed);
     let endpoints = EndpointPaths::with_prefix(&cli.prefix);
     let mut pool = None;
     for i in 0..cli.hosts {
         let template = cli.os[i % cli.os.len()];
-        let host_identifier = ids.uuid().hyphenated().to_string().to_uppercase();
+        let host_identifier = host_identifier(seed, i);
         let mut cfg = AgentConfig::new(
             cli.server.clone(),
             cli.enroll_secret.clone(),
