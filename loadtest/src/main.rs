@@ -1254,6 +1254,63 @@ mod tests {
     }
 
     #[test]
+    fn software_flags_and_the_fixture_subcommand() {
+        let run = Cli::try_parse_from([
+            "x",
+            "--server",
+            "u",
+            "--enroll-secret",
+            "s",
+            "--os",
+            "rocky,ubuntu",
+            "--software-per-host",
+            "600",
+            "--software-fail-prob",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(run.os, vec![OsTemplate::Rocky, OsTemplate::Ubuntu]);
+        assert!(run.command.is_none());
+        let software = run.software_options();
+        assert_eq!(software.per_host, Some(600));
+        assert_eq!(software.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(software.fail_prob, 0.5);
+        assert_eq!(run.options(None)["software_fail_prob"], 0.5);
+        let defaults = Cli::try_parse_from(["x", "--server", "u", "--enroll-secret", "s"]).unwrap();
+        assert_eq!(defaults.software_options(), SoftwareOptions::default());
+        assert_eq!(
+            defaults.os,
+            vec![OsTemplate::Ubuntu, OsTemplate::MacOs, OsTemplate::Windows],
+            "the default mix is unchanged"
+        );
+        let bad = Cli::try_parse_from([
+            "x",
+            "--server",
+            "u",
+            "--enroll-secret",
+            "s",
+            "--software-fail-prob",
+            "2",
+        ])
+        .unwrap();
+        assert!(bad.check().is_err());
+
+        // The subcommand needs neither --server nor --enroll-secret.
+        let fixture =
+            Cli::try_parse_from(["x", "write-osv-fixture", "out", "--records", "50000"]).unwrap();
+        match fixture.command {
+            Some(Command::WriteOsvFixture(args)) => {
+                assert_eq!(args.dir, PathBuf::from("out"));
+                assert_eq!(args.records, 50_000);
+                assert_eq!(args.software_pool, DEFAULT_POOL_SIZE);
+            }
+            None => panic!("subcommand not parsed"),
+        }
+        assert!(Cli::try_parse_from(["x", "--hosts", "3", "write-osv-fixture", "out"]).is_err());
+        assert!(Cli::try_parse_from(["x", "write-osv-fixture"]).is_err());
+    }
+
+    #[test]
     fn source_addresses_cycle_over_loopback() {
         assert_eq!(
             source_address(0, 3),

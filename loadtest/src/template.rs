@@ -786,6 +786,18 @@ mod tests {
     }
 
     #[test]
+    fn rocky_reports_rocky_linux_9() {
+        let p = HostProfile::new(OsTemplate::Rocky, "db-1", "5.23.1");
+        let v = OsTemplate::Rocky.os_version(&p);
+        assert_eq!(v["name"], "Rocky Linux");
+        assert_eq!(v["version"], "9.3 (Blue Onyx)");
+        assert_eq!((v["major"].as_str(), v["minor"].as_str()), ("9", "3"));
+        assert_eq!(v["platform"], "rocky");
+        assert_eq!(v["platform_like"], "rhel centos fedora");
+        assert!(p.hostname == "db-1");
+    }
+
+    #[test]
     fn platform_types() {
         assert_eq!(OsTemplate::Ubuntu.platform_type(), "9");
         assert_eq!(OsTemplate::MacOs.platform_type(), "21");
