@@ -51,7 +51,9 @@ impl SeedStream {
 /// case) of a [`SeedStream`] started at `seed`, as `flotilla-loadtest` names its hosts.
 pub fn host_identifier(seed: u64, index: usize) -> String {
     // Each UUID takes two steps of the stream; jump straight to this host's.
-    let skip = (index as u64).wrapping_mul(2).wrapping_mul(SeedStream::STEP);
+    let skip = (index as u64)
+        .wrapping_mul(2)
+        .wrapping_mul(SeedStream::STEP);
     SeedStream::new(seed.wrapping_add(skip))
         .uuid()
         .hyphenated()

@@ -37,10 +37,19 @@ fn write_osv_fixture_writes_the_feed_and_says_what_it_wrote() {
     let dir = std::env::temp_dir().join(format!("flotilla-cli-osv-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_flotilla-loadtest"))
-        .args(["write-osv-fixture", dir.to_str().unwrap(), "--records", "200"])
+        .args([
+            "write-osv-fixture",
+            dir.to_str().unwrap(),
+            "--records",
+            "200",
+        ])
         .output()
         .expect("running flotilla-loadtest");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(summary["padded_records"], 200);
     assert!(summary["vulnerable_pool_packages"].as_u64().unwrap() >= 11);

@@ -170,7 +170,8 @@ mod tests {
     #[test]
     fn the_embedded_catalog_parses_with_real_names() {
         let c = Catalog::get();
-        let names = |s: Source| -> Vec<&str> { c.entries(s).iter().map(|e| e.name.as_str()).collect() };
+        let names =
+            |s: Source| -> Vec<&str> { c.entries(s).iter().map(|e| e.name.as_str()).collect() };
         for n in ["bash", "coreutils", "git", "vim", "systemd", "python3.10"] {
             assert!(names(Source::Deb).contains(&n), "{n}");
         }
@@ -192,12 +193,18 @@ mod tests {
 
     #[test]
     fn derived_versions_follow_each_ecosystem() {
-        assert_eq!(later_version(Source::Deb, "5.1-6ubuntu1", 1), "5.1-6ubuntu1.1");
+        assert_eq!(
+            later_version(Source::Deb, "5.1-6ubuntu1", 1),
+            "5.1-6ubuntu1.1"
+        );
         assert_eq!(
             later_version(Source::Deb, "1.6-2.1ubuntu3", 2),
             "1.6-2.1ubuntu5"
         );
-        assert_eq!(later_version(Source::Rpm, "5.1.8-6.el9_1", 1), "5.1.8-7.el9_1");
+        assert_eq!(
+            later_version(Source::Rpm, "5.1.8-6.el9_1", 1),
+            "5.1.8-7.el9_1"
+        );
         assert_eq!(later_version(Source::Python, "2.31.0", 2), "2.31.2");
         assert_eq!(strip_epoch("32:9.16.23-14.el9_3"), "9.16.23-14.el9_3");
         assert_eq!(bump_last_number("no digits", 1), "no digits");

@@ -29,9 +29,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::Source;
-use super::pool::{
-    KNOWN_VULNERABLE, KnownVulnerable, Pool, after_all, below_all, synthetic_title,
-};
+use super::pool::{KNOWN_VULNERABLE, KnownVulnerable, Pool, after_all, below_all, synthetic_title};
 use crate::clock::rfc3339;
 use crate::host::fnv1a;
 use crate::template::OsTemplate;
@@ -161,7 +159,7 @@ pub fn padded_records(options: FixtureOptions) -> Vec<PaddedRecord> {
             let in_use = used.get(&source).copied().unwrap_or(0);
             let k = (h % (in_use.max(1) as u64 * 2)) as usize;
             let title = synthetic_title(source, k);
-            let affecting = k < in_use && (h >> 32) % 10 == 0;
+            let affecting = k < in_use && (h >> 32).is_multiple_of(10);
             let (fixed, affects) = if affecting {
                 let fixed = title
                     .versions

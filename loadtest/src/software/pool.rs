@@ -305,8 +305,8 @@ fn tail_schedule(t: OsTemplate) -> &'static [Source] {
             Homebrew, Apps, Python, Homebrew, Npm, Homebrew, Apps, Python, Homebrew, Python,
         ],
         OsTemplate::Windows => &[
-            Programs, Chocolatey, Python, Programs, Programs, Python, Chocolatey, Programs,
-            Python, Programs,
+            Programs, Chocolatey, Python, Programs, Programs, Python, Chocolatey, Programs, Python,
+            Programs,
         ],
     }
 }
@@ -392,10 +392,10 @@ impl Pool {
 const WORDS: [&str; 64] = [
     "cairo", "mesh", "pixel", "sound", "wire", "grid", "font", "glyph", "pango", "xml", "yaml",
     "zlog", "tiff", "jpeg", "web", "dav", "ldap", "sasl", "krb", "gss", "pam", "udev", "usb",
-    "hid", "input", "evdev", "drm", "gbm", "egl", "vk", "opus", "vorbis", "flac", "speex",
-    "pulse", "pipe", "sync", "bus", "gobj", "atk", "gtk", "qt", "kde", "avahi", "cups", "sane",
-    "snmp", "net", "link", "route", "tun", "ssh", "tls", "crypt", "hash", "json", "proto", "rpc",
-    "cache", "queue", "stream", "event", "trace", "metric",
+    "hid", "input", "evdev", "drm", "gbm", "egl", "vk", "opus", "vorbis", "flac", "speex", "pulse",
+    "pipe", "sync", "bus", "gobj", "atk", "gtk", "qt", "kde", "avahi", "cups", "sane", "snmp",
+    "net", "link", "route", "tun", "ssh", "tls", "crypt", "hash", "json", "proto", "rpc", "cache",
+    "queue", "stream", "event", "trace", "metric",
 ];
 
 const PROGRAM_KINDS: [&str; 6] = ["Client", "Agent", "Studio", "Toolkit", "Viewer", "Runtime"];
@@ -556,8 +556,9 @@ mod tests {
     #[test]
     fn synthetic_names_are_unique_per_source() {
         for source in [Source::Deb, Source::Rpm, Source::Python, Source::Programs] {
-            let names: std::collections::HashSet<String> =
-                (0..10_000).map(|k| synthetic_title(source, k).name).collect();
+            let names: std::collections::HashSet<String> = (0..10_000)
+                .map(|k| synthetic_title(source, k).name)
+                .collect();
             assert_eq!(names.len(), 10_000, "{source:?}");
         }
         let t = synthetic_title(Source::Deb, 0);

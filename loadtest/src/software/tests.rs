@@ -107,7 +107,11 @@ fn an_ubuntu_host_reports_its_deb_python_and_npm_packages_the_same_every_round()
     assert_eq!(names.len(), rows.len());
     assert!(find("bash").is_some() || find("coreutils").is_some());
 
-    assert_eq!(rows_of(&a, SOFTWARE_QUERY_LINUX), rows, "same list next round");
+    assert_eq!(
+        rows_of(&a, SOFTWARE_QUERY_LINUX),
+        rows,
+        "same list next round"
+    );
     let same_host = answerer(OsTemplate::Ubuntu, "web-01", SoftwareOptions::default());
     assert_eq!(rows_of(&same_host, SOFTWARE_QUERY_LINUX), rows);
     let other_host = answerer(OsTemplate::Ubuntu, "web-02", SoftwareOptions::default());
@@ -138,14 +142,21 @@ fn rocky_macos_and_windows_hosts_report_their_own_sources() {
             r["release"].contains(".el9") || r["name"] == "osquery",
             "{r:?}"
         );
-        assert!(!r["version"].contains(':'), "no epoch in the version: {r:?}");
+        assert!(
+            !r["version"].contains(':'),
+            "no epoch in the version: {r:?}"
+        );
     }
 
     // Chrome is among the real titles most hosts have; look over a few hosts.
     let mac_rows: Vec<Row> = (0..10)
         .flat_map(|i| {
             rows_of(
-                &answerer(OsTemplate::MacOs, &format!("mac-{i}"), SoftwareOptions::default()),
+                &answerer(
+                    OsTemplate::MacOs,
+                    &format!("mac-{i}"),
+                    SoftwareOptions::default(),
+                ),
                 SOFTWARE_QUERY_MACOS,
             )
         })
@@ -177,7 +188,11 @@ fn rocky_macos_and_windows_hosts_report_their_own_sources() {
     let win_rows: Vec<Row> = (0..10)
         .flat_map(|i| {
             rows_of(
-                &answerer(OsTemplate::Windows, &format!("win-{i}"), SoftwareOptions::default()),
+                &answerer(
+                    OsTemplate::Windows,
+                    &format!("win-{i}"),
+                    SoftwareOptions::default(),
+                ),
                 SOFTWARE_QUERY_WINDOWS,
             )
         })
@@ -219,7 +234,11 @@ fn software_per_host_sets_the_number_of_packages() {
     }
     let defaults = SoftwareOptions::default();
     assert_eq!(
-        rows_of(&answerer(OsTemplate::Windows, "h", defaults), SOFTWARE_QUERY_WINDOWS).len(),
+        rows_of(
+            &answerer(OsTemplate::Windows, "h", defaults),
+            SOFTWARE_QUERY_WINDOWS
+        )
+        .len(),
         DEFAULT_PER_HOST_DESKTOP
     );
 }
@@ -298,14 +317,18 @@ fn software_fail_prob_one_makes_the_software_query_fail_with_status_1() {
             .result
             .is_ok()
     );
-    assert!(a.answer(SOFTWARE_QUERY_VSCODE, FLEET_SQL, &ctx).result.is_ok());
-    let never = answerer(OsTemplate::Ubuntu, "h", SoftwareOptions::default());
     assert!(
-        (0..20).all(|_| never
+        a.answer(SOFTWARE_QUERY_VSCODE, FLEET_SQL, &ctx)
+            .result
+            .is_ok()
+    );
+    let never = answerer(OsTemplate::Ubuntu, "h", SoftwareOptions::default());
+    assert!((0..20).all(|_| {
+        never
             .answer(SOFTWARE_QUERY_LINUX, FLEET_SQL, &ctx)
             .result
-            .is_ok())
-    );
+            .is_ok()
+    }));
 }
 
 #[test]
@@ -405,10 +428,22 @@ fn version_cmp(a: &str, b: &str) -> Ordering {
 
 #[test]
 fn the_comparison_used_below_orders_ecosystem_versions() {
-    assert_eq!(version_cmp("3.0.2-0ubuntu1.10", "3.0.2-0ubuntu1.12"), Ordering::Less);
-    assert_eq!(version_cmp("1:8.9p1-3ubuntu0.6", "1:8.9p1-3ubuntu0.10"), Ordering::Less);
-    assert_eq!(version_cmp("3.0.7-27.el9", "3.0.7-25.el9_3"), Ordering::Greater);
-    assert_eq!(version_cmp("7.76.1-26.el9", "7.76.1-26.el9_3.2"), Ordering::Less);
+    assert_eq!(
+        version_cmp("3.0.2-0ubuntu1.10", "3.0.2-0ubuntu1.12"),
+        Ordering::Less
+    );
+    assert_eq!(
+        version_cmp("1:8.9p1-3ubuntu0.6", "1:8.9p1-3ubuntu0.10"),
+        Ordering::Less
+    );
+    assert_eq!(
+        version_cmp("3.0.7-27.el9", "3.0.7-25.el9_3"),
+        Ordering::Greater
+    );
+    assert_eq!(
+        version_cmp("7.76.1-26.el9", "7.76.1-26.el9_3.2"),
+        Ordering::Less
+    );
     assert_eq!(version_cmp("1.26.5", "1.26.17"), Ordering::Less);
 }
 
@@ -426,8 +461,17 @@ fn read_json(path: &std::path::Path) -> Value {
 
 fn check_osv_record(r: &Value) {
     let id = r["id"].as_str().expect("id");
-    for field in ["modified", "published", "summary", "details", "schema_version"] {
-        assert!(r[field].as_str().is_some_and(|s| !s.is_empty()), "{id}: {field}");
+    for field in [
+        "modified",
+        "published",
+        "summary",
+        "details",
+        "schema_version",
+    ] {
+        assert!(
+            r[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{id}: {field}"
+        );
     }
     for field in ["modified", "published"] {
         let t = r[field].as_str().unwrap();
@@ -439,13 +483,25 @@ fn check_osv_record(r: &Value) {
     assert!(r["aliases"].is_array(), "{id}");
     let severity = &r["severity"][0];
     assert_eq!(severity["type"], "CVSS_V3", "{id}");
-    assert!(severity["score"].as_str().unwrap().starts_with("CVSS:3.1/AV:"));
+    assert!(
+        severity["score"]
+            .as_str()
+            .unwrap()
+            .starts_with("CVSS:3.1/AV:")
+    );
     let affected = r["affected"].as_array().expect("affected");
     assert!(!affected.is_empty(), "{id}");
     for a in affected {
         let eco = a["package"]["ecosystem"].as_str().unwrap();
         assert!(
-            ["Ubuntu:22.04:LTS", "Debian:12", "Rocky Linux:9", "PyPI", "npm"].contains(&eco),
+            [
+                "Ubuntu:22.04:LTS",
+                "Debian:12",
+                "Rocky Linux:9",
+                "PyPI",
+                "npm"
+            ]
+            .contains(&eco),
             "{id}: {eco}"
         );
         assert!(a["package"]["name"].as_str().is_some_and(|n| !n.is_empty()));
@@ -461,7 +517,10 @@ fn check_osv_record(r: &Value) {
             .iter()
             .chain(r["upstream"].as_array().into_iter().flatten())
             .any(|a| a.as_str().unwrap().starts_with("CVE-"));
-    assert!(cve_named || r.get("withdrawn").is_some(), "{id} names a CVE");
+    assert!(
+        cve_named || r.get("withdrawn").is_some(),
+        "{id} names a CVE"
+    );
 }
 
 #[test]
@@ -483,7 +542,12 @@ fn the_osv_fixture_parses_and_its_ranges_split_vulnerable_from_fixed() {
         check_osv_record(&r);
         assert!(ids.insert(r["id"].as_str().unwrap().to_string()));
         withdrawn += usize::from(r.get("withdrawn").is_some());
-        for a in r["aliases"].as_array().unwrap().iter().chain(r["upstream"].as_array().into_iter().flatten()) {
+        for a in r["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(r["upstream"].as_array().into_iter().flatten())
+        {
             record_cves.insert(a.as_str().unwrap().to_string());
         }
         record_cves.insert(r["id"].as_str().unwrap().to_string());
@@ -493,11 +557,19 @@ fn the_osv_fixture_parses_and_its_ranges_split_vulnerable_from_fixed() {
     for k in KNOWN_VULNERABLE {
         assert!(ids.contains(k.id), "{} has a record", k.id);
         // By construction: vulnerable < first fixed ≤ the fixed version hosts carry.
-        assert_eq!(version_cmp(k.vulnerable, k.fixed_in), Ordering::Less, "{}", k.id);
+        assert_eq!(
+            version_cmp(k.vulnerable, k.fixed_in),
+            Ordering::Less,
+            "{}",
+            k.id
+        );
         assert_ne!(version_cmp(k.fixed, k.fixed_in), Ordering::Less, "{}", k.id);
     }
     let usn = read_json(&dir.join("osv/USN-6450-1.json"));
-    assert_eq!(usn["affected"][0]["package"]["ecosystem"], "Ubuntu:22.04:LTS");
+    assert_eq!(
+        usn["affected"][0]["package"]["ecosystem"],
+        "Ubuntu:22.04:LTS"
+    );
     assert_eq!(
         usn["affected"][0]["ranges"][0]["events"][1]["fixed"],
         "3.0.2-0ubuntu1.12"
@@ -515,7 +587,10 @@ fn the_osv_fixture_parses_and_its_ranges_split_vulnerable_from_fixed() {
     assert_eq!(padded.len(), 400);
     for r in &padded {
         check_osv_record(r);
-        assert!(ids.insert(r["id"].as_str().unwrap().to_string()), "unique ids");
+        assert!(
+            ids.insert(r["id"].as_str().unwrap().to_string()),
+            "unique ids"
+        );
     }
     // Ranges by construction: an affecting record's fixed version lies above exactly the
     // pool's oldest version of the title; the others lie below every pool version.
@@ -533,11 +608,18 @@ fn the_osv_fixture_parses_and_its_ranges_split_vulnerable_from_fixed() {
     };
     let records = padded_records(options);
     let affecting = records.iter().filter(|r| r.affects.is_some()).count();
-    assert!(affecting > 0 && affecting < records.len() / 4, "{affecting}");
+    assert!(
+        affecting > 0 && affecting < records.len() / 4,
+        "{affecting}"
+    );
     for r in &records {
         for v in pool_versions(r.source, &r.name) {
             let inside = version_cmp(&v, &r.fixed) == Ordering::Less;
-            assert_eq!(inside, r.affects.as_deref() == Some(v.as_str()), "{r:?} {v}");
+            assert_eq!(
+                inside,
+                r.affects.as_deref() == Some(v.as_str()),
+                "{r:?} {v}"
+            );
         }
     }
 
@@ -552,7 +634,12 @@ fn the_osv_fixture_parses_and_its_ranges_split_vulnerable_from_fixed() {
     }
     let epss = std::fs::read_to_string(dir.join("epss_scores-2024-07-10.csv")).unwrap();
     let mut lines = epss.lines();
-    assert!(lines.next().unwrap().starts_with("#model_version:v2023.03.01,score_date:"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("#model_version:v2023.03.01,score_date:")
+    );
     assert_eq!(lines.next(), Some("cve,epss,percentile"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), summary.epss_rows);
@@ -577,7 +664,11 @@ fn the_same_arguments_write_the_same_files() {
     assert_eq!(sa.files.len(), sb.files.len());
     for (fa, fb) in sa.files.iter().zip(&sb.files) {
         assert_eq!(fa.file_name(), fb.file_name());
-        assert_eq!(std::fs::read(fa).unwrap(), std::fs::read(fb).unwrap(), "{fa:?}");
+        assert_eq!(
+            std::fs::read(fa).unwrap(),
+            std::fs::read(fb).unwrap(),
+            "{fa:?}"
+        );
     }
     assert_eq!(sa.vulnerable_pool_packages, sb.vulnerable_pool_packages);
     std::fs::remove_dir_all(&a).unwrap();
