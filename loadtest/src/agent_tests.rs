@@ -560,3 +560,119 @@ async fn run_stops_without_node_key() {
     assert_eq!(configs[0].body, json!({"node_key": ""}));
     assert_eq!(configs[0].header("authorization"), None);
 }
+
+/// A server handing out Fleet's four software queries, each behind Fleet's discovery query, on
+/// every distributed read.
+async fn software_server() -> TestServer {
+    TestServer::start(fleetish(Arc::new(AtomicUsize::new(0)), |_| true, |r| {
+        if r.path.ends_with("/distributed/read") {
+            let fleet_sql = "WITH cached_users AS (SELECT uid FROM users) SELECT name, version \
+                             FROM deb_packages UNION SELECT name, version FROM rpm_packages";
+            return (
+                200,
+                json!({
+                    "queries": {
+                        "fleet_detail_query_software_linux": fleet_sql,
+                        "fleet_detail_query_software_macos": fleet_sql,
+                        "fleet_detail_query_software_windows": fleet_sql,
+                        "fleet_detail_query_software_vscode_extensions": fleet_sql,
+                    },
+                    "discovery": {
+                        "fleet_detail_query_software_linux": "SELECT 1 FROM os_version WHERE platform NOT IN ('darwin', 'windows', 'chrome', 'freebsd')",
+                        "fleet_detail_query_software_macos": "SELECT 1 FROM os_version WHERE platform = 'darwin'",
+                        "fleet_detail_query_software_windows": "SELECT 1 FROM os_version WHERE platform = 'windows'",
+                        "fleet_detail_query_software_vscode_extensions": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'vscode_extensions'",
+                    }
+                })
+                .to_string(),
+            );
+        }
+        (200, "{}".into())
+    }))
+    .await
+}
+
+fn last_write(server: &TestServer) -> Value {
+    server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/distributed/write"))
+        .expect("a distributed write")
+        .body
+}
+
+#[tokio::test]
+async fn hosts_send_their_software_to_fleets_software_queries() {
+    let server = software_server().await;
+    let mut agent = SimAgent::new(config_for(&server)).unwrap();
+    let answerer = TemplateAnswerer::new(agent.profile().clone(), LiveQueryProfile::default());
+    let report = agent.run_distributed_cycle(&answerer).await;
+    assert_eq!(
+        report.answered,
+        vec![
+            "fleet_detail_query_software_linux",
+            "fleet_detail_query_software_vscode_extensions"
+        ]
+    );
+    let body = last_write(&server);
+    let rows = body["queries"]["fleet_detail_query_software_linux"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rows.len(), 400);
+    assert_eq!(body["statuses"]["fleet_detail_query_software_linux"], 0);
+    assert!(
+        rows.iter()
+            .any(|r| r["name"] == "openssl" && r["source"] == "deb_packages")
+    );
+    let vscode = body["queries"]["fleet_detail_query_software_vscode_extensions"]
+        .as_array()
+        .unwrap();
+    assert!(vscode.iter().all(|r| r["source"] == "vscode_extensions"));
+
+    // The next round sends the same list.
+    agent.run_distributed_cycle(&answerer).await;
+    assert_eq!(
+        last_write(&server)["queries"]["fleet_detail_query_software_linux"],
+        body["queries"]["fleet_detail_query_software_linux"]
+    );
+
+    // A Rocky host runs the Linux query too, but has no vscode_extensions table.
+    let mut cfg = config_for(&server);
+    cfg.template = OsTemplate::Rocky;
+    let mut rocky = SimAgent::new(cfg).unwrap();
+    let answerer = TemplateAnswerer::new(rocky.profile().clone(), LiveQueryProfile::default());
+    let report = rocky.run_distributed_cycle(&answerer).await;
+    assert_eq!(report.answered, vec!["fleet_detail_query_software_linux"]);
+    let rows = last_write(&server)["queries"]["fleet_detail_query_software_linux"].clone();
+    let openssl = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["source"] == "rpm_packages" && r["name"] == "openssl")
+        .cloned()
+        .expect("Rocky hosts have openssl");
+    assert!(openssl["release"] == "24.el9" || openssl["release"] == "27.el9");
+}
+
+#[tokio::test]
+async fn a_failing_software_query_is_written_with_status_1() {
+    let server = software_server().await;
+    let mut agent = SimAgent::new(config_for(&server)).unwrap();
+    let software = crate::Software::new(crate::SoftwareOptions {
+        fail_prob: 1.0,
+        ..crate::SoftwareOptions::default()
+    });
+    let answerer = TemplateAnswerer::new(agent.profile().clone(), LiveQueryProfile::default())
+        .with_software(Arc::new(software));
+    agent.run_distributed_cycle(&answerer).await;
+    let body = last_write(&server);
+    assert_eq!(body["statuses"]["fleet_detail_query_software_linux"], 1);
+    assert_eq!(
+        body["messages"]["fleet_detail_query_software_linux"],
+        crate::software::SOFTWARE_QUERY_ERROR
+    );
+    assert_eq!(
+        body["queries"]["fleet_detail_query_software_linux"],
+        json!([])
+    );
+}

@@ -33,6 +33,18 @@ pub fn calendar_time(unix: u64) -> String {
     )
 }
 
+/// RFC 3339 UTC time with seconds, e.g. `2026-08-04T10:00:00Z`.
+pub fn rfc3339(unix: u64) -> String {
+    let (y, m, d) = civil_from_days(unix / 86_400);
+    let secs = unix % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// Gregorian (year, month 1–12, day 1–31) of a day count since 1970-01-01.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     // Shift the epoch to 0000-03-01 so leap days fall at the end of a year.

@@ -10,6 +10,9 @@ use crate::template::OsTemplate;
 pub struct SeedStream(u64);
 
 impl SeedStream {
+    /// How far the state moves per value (SplitMix64's golden-ratio increment).
+    const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
     /// A stream starting at `seed`.
     pub fn new(seed: u64) -> Self {
         SeedStream(seed)
@@ -17,7 +20,7 @@ impl SeedStream {
 
     /// Next 64 pseudo-random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.0 = self.0.wrapping_add(Self::STEP);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -42,6 +45,20 @@ impl SeedStream {
         let lo = u128::from(self.next_u64());
         uuid::Builder::from_random_bytes(((hi << 64) | lo).to_be_bytes()).into_uuid()
     }
+}
+
+/// The host identifier of host number `index` of a run with `seed`: the `index`-th UUID (upper
+/// case) of a [`SeedStream`] started at `seed`, as `flotilla-loadtest` names its hosts.
+pub fn host_identifier(seed: u64, index: usize) -> String {
+    // Each UUID takes two steps of the stream; jump straight to this host's.
+    let skip = (index as u64)
+        .wrapping_mul(2)
+        .wrapping_mul(SeedStream::STEP);
+    SeedStream::new(seed.wrapping_add(skip))
+        .uuid()
+        .hyphenated()
+        .to_string()
+        .to_uppercase()
 }
 
 /// 64-bit FNV-1a of `text`.
@@ -106,12 +123,12 @@ impl HostProfile {
         let hardware_serial = match template {
             OsTemplate::MacOs => s.chars(upper_alnum, 10),
             OsTemplate::Windows => format!("PF{}", s.chars(upper_alnum, 6)),
-            OsTemplate::Ubuntu => s.chars(upper_alnum, 7),
+            OsTemplate::Ubuntu | OsTemplate::Rocky => s.chars(upper_alnum, 7),
         };
         let board_serial = match template {
             OsTemplate::MacOs => s.chars(upper_alnum, 17),
             OsTemplate::Windows => format!("L1HF{}", s.chars(upper_alnum, 8)),
-            OsTemplate::Ubuntu => {
+            OsTemplate::Ubuntu | OsTemplate::Rocky => {
                 format!(".{}.CNFCP00{}.", hardware_serial, s.chars(b"0123456789", 5))
             }
         };
@@ -119,6 +136,7 @@ impl HostProfile {
             if host_identifier.is_empty() || uuid::Uuid::parse_str(host_identifier).is_ok() {
                 match template {
                     OsTemplate::Ubuntu => format!("ubuntu-{}", s.chars(b"0123456789abcdef", 6)),
+                    OsTemplate::Rocky => format!("rocky-{}", s.chars(b"0123456789abcdef", 6)),
                     OsTemplate::MacOs => format!("mbp-{}", s.chars(b"0123456789abcdef", 6)),
                     OsTemplate::Windows => format!("DESKTOP-{}", s.chars(upper_alnum, 7)),
                 }
@@ -188,6 +206,15 @@ mod tests {
         assert_eq!(a.hostname, "host-a");
         assert_eq!(a.hardware_uuid, a.hardware_uuid.to_uppercase());
         assert!(uuid::Uuid::parse_str(&a.instance_id).is_ok());
+    }
+
+    #[test]
+    fn host_identifiers_jump_to_the_nth_uuid_of_the_stream() {
+        let mut ids = SeedStream::new(42);
+        for i in 0..5 {
+            let expected = ids.uuid().hyphenated().to_string().to_uppercase();
+            assert_eq!(host_identifier(42, i), expected);
+        }
     }
 
     #[test]

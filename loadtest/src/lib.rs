@@ -15,8 +15,9 @@
 //! | [`read`] | [`ReadResponse`] (parsed `distributed/read`) and the discovery rule ([`AcceptedWork`]) |
 //! | [`write`](mod@write) | [`WriteBody`]: `queries` / `statuses` / `messages` / `stats` of `distributed/write` |
 //! | [`answer`] | [`QueryAnswerer`], the seam deciding what queries return; [`QueryAnswer`], [`QueryStats`], [`AnswerContext`] |
-//! | [`template`] | [`OsTemplate`] (Ubuntu, macOS, Windows): enrollment `host_details` and detail-table rows |
-//! | [`template_answerer`] | [`TemplateAnswerer`]: answers detail/label/decorator queries from the template, live queries per [`LiveQueryProfile`] |
+//! | [`template`] | [`OsTemplate`] (Ubuntu, macOS, Windows, Rocky Linux): enrollment `host_details` and detail-table rows |
+//! | [`template_answerer`] | [`TemplateAnswerer`]: answers detail/label/decorator queries from the template, software queries from [`software`], live queries per [`LiveQueryProfile`] |
+//! | [`software`] | Fleet's software detail queries: per-OS package pools ([`software::pool`]), each host's packages, known-vulnerable versions, and the OSV/KEV/EPSS fixture writer ([`software::fixture`]) |
 //! | [`host`] | [`HostProfile`]: per-host identity (UUIDs, serials, addresses) derived from the host identifier |
 //! | [`sql`] | the small SQL subset the template answerer evaluates ([`sql::SelectQuery`], [`Row`]) |
 //! | [`logger`] | [`LogType`], status-line builder; the buffered log quota and back-off used by `run` |
@@ -62,6 +63,7 @@ pub mod read;
 pub mod response;
 pub mod retry;
 mod schedule;
+pub mod software;
 pub mod sql;
 pub mod stats;
 pub mod template;
@@ -87,6 +89,7 @@ pub use logger::LogType;
 pub use read::{AcceptedWork, ReadResponse};
 pub use response::{interpret_response, parse_enroll_response};
 pub use retry::{RetryPolicies, RetryPolicy};
+pub use software::{Software, SoftwareOptions};
 pub use sql::Row;
 pub use stats::{AgentCounters, AgentStats, EndpointStats, Percentiles};
 pub use template::OsTemplate;

@@ -10,6 +10,9 @@
 //! Scenarios: `checkin` (agents only), `fanout` (plus an admin running live queries to every
 //! host, timed over the results websocket) and `version` (the same connections and request
 //! rate, every request a `GET /version`: the ceiling to compare check-ins against).
+//!
+//! `flotilla-loadtest write-osv-fixture DIR [--records N]` writes an OSV feed (with CISA KEV
+//! and EPSS files) matching the hosts' software instead of running agents.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use flotilla_loadtest::clock::{calendar_time, unix_now};
 use flotilla_loadtest::fanout::{Admin, FanoutOptions, FanoutReport, HostIndex, SendTimes};
 use flotilla_loadtest::fleetd::{FLEETD_VERSION, FleetdHost, FleetdIntervals, SimFleetd};
-use flotilla_loadtest::host::SeedStream;
+use flotilla_loadtest::host::host_identifier;
+use flotilla_loadtest::software::fixture::{FixtureOptions, write_fixture};
+use flotilla_loadtest::software::{DEFAULT_POOL_SIZE, Software, SoftwareOptions};
 use flotilla_loadtest::{
     AgentConfig, AgentCounters, AgentStats, DEFAULT_OSQUERY_VERSION, Endpoint, EndpointPaths,
     Intervals, LiveQueryProfile, OsTemplate, Percentiles, SimAgent, TemplateAnswerer,
@@ -73,7 +78,9 @@ EXAMPLES
       --enroll-secret S --hosts 10000 --start-period 60s --duration 5m
   flotilla-loadtest ... --scenario fanout --admin-email admin@example.com \\
       --admin-password P --fanout-count 3
-  flotilla-loadtest ... --scenario version      # the /version ceiling, same load";
+  flotilla-loadtest ... --scenario version      # the /version ceiling, same load
+  flotilla-loadtest ... --os ubuntu,rocky --software-per-host 600 --software-fail-prob 0.5
+  flotilla-loadtest write-osv-fixture vulndb --records 50000  # OSV/KEV/EPSS for the pools";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,12 +111,14 @@ enum Connections {
     version,
     about = "Run simulated osquery agents against an osquery TLS server and report latency \
              percentiles per endpoint",
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     /// Server base URL, e.g. https://localhost:8443
-    #[arg(long)]
-    server: String,
+    #[arg(long, required = true)]
+    server: Option<String>,
     /// PEM file with the CA(s) to trust (the agents' --tls_server_certs)
     #[arg(long, conflicts_with = "insecure")]
     ca: Option<PathBuf>,
@@ -117,8 +126,8 @@ struct Cli {
     #[arg(long)]
     insecure: bool,
     /// Enroll secret
-    #[arg(long, env = "FLOTILLA_ENROLL_SECRET")]
-    enroll_secret: String,
+    #[arg(long, env = "FLOTILLA_ENROLL_SECRET", required = true)]
+    enroll_secret: Option<String>,
     /// Number of simulated hosts
     #[arg(long, default_value_t = 10)]
     hosts: usize,
@@ -143,7 +152,7 @@ struct Cli {
     /// its campaigns are done
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
-    /// OS templates (ubuntu, macos, windows), assigned round-robin
+    /// OS templates (ubuntu, macos, windows, rocky), assigned round-robin
     #[arg(long, value_delimiter = ',', default_value = "ubuntu,macos,windows")]
     os: Vec<OsTemplate>,
     /// What to run
@@ -165,6 +174,17 @@ struct Cli {
     /// Probability that a live query succeeds with no rows
     #[arg(long, default_value_t = 0.2)]
     live_query_no_result_prob: f64,
+    /// Packages each host reports to Fleet's software query (default: 400 on Linux, 150 on
+    /// macOS and Windows)
+    #[arg(long)]
+    software_per_host: Option<usize>,
+    /// Distinct (name, version) packages in each OS's pool the hosts draw from
+    #[arg(long, default_value_t = DEFAULT_POOL_SIZE)]
+    software_pool: usize,
+    /// Probability that a host's software query fails in a round (status 1 and an error
+    /// message), as osquery-perf's -software_query_fail_prob
+    #[arg(long, default_value_t = 0.0)]
+    software_fail_prob: f64,
     /// Spread the hosts' connections over source addresses 127.0.0.1..=127.0.0.N (only when
     /// the server is on IPv4 loopback); default: enough for ~20,000 connections per address
     #[arg(long, conflicts_with = "local_address", value_parser = clap::value_parser!(u8).range(1..=254))]
@@ -220,14 +240,71 @@ struct Cli {
     /// Desktop (its summary every 5 min) — beside osqueryd, which then answers orbit_info
     #[arg(long, default_value_t = 0.0)]
     orbit_share: f64,
+    /// Something other than a load run
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write an OSV feed for the simulated hosts' packages (one record per known-vulnerable
+    /// package, a withdrawn one, optional synthetic padding) with CISA KEV and EPSS files
+    WriteOsvFixture(FixtureArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FixtureArgs {
+    /// Directory to write into (created if missing)
+    dir: PathBuf,
+    /// Synthetic records to add, for the pools' synthetic packages (some affect pool
+    /// versions, most do not), written as one gzipped JSON array
+    #[arg(long, default_value_t = 0)]
+    records: usize,
+    /// --software-pool of the runs the feed is for
+    #[arg(long, default_value_t = DEFAULT_POOL_SIZE)]
+    software_pool: usize,
+}
+
+/// `write-osv-fixture DIR`: writes the files and prints what it wrote as JSON.
+fn write_osv_fixture(args: &FixtureArgs) -> anyhow::Result<()> {
+    if args.software_pool == 0 {
+        bail!("--software-pool must be at least 1");
+    }
+    let options = FixtureOptions {
+        pool_size: args.software_pool,
+        records: args.records,
+    };
+    let summary = write_fixture(&args.dir, options)
+        .with_context(|| format!("writing the fixture into {}", args.dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }
 
 impl Cli {
+    /// `--server` (clap requires it unless a subcommand runs).
+    fn server(&self) -> &str {
+        self.server.as_deref().unwrap_or_default()
+    }
+
+    /// `--enroll-secret` (clap requires it unless a subcommand runs).
+    fn enroll_secret(&self) -> &str {
+        self.enroll_secret.as_deref().unwrap_or_default()
+    }
+
+    /// The software options of the hosts.
+    fn software_options(&self) -> SoftwareOptions {
+        SoftwareOptions {
+            per_host: self.software_per_host,
+            pool_size: self.software_pool,
+            fail_prob: self.software_fail_prob,
+        }
+    }
+
     /// The options as recorded in the summary (no secrets).
     fn options(&self, source_addresses: Option<u8>) -> Value {
         let s = |d: Duration| d.as_secs_f64();
         json!({
-            "server": self.server,
+            "server": self.server(),
             "ca": self.ca,
             "insecure": self.insecure,
             "hosts": self.hosts,
@@ -242,6 +319,9 @@ impl Cli {
             "rows_per_result": self.rows_per_result,
             "live_query_error_prob": self.live_query_error_prob,
             "live_query_no_result_prob": self.live_query_no_result_prob,
+            "software_per_host": self.software_per_host,
+            "software_pool": self.software_pool,
+            "software_fail_prob": self.software_fail_prob,
             "source_addresses": source_addresses,
             "local_address": self.local_address,
             "fanout_sql": (self.scenario == Scenario::Fanout).then_some(&self.fanout_sql),
@@ -502,6 +582,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing();
     install_crypto_provider();
     let cli = Cli::parse();
+    if let Some(Command::WriteOsvFixture(args)) = &cli.command {
+        return write_osv_fixture(args);
+    }
     let fanout_login = cli.check()?;
     let network = Network::prepare(&cli).await?;
     let seed = cli.seed.unwrap_or_else(rand::random);
@@ -581,6 +664,12 @@ impl Cli {
         {
             bail!("--live-query-error-prob and --live-query-no-result-prob must be within 0..1");
         }
+        if !(0.0..=1.0).contains(&self.software_fail_prob) {
+            bail!("--software-fail-prob must be within 0..1");
+        }
+        if self.software_pool == 0 {
+            bail!("--software-pool must be at least 1");
+        }
         if !(0.0..=1.0).contains(&self.orbit_share) {
             bail!("--orbit-share must be within 0..1");
         }
@@ -621,7 +710,7 @@ impl Network {
     /// the server is on IPv4 loopback, spreads source addresses over 127.0.0.x and pins the
     /// server's name to that IPv4 address so every connection can bind one.
     async fn prepare(cli: &Cli) -> anyhow::Result<Network> {
-        let server_url = reqwest::Url::parse(&cli.server).context("--server")?;
+        let server_url = reqwest::Url::parse(cli.server()).context("--server")?;
         let ca_pem = match &cli.ca {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
             None => None,
@@ -675,15 +764,14 @@ fn build_agents(
 ) -> anyhow::Result<(Vec<SimAgent>, Arc<HostIndex>)> {
     let mut hostnames = Vec::new();
     let mut agents = Vec::with_capacity(cli.hosts);
-    let mut ids = SeedStream::new(seed);
     let endpoints = EndpointPaths::with_prefix(&cli.prefix);
     let mut pool = None;
     for i in 0..cli.hosts {
         let template = cli.os[i % cli.os.len()];
-        let host_identifier = ids.uuid().hyphenated().to_string().to_uppercase();
+        let host_identifier = host_identifier(seed, i);
         let mut cfg = AgentConfig::new(
-            cli.server.clone(),
-            cli.enroll_secret.clone(),
+            cli.server().to_owned(),
+            cli.enroll_secret().to_owned(),
             host_identifier,
             template,
         );
@@ -755,8 +843,8 @@ fn build_fleetds(
                 osquery_identifier: String::new(),
             };
             SimFleetd::with_client(
-                &cli.server,
-                &cli.enroll_secret,
+                cli.server(),
+                cli.enroll_secret(),
                 host,
                 FleetdIntervals::default(),
                 client.clone(),
@@ -851,10 +939,12 @@ fn spawn_agents(
         error_prob: cli.live_query_error_prob,
         no_result_prob: cli.live_query_no_result_prob,
     };
+    let software = Arc::new(Software::new(cli.software_options()));
     let (started, deadline) = (run.started, run.deadline);
     let hosts = cli.hosts.max(1) as u32;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, agent) in agents.into_iter().enumerate() {
+        let software = software.clone();
         let offset = cli.start_period.mul_f64(i as f64 / f64::from(hosts));
         let intervals = intervals.clone();
         let mut stop = stop.clone();
@@ -883,7 +973,7 @@ fn spawn_agents(
                 // osqueryd started by orbit has orbit's extension table.
                 profile.orbit = Some(FLEETD_VERSION.to_owned());
             }
-            let answerer = TemplateAnswerer::new(profile, live);
+            let answerer = TemplateAnswerer::new(profile, live).with_software(software);
             agent.run(intervals, &answerer, shutdown).await
         });
     }
@@ -946,7 +1036,7 @@ fn spawn_fanout(
     stop: tokio::sync::watch::Sender<bool>,
 ) -> tokio::task::JoinHandle<anyhow::Result<FanoutReport>> {
     let opts = FanoutOptions {
-        server: cli.server.clone(),
+        server: cli.server().to_owned(),
         tls: network.tls.clone(),
         resolve: network.resolve.clone(),
         email,
@@ -1161,6 +1251,63 @@ mod tests {
             options.get("enroll_secret").is_none(),
             "no secrets in the summary"
         );
+    }
+
+    #[test]
+    fn software_flags_and_the_fixture_subcommand() {
+        let run = Cli::try_parse_from([
+            "x",
+            "--server",
+            "u",
+            "--enroll-secret",
+            "s",
+            "--os",
+            "rocky,ubuntu",
+            "--software-per-host",
+            "600",
+            "--software-fail-prob",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(run.os, vec![OsTemplate::Rocky, OsTemplate::Ubuntu]);
+        assert!(run.command.is_none());
+        let software = run.software_options();
+        assert_eq!(software.per_host, Some(600));
+        assert_eq!(software.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(software.fail_prob, 0.5);
+        assert_eq!(run.options(None)["software_fail_prob"], 0.5);
+        let defaults = Cli::try_parse_from(["x", "--server", "u", "--enroll-secret", "s"]).unwrap();
+        assert_eq!(defaults.software_options(), SoftwareOptions::default());
+        assert_eq!(
+            defaults.os,
+            vec![OsTemplate::Ubuntu, OsTemplate::MacOs, OsTemplate::Windows],
+            "the default mix is unchanged"
+        );
+        let bad = Cli::try_parse_from([
+            "x",
+            "--server",
+            "u",
+            "--enroll-secret",
+            "s",
+            "--software-fail-prob",
+            "2",
+        ])
+        .unwrap();
+        assert!(bad.check().is_err());
+
+        // The subcommand needs neither --server nor --enroll-secret.
+        let fixture =
+            Cli::try_parse_from(["x", "write-osv-fixture", "out", "--records", "50000"]).unwrap();
+        match fixture.command {
+            Some(Command::WriteOsvFixture(args)) => {
+                assert_eq!(args.dir, PathBuf::from("out"));
+                assert_eq!(args.records, 50_000);
+                assert_eq!(args.software_pool, DEFAULT_POOL_SIZE);
+            }
+            None => panic!("subcommand not parsed"),
+        }
+        assert!(Cli::try_parse_from(["x", "--hosts", "3", "write-osv-fixture", "out"]).is_err());
+        assert!(Cli::try_parse_from(["x", "write-osv-fixture"]).is_err());
     }
 
     #[test]

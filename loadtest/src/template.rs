@@ -23,6 +23,8 @@ pub enum OsTemplate {
     MacOs,
     /// Windows 11 Pro 23H2 on x86_64.
     Windows,
+    /// Rocky Linux 9.3 (Blue Onyx) on x86_64: a server image, rpm packages, no desktop.
+    Rocky,
 }
 
 struct Model {
@@ -186,7 +188,7 @@ const WINDOWS_MODELS: [Model; 3] = [
 ];
 
 /// Tables a template can answer from its own data.
-pub const TEMPLATE_TABLES: [&str; 13] = [
+pub const TEMPLATE_TABLES: [&str; 14] = [
     "os_version",
     "osquery_info",
     "system_info",
@@ -200,7 +202,21 @@ pub const TEMPLATE_TABLES: [&str; 13] = [
     "time",
     "osquery_registry",
     "orbit_info",
+    "vscode_extensions",
 ];
+
+/// The first osquery version with the `vscode_extensions` table.
+const VSCODE_EXTENSIONS_SINCE: (u32, u32) = (5, 11);
+
+/// Whether `version` (`5.23.1`) is at least `major.minor`; unparsable versions count as new.
+fn osquery_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.trim().parse::<u32>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => (a, b) >= (major, minor),
+        (Some(Ok(a)), None) => a > major,
+        _ => true,
+    }
+}
 
 fn row<const N: usize>(pairs: [(&str, String); N]) -> Row {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -208,33 +224,53 @@ fn row<const N: usize>(pairs: [(&str, String); N]) -> Row {
 
 impl OsTemplate {
     /// All templates.
-    pub const ALL: [OsTemplate; 3] = [OsTemplate::Ubuntu, OsTemplate::MacOs, OsTemplate::Windows];
+    pub const ALL: [OsTemplate; 4] = [
+        OsTemplate::Ubuntu,
+        OsTemplate::MacOs,
+        OsTemplate::Windows,
+        OsTemplate::Rocky,
+    ];
 
-    /// Short name: `ubuntu`, `macos`, `windows`.
+    /// Short name: `ubuntu`, `macos`, `windows`, `rocky`.
     pub fn name(self) -> &'static str {
         match self {
             OsTemplate::Ubuntu => "ubuntu",
             OsTemplate::MacOs => "macos",
             OsTemplate::Windows => "windows",
+            OsTemplate::Rocky => "rocky",
         }
+    }
+
+    /// Whether the host runs a Linux distribution (Ubuntu or Rocky).
+    pub fn is_linux(self) -> bool {
+        matches!(self, OsTemplate::Ubuntu | OsTemplate::Rocky)
+    }
+
+    /// Whether osquery on this host has the `vscode_extensions` table: the desktop templates
+    /// (Ubuntu, macOS, Windows) with osquery 5.11 or later. The Rocky template is a server
+    /// image without VS Code, and its simulated osquery leaves the table out, so Fleet's
+    /// discovery query skips the VS Code software query there.
+    pub fn has_vscode_extensions(self, osquery_version: &str) -> bool {
+        self != OsTemplate::Rocky && osquery_at_least(osquery_version, VSCODE_EXTENSIONS_SINCE)
     }
 
     /// osquery's `platform_type` enrollment field: the build's platform bitmask as a string
     /// (Linux `"9"`, macOS `"21"`, Windows `"2"`).
     pub fn platform_type(self) -> &'static str {
         match self {
-            OsTemplate::Ubuntu => "9",
+            OsTemplate::Ubuntu | OsTemplate::Rocky => "9",
             OsTemplate::MacOs => "21",
             OsTemplate::Windows => "2",
         }
     }
 
-    /// `os_version.platform`: `ubuntu`, `darwin`, `windows`.
+    /// `os_version.platform`: `ubuntu`, `darwin`, `windows`, `rocky`.
     pub fn platform(self) -> &'static str {
         match self {
             OsTemplate::Ubuntu => "ubuntu",
             OsTemplate::MacOs => "darwin",
             OsTemplate::Windows => "windows",
+            OsTemplate::Rocky => "rocky",
         }
     }
 
@@ -249,6 +285,7 @@ impl OsTemplate {
             OsTemplate::Ubuntu => &["linux", "ubuntu", "posix"],
             OsTemplate::MacOs => &["darwin", "posix"],
             OsTemplate::Windows => &["windows"],
+            OsTemplate::Rocky => &["linux", "rocky", "centos", "redhat", "posix"],
         };
         names.iter().any(|n| spec.contains(n))
     }
@@ -259,7 +296,8 @@ impl OsTemplate {
 
     fn models(self) -> &'static [Model] {
         match self {
-            OsTemplate::Ubuntu => &UBUNTU_MODELS,
+            // Rocky runs on the same server and VM hardware as the Ubuntu hosts.
+            OsTemplate::Ubuntu | OsTemplate::Rocky => &UBUNTU_MODELS,
             OsTemplate::MacOs => &MAC_MODELS,
             OsTemplate::Windows => &WINDOWS_MODELS,
         }
@@ -309,9 +347,21 @@ impl OsTemplate {
                 ("codename", "Microsoft Windows 11 Pro".into()),
                 ("arch", "64-bit".into()),
             ]),
+            OsTemplate::Rocky => row([
+                ("name", "Rocky Linux".into()),
+                ("version", "9.3 (Blue Onyx)".into()),
+                ("major", "9".into()),
+                ("minor", "3".into()),
+                ("patch", "0".into()),
+                ("build", String::new()),
+                ("platform", "rocky".into()),
+                ("platform_like", "rhel centos fedora".into()),
+                ("codename", String::new()),
+                ("arch", "x86_64".into()),
+            ]),
         };
         match self {
-            OsTemplate::Ubuntu => {
+            OsTemplate::Ubuntu | OsTemplate::Rocky => {
                 r.insert("pid_with_namespace".into(), "0".into());
                 r.insert("mount_namespace_id".into(), String::new());
             }
@@ -332,7 +382,7 @@ impl OsTemplate {
     /// The `osquery_info` row. `config_hash` is `""` before a config was loaded.
     pub fn osquery_info(self, p: &HostProfile, config_hash: &str) -> Row {
         let (build_platform, build_distro) = match self {
-            OsTemplate::Ubuntu => ("linux", "centos7"),
+            OsTemplate::Ubuntu | OsTemplate::Rocky => ("linux", "centos7"),
             OsTemplate::MacOs => ("darwin", "10.14"),
             OsTemplate::Windows => ("windows", "10"),
         };
@@ -359,7 +409,7 @@ impl OsTemplate {
     pub fn system_info(self, p: &HostProfile) -> Row {
         let m = self.model(p);
         let (cpu_type, cpu_subtype) = match self {
-            OsTemplate::Ubuntu => ("x86_64", "106"),
+            OsTemplate::Ubuntu | OsTemplate::Rocky => ("x86_64", "106"),
             OsTemplate::MacOs => ("arm64e", "ARM64E"),
             OsTemplate::Windows => ("x86_64", "-1"),
         };
@@ -412,7 +462,7 @@ impl OsTemplate {
     pub fn platform_info(self, p: &HostProfile) -> Row {
         let m = self.model(p);
         let (firmware_type, address, size) = match self {
-            OsTemplate::Ubuntu => ("uefi", "0xe0000", "16777216"),
+            OsTemplate::Ubuntu | OsTemplate::Rocky => ("uefi", "0xe0000", "16777216"),
             OsTemplate::MacOs => ("iBoot", "", "0"),
             OsTemplate::Windows => ("uefi", "", "33554432"),
         };
@@ -437,6 +487,12 @@ impl OsTemplate {
                 "ro quiet splash",
                 "/boot/vmlinuz-5.15.0-105-generic",
                 "UUID=5f0d7a4e-3c1b-4f5e-9d8a-2b6c7e1f0a94",
+            ),
+            OsTemplate::Rocky => (
+                "5.14.0-362.8.1.el9_3.x86_64",
+                "ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rl-swap",
+                "/boot/vmlinuz-5.14.0-362.8.1.el9_3.x86_64",
+                "/dev/mapper/rl-root",
             ),
             OsTemplate::MacOs => ("23.1.0", "", "/System/Library/Kernels/kernel", ""),
             OsTemplate::Windows => (
@@ -469,6 +525,7 @@ impl OsTemplate {
     fn interface_name(self) -> &'static str {
         match self {
             OsTemplate::Ubuntu => "eth0",
+            OsTemplate::Rocky => "ens192",
             OsTemplate::MacOs => "en0",
             OsTemplate::Windows => "12",
         }
@@ -606,6 +663,9 @@ impl OsTemplate {
             "osquery_registry" => TEMPLATE_TABLES
                 .iter()
                 .filter(|&&t| t != "orbit_info" || p.orbit.is_some())
+                .filter(|&&t| {
+                    t != "vscode_extensions" || self.has_vscode_extensions(&p.osquery_version)
+                })
                 .map(|&name| {
                     row([
                         ("registry", "table".to_string()),
@@ -632,6 +692,9 @@ impl OsTemplate {
                 ])],
                 None => Vec::new(),
             },
+            "vscode_extensions" if self.has_vscode_extensions(&p.osquery_version) => {
+                crate::software::vscode_table_rows(p)
+            }
             _ => return None,
         })
     }
@@ -669,14 +732,16 @@ impl fmt::Display for OsTemplate {
 impl FromStr for OsTemplate {
     type Err = String;
 
-    /// Accepts `ubuntu`/`linux`, `macos`/`darwin`/`mac`, `windows`/`win` (case-insensitive).
+    /// Accepts `ubuntu`/`linux`, `macos`/`darwin`/`mac`, `windows`/`win`, `rocky`/`rockylinux`
+    /// (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "ubuntu" | "linux" => Ok(OsTemplate::Ubuntu),
             "macos" | "darwin" | "mac" => Ok(OsTemplate::MacOs),
             "windows" | "win" => Ok(OsTemplate::Windows),
+            "rocky" | "rockylinux" | "rocky-linux" => Ok(OsTemplate::Rocky),
             other => Err(format!(
-                "unknown OS template {other:?} (expected ubuntu, macos or windows)"
+                "unknown OS template {other:?} (expected ubuntu, macos, windows or rocky)"
             )),
         }
     }
@@ -721,10 +786,23 @@ mod tests {
     }
 
     #[test]
+    fn rocky_reports_rocky_linux_9() {
+        let p = HostProfile::new(OsTemplate::Rocky, "db-1", "5.23.1");
+        let v = OsTemplate::Rocky.os_version(&p);
+        assert_eq!(v["name"], "Rocky Linux");
+        assert_eq!(v["version"], "9.3 (Blue Onyx)");
+        assert_eq!((v["major"].as_str(), v["minor"].as_str()), ("9", "3"));
+        assert_eq!(v["platform"], "rocky");
+        assert_eq!(v["platform_like"], "rhel centos fedora");
+        assert!(p.hostname == "db-1");
+    }
+
+    #[test]
     fn platform_types() {
         assert_eq!(OsTemplate::Ubuntu.platform_type(), "9");
         assert_eq!(OsTemplate::MacOs.platform_type(), "21");
         assert_eq!(OsTemplate::Windows.platform_type(), "2");
+        assert_eq!(OsTemplate::Rocky.platform_type(), "9");
     }
 
     #[test]
@@ -767,6 +845,9 @@ mod tests {
             OsTemplate::Windows
         );
         assert!("beos".parse::<OsTemplate>().is_err());
+        assert_eq!("Rocky".parse::<OsTemplate>().unwrap(), OsTemplate::Rocky);
+        assert!(OsTemplate::Rocky.matches_platform("linux"));
+        assert!(!OsTemplate::Rocky.matches_platform("ubuntu"));
         assert!(OsTemplate::Ubuntu.matches_platform("linux,darwin"));
         assert!(!OsTemplate::Windows.matches_platform("darwin"));
         assert!(OsTemplate::Windows.matches_platform(""));

@@ -1,10 +1,14 @@
-//! A [`QueryAnswerer`] backed by an OS template: detail queries get the template's data, other
-//! SQL is treated as a live query with tunable size and failure rates.
+//! A [`QueryAnswerer`] backed by an OS template: detail queries get the template's data, Fleet's
+//! software queries the host's packages, other SQL is treated as a live query with tunable size
+//! and failure rates.
+
+use std::sync::Arc;
 
 use rand::RngExt;
 
 use crate::answer::{AnswerContext, QueryAnswer, QueryAnswerer, QueryKind, QueryStats};
 use crate::host::HostProfile;
+use crate::software::Software;
 use crate::sql::{Row, SelectQuery};
 use crate::template::TEMPLATE_TABLES;
 
@@ -39,12 +43,17 @@ impl Default for LiveQueryProfile {
 ///   detail, label and decorator queries get consistent, realistic answers.
 /// * Any other `SELECT` is a "live" query: `rows_per_result` generated rows; for distributed
 ///   queries, failures and empty results at the configured probabilities.
+/// * Fleet's software detail queries (`fleet_detail_query_software_*`), whose SQL the subset
+///   cannot run, are recognised by name and answered from the host's packages (see
+///   [`crate::software`]).
 /// * Discovery queries count rows the same way; a discovery query on a table the template does
 ///   not know yields 0 rows (the query is then skipped), never an SQL error.
 #[derive(Debug, Clone)]
 pub struct TemplateAnswerer {
     profile: HostProfile,
     live: LiveQueryProfile,
+    /// The run's package pools and software options, shared by every host.
+    software: Arc<Software>,
 }
 
 enum Plan {
@@ -57,7 +66,22 @@ enum Plan {
 impl TemplateAnswerer {
     /// An answerer for `profile`.
     pub fn new(profile: HostProfile, live: LiveQueryProfile) -> Self {
-        TemplateAnswerer { profile, live }
+        TemplateAnswerer {
+            profile,
+            live,
+            software: Software::shared_default(),
+        }
+    }
+
+    /// The same answerer with the run's software (pools and options) instead of the defaults.
+    pub fn with_software(mut self, software: Arc<Software>) -> Self {
+        self.software = software;
+        self
+    }
+
+    /// The software the host's packages come from.
+    pub fn software(&self) -> &Software {
+        &self.software
     }
 
     /// The host profile answered for.
@@ -149,7 +173,10 @@ impl QueryAnswerer for TemplateAnswerer {
         }
     }
 
-    fn answer(&self, _name: &str, sql: &str, ctx: &AnswerContext<'_>) -> QueryAnswer {
+    fn answer(&self, name: &str, sql: &str, ctx: &AnswerContext<'_>) -> QueryAnswer {
+        if let Some(answer) = self.software.answer(name, &self.profile, ctx) {
+            return answer.with_stats(small_stats(250));
+        }
         let plan = match Self::plan(sql) {
             Ok(p) => p,
             Err(e) => return QueryAnswer::failed(e),
