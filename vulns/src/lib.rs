@@ -49,11 +49,12 @@
 //! and those names are indexed too; Debian's records do not, so where the
 //! host reports a binary package's source, query with that name as well.
 
+//!
 //! And one for the rpm family: records carry the epoch (`1:3.0.7-25.el9_3`
-//! for Rocky's openssl), and a version without one is read as epoch 0, on
-//! either side. A host version given without its epoch therefore looks older
-//! than every fix of a package that has one; pass the epoch to
-//! [`host_version`] when the host reports it.
+//! for Rocky's openssl), while osquery's `rpm_packages` rows as Fleet
+//! collects them do not. An epoch written on one side only is therefore not
+//! compared (as rpm treats a missing release); pass the epoch to
+//! [`host_version`] when the host reports it, and it is.
 
 mod ecosystem;
 mod load;
