@@ -194,6 +194,8 @@ pub struct Host {
     pub refetch_requested: bool,
     pub created_at: i64,
     pub last_enrolled_at: i64,
+    /// When the host's software set last changed (Unix seconds; 0: never reported).
+    pub software_updated_at: i64,
     pub updated_at: i64,
     /// What the `orbit_info` detail query reported; `None` until orbit answered it.
     pub orbit_version: Option<String>,
@@ -963,6 +965,11 @@ pub struct OsVersion {
 /// and when any host's software last changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SoftwareState {
+    /// Counts writes of host software: a job that saw generation N has seen every change up
+    /// to it.
+    pub generation: i64,
+    pub counted_generation: i64,
+    pub matched_generation: i64,
     pub changed_at: i64,
     pub counts_updated_at: i64,
     pub matched_at: i64,
@@ -1048,20 +1055,23 @@ pub trait SoftwareStore: Send + Sync + 'static {
     ) -> Result<Vec<OsVersion>, StoreError>;
     async fn software_state(&self) -> Result<SoftwareState, StoreError>;
 
-    /// Recounts hosts per software version, title and CVE, per team and overall.
-    async fn refresh_software_counts(&self, now: i64) -> Result<(), StoreError>;
+    /// Recounts hosts per software version, title and CVE, per team and overall; records
+    /// `generation` (read before counting) as counted.
+    async fn refresh_software_counts(&self, generation: i64, now: i64) -> Result<(), StoreError>;
     /// The software of these sources, for matching.
     async fn matchable_software(
         &self,
         sources: &[&str],
     ) -> Result<Vec<MatchableSoftware>, StoreError>;
     /// Replaces what the last match found with `found`, and the metadata of the CVEs in it;
-    /// records `fingerprint` as the feed matched.
+    /// records `fingerprint` as the feed matched and `generation` (read before matching) as
+    /// the software matched.
     async fn replace_software_cves(
         &self,
         found: &[SoftwareCve],
         meta: &[(String, CveMeta)],
         fingerprint: &str,
+        generation: i64,
         now: i64,
     ) -> Result<MatchWrite, StoreError>;
 }

@@ -116,6 +116,7 @@ pub(crate) fn host(row: &impl ModelRow) -> Result<Host, sqlx::Error> {
         refetch_requested: row.flag("refetch_requested")?,
         created_at: row.int("created_at")?,
         last_enrolled_at: row.int("last_enrolled_at")?,
+        software_updated_at: row.int("software_updated_at")?,
         updated_at: row.int("updated_at")?,
         orbit_version: row.opt_text("orbit_version")?,
         fleet_desktop_version: row.opt_text("fleet_desktop_version")?,

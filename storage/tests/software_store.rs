@@ -103,7 +103,7 @@ async fn a_hosts_set_is_interned_replaced_and_counted(backend: &Backend) {
     )
     .await;
     let store = backend.admin();
-    store.refresh_software_counts(300).await.unwrap();
+    store.refresh_software_counts(1, 300).await.unwrap();
     let (versions, count) = store
         .software_versions(&SoftwareListFilter::default(), &order("name"), ALL)
         .await
@@ -124,7 +124,7 @@ async fn a_hosts_set_is_interned_replaced_and_counted(backend: &Backend) {
         400,
     )
     .await;
-    store.refresh_software_counts(500).await.unwrap();
+    store.refresh_software_counts(2, 500).await.unwrap();
     let old = store.software_version(curl, None).await.unwrap().unwrap();
     assert_eq!(old.hosts_count, 1);
     let hosts = store
@@ -175,6 +175,8 @@ async fn a_hosts_set_is_interned_replaced_and_counted(backend: &Backend) {
     assert_eq!(stored.os_version, "Ubuntu 22.04.4 LTS");
     let state = store.software_state().await.unwrap();
     assert_eq!((state.changed_at, state.counts_updated_at), (400, 500));
+    // Three writes of host software (a, b, a again); the counts saw the second generation.
+    assert_eq!((state.generation, state.counted_generation), (3, 2));
     // The distribution packages are recorded as seen on Ubuntu 22.04.
     let matchable = store.matchable_software(&["deb_packages"]).await.unwrap();
     assert_eq!(matchable.len(), 4);
@@ -266,17 +268,17 @@ async fn findings_give_vulnerabilities_with_exact_host_counts(backend: &Backend)
         ),
     ];
     let written = store
-        .replace_software_cves(&found, &meta, "feed-1", 300)
+        .replace_software_cves(&found, &meta, "feed-1", 3, 300)
         .await
         .unwrap();
     assert_eq!((written.added, written.removed), (2, 0));
     // The same match again writes nothing.
     let again = store
-        .replace_software_cves(&found, &meta, "feed-1", 301)
+        .replace_software_cves(&found, &meta, "feed-1", 3, 301)
         .await
         .unwrap();
     assert_eq!((again.added, again.removed), (0, 0));
-    store.refresh_software_counts(310).await.unwrap();
+    store.refresh_software_counts(3, 310).await.unwrap();
     let by_cve = |list: &[flotilla_storage::admin::Vulnerability]| {
         list.iter()
             .map(|v| (v.cve.clone(), v.hosts_count))
@@ -357,7 +359,7 @@ async fn findings_give_vulnerabilities_with_exact_host_counts(backend: &Backend)
     assert_eq!(affected[0].hosts_count, 2);
     // A later feed withdraws the curl finding: it goes, with its CVE.
     let written = store
-        .replace_software_cves(&found[..1], &meta, "feed-2", 400)
+        .replace_software_cves(&found[..1], &meta, "feed-2", 3, 400)
         .await
         .unwrap();
     assert_eq!((written.added, written.removed), (0, 1));

@@ -113,7 +113,7 @@ impl HostJson {
             label_updated_at: rfc3339(host.detail_updated_at),
             policy_updated_at: rfc3339(0),
             last_enrolled_at: rfc3339(host.last_enrolled_at),
-            software_updated_at: rfc3339(0),
+            software_updated_at: rfc3339(host.software_updated_at),
             seen_time: rfc3339(seen),
             refetch_requested: host.refetch_requested,
             hostname: host.hostname.clone(),
@@ -248,7 +248,10 @@ pub async fn list_response(
     label: Option<LabelId>,
 ) -> Result<Response, FleetError> {
     let now = flotilla_engine::unix_now();
-    let filter = host_filter(state, viewer, params, label, now)?;
+    let mut filter = host_filter(state, viewer, params, label, now)?;
+    let (software, extra) = super::software::host_list_extras(state, params).await?;
+    filter.software = software;
+    filter.os = os_filter(state, viewer, params).await?;
     let order = params.order("hostname", false, HOST_ORDER_KEYS)?;
     let page = params.page(100)?;
     let hosts: Vec<HostJson> = state
@@ -259,7 +262,30 @@ pub async fn list_response(
         .iter()
         .map(|h| HostJson::new(state, h, now))
         .collect();
-    Ok(ok(&json!({ "hosts": hosts })))
+    let mut body = json!({ "hosts": hosts });
+    if let Some((key, value)) = extra {
+        body[key] = value;
+    }
+    Ok(ok(&body))
+}
+
+/// The OS filter of `GET /hosts`: `os_version_id`, or `os_name` with `os_version`.
+async fn os_filter(
+    state: &AppState,
+    viewer: &Viewer,
+    params: &ListParams,
+) -> Result<Option<(Option<String>, String)>, FleetError> {
+    if let Some(id) = params.os_version_id {
+        let os = super::software::os_version_by_id(state, viewer, id).await?;
+        return Ok(Some((Some(os.platform), os.name)));
+    }
+    match (&params.os_name, &params.os_version) {
+        (None, None) => Ok(None),
+        (Some(name), Some(version)) => Ok(Some((None, format!("{name} {version}")))),
+        _ => Err(FleetError::BadRequest(
+            "os_name and os_version go together".into(),
+        )),
+    }
 }
 
 /// `GET /hosts`.
@@ -293,7 +319,9 @@ pub async fn count(
     FleetQuery(params): FleetQuery<ListParams>,
 ) -> Result<Response, FleetError> {
     let now = flotilla_engine::unix_now();
-    let filter = host_filter(&state, &viewer, &params, None, now)?;
+    let mut filter = host_filter(&state, &viewer, &params, None, now)?;
+    filter.software = super::software::host_list_extras(&state, &params).await?.0;
+    filter.os = os_filter(&state, &viewer, &params).await?;
     let count = state.reads.hosts.count_hosts(&filter).await?;
     Ok(ok(&json!({ "count": count })))
 }
@@ -343,6 +371,7 @@ async fn detail_response(
         .map(super::policies::HostPolicyJson::from)
         .collect();
     body["policies"] = json!(policies);
+    body["software"] = super::software::host_software_json(state, host.id).await?;
     body["issues"] = json!({
         "failing_policies_count": failing,
         "total_issues_count": failing,

@@ -17,6 +17,7 @@ pub mod hosts;
 pub mod labels;
 pub mod policies;
 pub mod queries;
+pub mod software;
 pub mod specs;
 pub mod teams;
 pub mod users;
@@ -48,6 +49,16 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/hosts/identifier/{identifier}", get(hosts::by_identifier))
         .route("/hosts/{id}", get(hosts::get).delete(hosts::delete))
         .route("/hosts/{id}/refetch", post(hosts::refetch))
+        .route("/hosts/{id}/software", get(software::of_host))
+        .route("/software", get(software::list))
+        .route("/software/versions", get(software::versions))
+        .route("/software/versions/{id}", get(software::version))
+        .route("/software/titles", get(software::titles))
+        .route("/software/titles/{id}", get(software::title))
+        .route("/os_versions", get(software::os_versions))
+        .route("/os_versions/{id}", get(software::os_version))
+        .route("/vulnerabilities", get(software::vulnerabilities))
+        .route("/vulnerabilities/{cve}", get(software::vulnerability))
         .route("/host_summary", get(hosts::summary))
         .route("/labels", get(labels::list).post(labels::create))
         .route("/labels/summary", get(labels::summary))
@@ -168,6 +179,15 @@ pub struct ListParams {
     pub policy_id: Option<u64>,
     /// `passing` or `failing`.
     pub policy_response: Option<String>,
+    /// Hosts with this software version (`software_id` is Fleet's older name for it).
+    pub software_id: Option<u64>,
+    pub software_version_id: Option<u64>,
+    /// Hosts with any version of this software title.
+    pub software_title_id: Option<u64>,
+    /// Hosts on this OS version: by id (`GET /os_versions`), or by name and version.
+    pub os_version_id: Option<u64>,
+    pub os_name: Option<String>,
+    pub os_version: Option<String>,
 }
 
 impl ListParams {

@@ -216,10 +216,11 @@ impl SoftwareJobs {
             (feed.feed.clone(), feed.fingerprint.clone())
         };
         if let Some(feed) = feed
-            && (fingerprint != state.feed_fingerprint || state.changed_at > state.matched_at)
+            && (fingerprint != state.feed_fingerprint
+                || state.generation > state.matched_generation)
         {
             let started = Instant::now();
-            match self.match_all(feed, &fingerprint).await {
+            match self.match_all(feed, &fingerprint, state.generation).await {
                 Ok(()) => {
                     self.stats.matches.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -237,10 +238,10 @@ impl SoftwareJobs {
             .last_counts
             .lock()
             .is_none_or(|at| at.elapsed() >= self.counts_interval);
-        if report.matched || (state.changed_at > state.counts_updated_at && due) {
+        if report.matched || (state.generation > state.counted_generation && due) {
             let started = Instant::now();
             self.store
-                .refresh_software_counts(flotilla_engine::unix_now())
+                .refresh_software_counts(state.generation, flotilla_engine::unix_now())
                 .await?;
             *self.last_counts.lock() = Some(Instant::now());
             self.stats.counts.fetch_add(1, Ordering::Relaxed);
@@ -252,7 +253,12 @@ impl SoftwareJobs {
         Ok(report)
     }
 
-    async fn match_all(&self, feed: Arc<Feed>, fingerprint: &str) -> anyhow::Result<()> {
+    async fn match_all(
+        &self,
+        feed: Arc<Feed>,
+        fingerprint: &str,
+        generation: i64,
+    ) -> anyhow::Result<()> {
         let software = self.store.matchable_software(MATCHED_SOURCES).await?;
         let matched = software.len();
         let started = Instant::now();
@@ -261,7 +267,13 @@ impl SoftwareJobs {
         let matching_ms = started.elapsed().as_millis() as u64;
         let written = self
             .store
-            .replace_software_cves(&found, &meta, fingerprint, flotilla_engine::unix_now())
+            .replace_software_cves(
+                &found,
+                &meta,
+                fingerprint,
+                generation,
+                flotilla_engine::unix_now(),
+            )
             .await?;
         tracing::info!(
             packages = matched,

@@ -90,6 +90,9 @@ CREATE TABLE cve_host_counts (
 
 CREATE TABLE software_state (
     id                TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+    generation         BIGINT NOT NULL DEFAULT 0,
+    counted_generation BIGINT NOT NULL DEFAULT 0,
+    matched_generation BIGINT NOT NULL DEFAULT 0,
     changed_at        BIGINT NOT NULL DEFAULT 0,
     counts_updated_at BIGINT NOT NULL DEFAULT 0,
     matched_at        BIGINT NOT NULL DEFAULT 0,

@@ -100,8 +100,13 @@ CREATE TABLE cve_host_counts (
 ) WITHOUT ROWID;
 
 -- One row: when host software last changed, when the counts and the match last ran.
+-- `generation` counts the writes of host software; the jobs record the generation they saw,
+-- so a change in the same second as a job is never missed.
 CREATE TABLE software_state (
     id                 INTEGER PRIMARY KEY CHECK (id = 1),
+    generation         INTEGER NOT NULL DEFAULT 0,
+    counted_generation INTEGER NOT NULL DEFAULT 0,
+    matched_generation INTEGER NOT NULL DEFAULT 0,
     changed_at         INTEGER NOT NULL DEFAULT 0,
     counts_updated_at  INTEGER NOT NULL DEFAULT 0,
     matched_at         INTEGER NOT NULL DEFAULT 0,

@@ -23,7 +23,8 @@ macro_rules! admin_host_columns {
          h.hardware_model, h.hardware_version, h.hardware_serial, h.primary_ip, h.primary_mac, \
          h.uptime, h.distributed_interval, h.config_tls_refresh, h.logger_tls_period, h.team_id, \
          t.name AS team_name, h.seen_time, h.detail_updated_at, h.refetch_requested, \
-         h.created_at, h.last_enrolled_at, h.updated_at, o.version AS orbit_version, \
+         h.created_at, h.last_enrolled_at, h.updated_at, h.software_updated_at, \
+         o.version AS orbit_version, \
          o.desktop_version AS fleet_desktop_version, o.scripts_enabled, \
          (SELECT e.email FROM host_emails e WHERE e.host_id = h.id AND e.source = 'custom') \
          AS custom_email, \

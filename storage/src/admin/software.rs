@@ -517,14 +517,17 @@ impl SoftwareStore for SqlStore {
 
     async fn software_state(&self) -> Result<SoftwareState, StoreError> {
         let row = query(
-            "SELECT changed_at, counts_updated_at, matched_at, feed_fingerprint \
-             FROM software_state WHERE id = 1",
+            "SELECT generation, counted_generation, matched_generation, changed_at, \
+             counts_updated_at, matched_at, feed_fingerprint FROM software_state WHERE id = 1",
         )
         .fetch_one(&self.db)
         .await
         .map_err(store_error)?;
         (|| {
             Ok::<_, sqlx::Error>(SoftwareState {
+                generation: row.int("generation")?,
+                counted_generation: row.int("counted_generation")?,
+                matched_generation: row.int("matched_generation")?,
                 changed_at: row.int("changed_at")?,
                 counts_updated_at: row.int("counts_updated_at")?,
                 matched_at: row.int("matched_at")?,
@@ -534,8 +537,10 @@ impl SoftwareStore for SqlStore {
         .map_err(store_error)
     }
 
-    async fn refresh_software_counts(&self, now: i64) -> Result<(), StoreError> {
-        counts::refresh(&self.db, now).await.map_err(store_error)
+    async fn refresh_software_counts(&self, generation: i64, now: i64) -> Result<(), StoreError> {
+        counts::refresh(&self.db, generation, now)
+            .await
+            .map_err(store_error)
     }
 
     async fn matchable_software(
@@ -585,9 +590,10 @@ impl SoftwareStore for SqlStore {
         found: &[SoftwareCve],
         meta: &[(String, CveMeta)],
         fingerprint: &str,
+        generation: i64,
         now: i64,
     ) -> Result<MatchWrite, StoreError> {
-        counts::replace_cves(&self.db, found, meta, fingerprint, now)
+        counts::replace_cves(&self.db, found, meta, fingerprint, generation, now)
             .await
             .map_err(store_error)
     }
@@ -701,7 +707,7 @@ mod counts {
 
     /// Recounts everything with reads (no write lock held), then replaces the count tables
     /// in one transaction.
-    pub(super) async fn refresh(db: &Db, now: i64) -> Result<(), sqlx::Error> {
+    pub(super) async fn refresh(db: &Db, generation: i64, now: i64) -> Result<(), sqlx::Error> {
         let teams = query("SELECT 1 AS x FROM hosts WHERE team_id IS NOT NULL LIMIT 1")
             .fetch_optional(db)
             .await?
@@ -760,10 +766,13 @@ mod counts {
         write_id_counts(&mut tx, "software_host_counts", "software_id", &software).await?;
         write_id_counts(&mut tx, "software_title_host_counts", "title_id", &titles).await?;
         write_cve_counts(&mut tx, &cves).await?;
-        query("UPDATE software_state SET counts_updated_at = ? WHERE id = 1")
-            .bind(now)
-            .execute(&mut tx)
-            .await?;
+        query(
+            "UPDATE software_state SET counts_updated_at = ?, counted_generation = ? WHERE id = 1",
+        )
+        .bind(now)
+        .bind(generation)
+        .execute(&mut tx)
+        .await?;
         tx.commit().await
     }
 
@@ -833,6 +842,7 @@ mod counts {
         found: &[SoftwareCve],
         meta: &[(String, CveMeta)],
         fingerprint: &str,
+        generation: i64,
         now: i64,
     ) -> Result<MatchWrite, sqlx::Error> {
         let d = db.dialect();
@@ -974,11 +984,15 @@ mod counts {
             });
             upsert.execute(&mut tx).await?;
         }
-        query("UPDATE software_state SET matched_at = ?, feed_fingerprint = ? WHERE id = 1")
-            .bind(now)
-            .bind(fingerprint)
-            .execute(&mut tx)
-            .await?;
+        query(
+            "UPDATE software_state SET matched_at = ?, feed_fingerprint = ?, \
+             matched_generation = ? WHERE id = 1",
+        )
+        .bind(now)
+        .bind(fingerprint)
+        .bind(generation)
+        .execute(&mut tx)
+        .await?;
         tx.commit().await?;
         Ok(MatchWrite {
             added: changed.len() as u64,

@@ -87,7 +87,7 @@ pub(super) async fn write(
             write_host(&mut tx, cache, *host, inventory, *at, &mut pairs).await?;
         }
         let at = batch[start..end].iter().map(|(_, _, at)| *at).max();
-        query("UPDATE software_state SET changed_at = ? WHERE id = 1")
+        query("UPDATE software_state SET generation = generation + 1, changed_at = ? WHERE id = 1")
             .bind(at.unwrap_or_default())
             .execute(&mut tx)
             .await?;
