@@ -84,13 +84,11 @@ pub async fn host(
     let mut body = host_with_labels(&state, &host).await?;
     body["dep_assigned_to_fleet"] = json!(false);
     if !params.exclude_software {
-        body["software"] = json!([]);
+        body["software"] = crate::fleet::software::host_software_json(&state, host.id).await?;
     }
     let settings = state.device.settings(&state.services.settings).await?;
     let info = org_info(&settings);
-    let inventory = settings["features"]["enable_software_inventory"]
-        .as_bool()
-        .unwrap_or(false);
+    let inventory = crate::service::effects::software_inventory_enabled(&settings);
     Ok(ok(&json!({
         "host": body,
         "self_service": false,
@@ -142,14 +140,16 @@ pub async fn policies(
     Ok(ok(&json!({ "policies": policies })))
 }
 
-/// `GET …/{token}/software`: the host's software. None is collected yet, so the list is
-/// empty, in the shape the page pages through.
-pub async fn software(DeviceHost(_): DeviceHost) -> Response {
-    ok(&json!({
-        "count": 0,
-        "software": [],
-        "meta": {"has_next_results": false, "has_previous_results": false},
-    }))
+/// `GET …/{token}/software`: the host's software by title, paged as the My Device page reads
+/// it (`page`, `per_page`, `query`, `vulnerable`).
+pub async fn software(
+    State(state): State<SharedState>,
+    DeviceHost(host): DeviceHost,
+    FleetQuery(params): FleetQuery<crate::fleet::software::HostSoftwareParams>,
+) -> Result<Response, FleetError> {
+    Ok(ok(
+        &crate::fleet::software::host_software_page(&state, host.id, &params).await?,
+    ))
 }
 
 /// `POST …/{token}/refetch`: the host runs its detail queries again at its next check-in.

@@ -368,7 +368,17 @@ pub async fn of_host(
         .await?
         .ok_or_else(|| FleetError::NotFound(format!("host {id} not found")))?;
     Viewer::require(viewer.can_read(host.team))?;
-    let installed = state.reads.software.host_software(host.id).await?;
+    Ok(ok(&host_software_page(&state, host.id, &params).await?))
+}
+
+/// A page of a host's software by title, each with the versions installed: the host
+/// software tab's list and Fleet Desktop's (`GET /device/{token}/software`).
+pub async fn host_software_page(
+    state: &AppState,
+    host: HostId,
+    params: &HostSoftwareParams,
+) -> Result<Value, FleetError> {
+    let installed = state.reads.software.host_software(host).await?;
     let needle = params.query.as_deref().map(str::to_lowercase);
     let mut by_title: Vec<(u64, Value, Vec<Value>)> = Vec::new();
     for item in installed.iter().filter(|i| {
@@ -421,11 +431,11 @@ pub async fn of_host(
             title
         })
         .collect();
-    Ok(ok(&json!({
+    Ok(json!({
         "count": count,
         "meta": meta(page, shown.len(), count),
         "software": shown,
-    })))
+    }))
 }
 
 fn os_json(os: &OsVersion) -> Value {
