@@ -73,8 +73,12 @@ async fn an_api_only_observer_reads_with_its_token_until_revoked() {
     host.enroll().await.unwrap();
 
     // No password: the server sets one; the answer has the user and a token.
-    let (id, token) =
-        api_only_user(&admin, "dashboard@example.com", json!({"global_role": "observer"})).await;
+    let (id, token) = api_only_user(
+        &admin,
+        "dashboard@example.com",
+        json!({"global_role": "observer"}),
+    )
+    .await;
     let bot = server.admin_client().with_token(&token);
 
     // The token works at once, under every prefix.
@@ -106,7 +110,10 @@ async fn an_api_only_observer_reads_with_its_token_until_revoked() {
     let (status, error) = bot
         .post("/users/admin", &json!({"name": "X", "email": "x@example.com", "global_role": "admin", "api_only": true}))
         .await;
-    assert_eq!(status, 403, "an API-only observer creates no users: {error}");
+    assert_eq!(
+        status, 403,
+        "an API-only observer creates no users: {error}"
+    );
     fleet_error(&error);
 
     // Lists show the flag.
@@ -136,20 +143,26 @@ async fn an_api_only_observer_reads_with_its_token_until_revoked() {
     let (status, error) = bot.get("/hosts").await;
     assert_eq!(status, 401, "{error}");
     fleet_error(&error);
-    assert_eq!(admin.get("/me").await.0, 200, "the admin's own session lives on");
+    assert_eq!(
+        admin.get("/me").await.0,
+        200,
+        "the admin's own session lives on"
+    );
     let (status, error) = admin.delete("/users/999999/sessions").await;
     assert_eq!(status, 404, "{error}");
     fleet_error(&error);
 
     // Deleting an API-only user ends its sessions too.
-    let (id2, token2) =
-        api_only_user(&admin, "scanner@example.com", json!({"global_role": "observer"})).await;
+    let (id2, token2) = api_only_user(
+        &admin,
+        "scanner@example.com",
+        json!({"global_role": "observer"}),
+    )
+    .await;
     let scanner = server.admin_client().with_token(&token2);
     assert_eq!(scanner.get("/me").await.0, 200);
     // Someone else's sessions are not an observer's to revoke.
-    let (status, error) = scanner
-        .delete(&format!("/users/{id}/sessions"))
-        .await;
+    let (status, error) = scanner.delete(&format!("/users/{id}/sessions")).await;
     assert_eq!(status, 403, "{error}");
     assert_eq!(admin.delete(&format!("/users/{id2}")).await.0, 200);
     assert_eq!(scanner.get("/me").await.0, 401);
@@ -186,7 +199,10 @@ async fn creation_rules_and_team_scope() {
     let team_bot = server.admin_client().with_token(&token);
     let (status, hosts) = team_bot.get("/hosts").await;
     assert_eq!(status, 200, "{hosts}");
-    assert_eq!(hostnames(&hosts), vec![team_host.profile().hostname.clone()]);
+    assert_eq!(
+        hostnames(&hosts),
+        vec![team_host.profile().hostname.clone()]
+    );
     let (_, me) = team_bot.get("/me").await;
     assert_eq!(me["user"]["teams"][0]["id"], team, "{me}");
     assert_eq!(me["user"]["teams"][0]["role"], "observer");
@@ -221,13 +237,22 @@ async fn creation_rules_and_team_scope() {
         .admin_client()
         .with_token(body["token"].as_str().unwrap());
     let (status, _) = answer_token
-        .post("/queries", &json!({"name": "bot query", "query": "SELECT 1;"}))
+        .post(
+            "/queries",
+            &json!({"name": "bot query", "query": "SELECT 1;"}),
+        )
         .await;
-    assert_eq!(status, 200, "a maintainer's API-only token writes what maintainers may");
+    assert_eq!(
+        status, 200,
+        "a maintainer's API-only token writes what maintainers may"
+    );
 
     // Ordinary users: a password is still required, and the answer has no token (as Fleet's).
     let (status, error) = admin
-        .post("/users/admin", &json!({"name": "Nopw", "email": "nopw@example.com", "global_role": "observer"}))
+        .post(
+            "/users/admin",
+            &json!({"name": "Nopw", "email": "nopw@example.com", "global_role": "observer"}),
+        )
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["errors"][0]["name"], "password");
@@ -236,7 +261,10 @@ async fn creation_rules_and_team_scope() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user"]["api_only"], false);
-    assert!(body.get("token").is_none(), "no token for ordinary users: {body}");
+    assert!(
+        body.get("token").is_none(),
+        "no token for ordinary users: {body}"
+    );
 
     // A non-admin creates no users.
     let olga = server.login("olga@example.com", "olga-password-1!").await;
@@ -247,10 +275,7 @@ async fn creation_rules_and_team_scope() {
     assert_eq!(error["message"], "Permission Denied");
     fleet_error(&error);
     let (_, users) = admin.get("/users").await;
-    assert!(
-        !users.to_string().contains("sneaky@example.com"),
-        "{users}"
-    );
+    assert!(!users.to_string().contains("sneaky@example.com"), "{users}");
 }
 
 /// One user's terminal: a config file of their own and the `flotilla` binary.
@@ -434,5 +459,8 @@ async fn cli_user_create_api_only_prints_a_working_token() {
     // The help says what --api-only does.
     let out = terminal.run(&["user", "create", "--help"], "").await;
     let help = text(&out.stdout);
-    assert!(help.contains("--api-only") && help.contains("never expires"), "{help}");
+    assert!(
+        help.contains("--api-only") && help.contains("never expires"),
+        "{help}"
+    );
 }

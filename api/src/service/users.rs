@@ -167,7 +167,11 @@ impl UserService {
         Viewer::require(viewer.is_global_admin() || viewer.user.id == id)?;
         let user = self.users.user(id).await?.ok_or_else(|| not_found(id))?;
         let ended = self.users.delete_user_sessions(user.id).await?;
-        tracing::info!(user = user.id.0, sessions = ended, "user's sessions revoked");
+        tracing::info!(
+            user = user.id.0,
+            sessions = ended,
+            "user's sessions revoked"
+        );
         Ok(())
     }
 
