@@ -1,5 +1,5 @@
 //! The admin's command line: `flotilla login`, `logout`, `setup`, `query`, `get`, `apply`,
-//! `delete` and `completion`, against a Flotilla server (or a Fleet server, where the API
+//! `delete`, `user` and `completion`, against a Flotilla server (or a Fleet server, where the API
 //! matches) through its admin REST API and results websocket.
 //!
 //! - [`config`] — the config file of named contexts (address, token, CA), mode 0600.
@@ -8,6 +8,7 @@
 //! - [`query`] — live queries: start a campaign, stream its results over the websocket.
 //! - [`get`] — lists and single objects as tables, JSON or YAML.
 //! - [`specs`] — fleetctl's YAML spec documents; [`apply`] sends them (apply and delete).
+//! - [`user`] — creating users, API-only ones (with their token) included.
 //! - [`output`] — tables, CSV, JSON and YAML rendering.
 //!
 //! Every failure ends as one line on standard error, `Error: …`, and exit code 1 (130 when
@@ -21,6 +22,7 @@ pub mod output;
 pub mod query;
 pub mod session;
 pub mod specs;
+pub mod user;
 
 use clap::{Args, Subcommand};
 
@@ -78,6 +80,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         args: apply::DeleteArgs,
     },
+    /// Create users, API-only users (for scripts and dashboards, with a token) included.
+    User {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: user::UserArgs,
+    },
     /// Print a shell completion script: `source <(flotilla completion bash)`.
     Completion(CompletionArgs),
 }
@@ -108,6 +117,7 @@ pub async fn run(command: ClientCommand, program: clap::Command) -> i32 {
         ClientCommand::Get { config, args } => get::run(&config, args).await.map(done),
         ClientCommand::Apply { config, args } => apply::apply(&config, args).await.map(done),
         ClientCommand::Delete { config, args } => apply::delete(&config, args).await.map(done),
+        ClientCommand::User { config, args } => user::run(&config, args).await.map(done),
         ClientCommand::Completion(args) => {
             completion(args.shell, program);
             Ok(Outcome::Done)

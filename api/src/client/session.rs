@@ -95,7 +95,11 @@ pub struct SetupArgs {
 }
 
 /// The password: a line of standard input, or typed at a prompt without echo.
-fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> anyhow::Result<String> {
+pub(crate) fn read_password(
+    from_stdin: bool,
+    prompt: &str,
+    confirm: bool,
+) -> anyhow::Result<String> {
     let password = if from_stdin {
         let mut line = String::new();
         std::io::stdin()

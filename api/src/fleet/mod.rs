@@ -39,6 +39,7 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/me", get(auth::me))
         .route("/users", get(users::list))
         .route("/users/admin", post(users::create))
+        .route("/users/{id}/sessions", delete(users::delete_sessions))
         .route(
             "/users/{id}",
             get(users::get).patch(users::modify).delete(users::delete),

@@ -1,4 +1,5 @@
-//! Users: `GET /users`, `POST /users/admin`, `GET/PATCH/DELETE /users/{id}`, over
+//! Users: `GET /users`, `POST /users/admin`, `GET/PATCH/DELETE /users/{id}`,
+//! `DELETE /users/{id}/sessions`, over
 //! [`UserService`](crate::service::users::UserService), which decides who may do what.
 
 use axum::extract::State;
@@ -112,15 +113,16 @@ pub struct CreateUserBody {
     name: String,
     #[serde(default)]
     email: String,
-    #[serde(default)]
-    password: String,
+    /// Optional for API-only users.
+    password: Option<String>,
     global_role: Option<String>,
     teams: Option<Vec<TeamRoleBody>>,
     #[serde(default)]
     api_only: bool,
 }
 
-/// `POST /users/admin`: a global admin creates a user.
+/// `POST /users/admin`: a global admin creates a user: `{"user"}`, and for an API-only user
+/// also `"token"`, a session token that never expires (as Fleet answers).
 pub async fn create(
     State(state): State<SharedState>,
     viewer: Viewer,
@@ -134,8 +136,12 @@ pub async fn create(
         teams: team_roles(body.teams),
         api_only: body.api_only,
     };
-    let user = state.services.users.create(&viewer, request).await?;
-    Ok(ok(&json!({ "user": UserJson::from(&user) })))
+    let created = state.services.users.create(&viewer, request).await?;
+    let mut body = json!({ "user": UserJson::from(&created.user) });
+    if let Some(token) = created.token {
+        body["token"] = json!(token);
+    }
+    Ok(ok(&body))
 }
 
 /// `GET /users/{id}`.
@@ -189,5 +195,20 @@ pub async fn delete(
     FleetPath(id): FleetPath<u64>,
 ) -> Result<Response, FleetError> {
     state.services.users.delete(&viewer, UserId(id)).await?;
+    Ok(ok(&json!({})))
+}
+
+/// `DELETE /users/{id}/sessions`: ends every session of the user, which revokes an API-only
+/// user's token.
+pub async fn delete_sessions(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetPath(id): FleetPath<u64>,
+) -> Result<Response, FleetError> {
+    state
+        .services
+        .users
+        .delete_sessions(&viewer, UserId(id))
+        .await?;
     Ok(ok(&json!({})))
 }

@@ -62,6 +62,19 @@ pub fn token_hash(token: &str) -> String {
     hex
 }
 
+/// Starts a session for `user` in `users`; returns the token (the store keeps its hash).
+pub async fn start_session(
+    users: &dyn UserStore,
+    user: &User,
+    now: i64,
+) -> Result<String, FleetError> {
+    let token = new_token();
+    users
+        .create_session(user.id, &token_hash(&token), now)
+        .await?;
+    Ok(token)
+}
+
 /// Whether a session last used at `accessed_at` has expired at `now`.
 pub fn session_expired(user: &User, accessed_at: i64, now: i64) -> bool {
     !user.api_only && now - accessed_at > SESSION_IDLE_LIMIT
@@ -101,11 +114,7 @@ impl SessionService {
 
     /// Starts a session for `user`; returns the token.
     async fn start_session(&self, user: &User, now: i64) -> Result<String, FleetError> {
-        let token = new_token();
-        self.users
-            .create_session(user.id, &token_hash(&token), now)
-            .await?;
-        Ok(token)
+        start_session(self.users.as_ref(), user, now).await
     }
 
     /// The user a session token belongs to, refreshing the session's sliding expiry.

@@ -1,6 +1,11 @@
 //! Users: who may see, create, change and delete whom. Only global admins create, change the
 //! roles of, or delete other users; a user may change their own name, email and password
 //! (giving the current password); the last global admin can be neither demoted nor deleted.
+//!
+//! An API-only user is made for scripts and dashboards: created without a password (a random
+//! one nobody knows is set), they get a session token at once, which never expires and ends
+//! only when their sessions are revoked or they are deleted. Their roles limit them like
+//! anyone else's.
 
 use std::sync::Arc;
 
@@ -9,7 +14,7 @@ use flotilla_storage::admin::{NewUser, Roles, User, UserChanges, UserId, UserSto
 use serde_json::json;
 
 use super::password;
-use super::sessions::{check_email, check_name};
+use super::sessions::{check_email, check_name, start_session};
 use super::{Effects, Role, Viewer};
 use crate::fleet::error::FleetError;
 
@@ -17,11 +22,18 @@ use crate::fleet::error::FleetError;
 pub struct NewUserRequest {
     pub name: String,
     pub email: String,
-    pub password: String,
+    /// Required, except for API-only users (who then get a random one).
+    pub password: Option<String>,
     pub global_role: Option<String>,
     /// (team id, role name) pairs.
     pub teams: Option<Vec<(u64, String)>>,
     pub api_only: bool,
+}
+
+/// A user just created, and for an API-only user the token of their first session.
+pub struct CreatedUser {
+    pub user: User,
+    pub token: Option<String>,
 }
 
 /// Changes to a user, as the request gave them.
@@ -107,27 +119,60 @@ impl UserService {
         Ok(user)
     }
 
-    /// A global admin creates a user; recorded as `created_user`.
+    /// A global admin creates a user; recorded as `created_user`. An API-only user may come
+    /// without a password and gets a session whose token is returned (Fleet's answer to
+    /// `POST /users/admin`); other users get none.
     pub async fn create(
         &self,
         viewer: &Viewer,
         request: NewUserRequest,
-    ) -> Result<User, FleetError> {
+    ) -> Result<CreatedUser, FleetError> {
         Viewer::require(viewer.is_global_admin())?;
         let name = check_name(&request.name)?;
         let email = check_email(&request.email)?;
-        password::check_rules("password", &request.password)?;
+        let password = match request.password {
+            Some(given) => {
+                password::check_rules("password", &given)?;
+                given
+            }
+            None if request.api_only => password::generate(),
+            None => {
+                return Err(FleetError::validation(
+                    "password",
+                    "a password is required (except for API-only users)",
+                ));
+            }
+        };
         let new = NewUser {
             name,
             email,
-            password_hash: password::hash(request.password).await?,
+            password_hash: password::hash(password).await?,
             roles: roles(request.global_role, request.teams)?,
             api_only: request.api_only,
         };
         let now = flotilla_engine::unix_now();
         let user = self.users.create_user(&new, now).await?;
         self.record(viewer, "created_user", &user, now).await;
-        Ok(user)
+        let token = if user.api_only {
+            Some(start_session(self.users.as_ref(), &user, now).await?)
+        } else {
+            None
+        };
+        Ok(CreatedUser { user, token })
+    }
+
+    /// Ends every session of a user, API-only tokens included (Fleet's
+    /// `DELETE /users/{id}/sessions`): global admins for anyone, users for themselves.
+    pub async fn delete_sessions(&self, viewer: &Viewer, id: UserId) -> Result<(), FleetError> {
+        Viewer::require(viewer.is_global_admin() || viewer.user.id == id)?;
+        let user = self.users.user(id).await?.ok_or_else(|| not_found(id))?;
+        let ended = self.users.delete_user_sessions(user.id).await?;
+        tracing::info!(
+            user = user.id.0,
+            sessions = ended,
+            "user's sessions revoked"
+        );
+        Ok(())
     }
 
     /// Changes a user: the viewer's own name, email and password, or anything of anyone for a

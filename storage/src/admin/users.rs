@@ -324,4 +324,13 @@ impl UserStore for SqlStore {
             .map_err(store_error)?;
         Ok(())
     }
+
+    async fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
+        let done = query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user)
+            .execute(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected)
+    }
 }
