@@ -279,9 +279,10 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_SOFTWARE_JOB_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub software_job_interval: Duration,
 
-    /// The shortest time between two recounts of hosts per software version, title and CVE
-    /// while host software keeps changing (a match recounts at once). The lists say when
-    /// their counts were made (`counts_updated_at`).
+    /// The shortest time between two recounts of hosts per software version, title and CVE,
+    /// and between two matches of new software, while host software keeps changing (a
+    /// changed feed is matched at once). The lists say when their counts were made
+    /// (`counts_updated_at`).
     #[arg(long, env = "FLOTILLA_SOFTWARE_COUNTS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub software_counts_interval: Duration,
 

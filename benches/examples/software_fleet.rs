@@ -26,6 +26,10 @@ use flotilla_storage::admin::SoftwareStore;
 use flotilla_storage::{MysqlOptions, SqlStore};
 use futures_util::StreamExt;
 
+/// The server's allocator, so the store's work is measured as the server does it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Hosts per `flush_hosts` call: what the host writer gathers in a second at a rollout's peak.
 const BATCH: usize = 500;
 
@@ -60,7 +64,9 @@ fn peak_rss_mb() -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let hosts: usize = arg("--hosts").and_then(|h| h.parse().ok()).unwrap_or(10_000);
+    let hosts: usize = arg("--hosts")
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(10_000);
     let db = arg("--db").unwrap_or_else(|| "/tmp/flotilla-software-bench.db".into());
     let feed = arg("--feed");
     let store = if db.starts_with("mysql://") {
@@ -127,6 +133,7 @@ async fn main() {
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut rows_total = 0usize;
+    let mut flush_s = 0.0;
     for (chunk_ids, chunk_profiles) in ids.chunks(BATCH).zip(profiles.chunks(BATCH)) {
         let updates: Vec<_> = chunk_ids
             .iter()
@@ -149,7 +156,9 @@ async fn main() {
                 )
             })
             .collect();
+        let flushing = Instant::now();
         store.flush_hosts(&updates).await.expect("flush");
+        flush_s += flushing.elapsed().as_secs_f64();
     }
     let ingest_s = started.elapsed().as_secs_f64();
     let ingest_cpu = cpu_seconds() - cpu_before;
@@ -169,6 +178,7 @@ async fn main() {
         "enroll_s": enrolled_s,
         "ingest_s": ingest_s,
         "ingest_cpu_s": ingest_cpu,
+        "flush_hosts_s": flush_s,
         "counts_s": counts_s,
     });
 
@@ -208,7 +218,9 @@ async fn main() {
     report["peak_rss_mb"] = peak_rss_mb().into();
     if !db.starts_with("mysql://") {
         let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
-            + std::fs::metadata(format!("{db}-wal")).map(|m| m.len()).unwrap_or(0);
+            + std::fs::metadata(format!("{db}-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0);
         report["db_mb"] = (size as f64 / 1e6).into();
     }
     println!("{report}");

@@ -436,3 +436,30 @@ async fn an_unchanged_inventory_is_not_written_again_and_the_feature_switch_stop
         read.queries.keys()
     );
 }
+
+/// The software jobs run on one node at a time: the relay's lock goes to one node, its holder
+/// renews it, and another node gets it only once the holder stops renewing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_software_lock_is_held_by_one_node_at_a_time() {
+    use flotilla_engine::relay::Relay;
+    use flotilla_storage::RedisRelay;
+    let redis = flotilla_tests::RedisServer::start();
+    let node =
+        |name: &str| RedisRelay::connect(&redis.url(), name.into(), 2, Default::default()).unwrap();
+    let (a, b) = (node("node-a"), node("node-b"));
+    let ttl = Duration::from_millis(600);
+    assert!(a.hold_lock("software", ttl).await.unwrap());
+    assert!(!b.hold_lock("software", ttl).await.unwrap());
+    // The holder renews: still held past the first lease.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(a.hold_lock("software", ttl).await.unwrap());
+        assert!(!b.hold_lock("software", ttl).await.unwrap());
+    }
+    // The holder stops (a crash): the lease runs out and the other node takes over.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(b.hold_lock("software", ttl).await.unwrap());
+    assert!(!a.hold_lock("software", ttl).await.unwrap());
+    // A lock of another name is independent.
+    assert!(a.hold_lock("other", ttl).await.unwrap());
+}

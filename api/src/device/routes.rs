@@ -147,9 +147,10 @@ pub async fn software(
     DeviceHost(host): DeviceHost,
     FleetQuery(params): FleetQuery<crate::fleet::software::HostSoftwareParams>,
 ) -> Result<Response, FleetError> {
-    Ok(ok(
-        &crate::fleet::software::host_software_page(&state, host.id, &params).await?,
-    ))
+    Ok(ok(&crate::fleet::software::host_software_page(
+        &state, host.id, &params,
+    )
+    .await?))
 }
 
 /// `POST …/{token}/refetch`: the host runs its detail queries again at its next check-in.

@@ -9,7 +9,9 @@
 //!   release it was seen on), when the feed changed or new software reached the store since
 //!   the last match. Findings are written as a difference, and the counts recomputed.
 //! - **The counts** (hosts per version, title and CVE, per team) are recomputed when host
-//!   software changed since the last count, at most once per `counts_interval`.
+//!   software changed since the last count, at most once per `counts_interval` (at 100,000
+//!   hosts a recount reads for about ten seconds), and after every match. New software is
+//!   matched on the same schedule; a changed feed at once.
 //! - **One node at a time.** Each tick first takes (or renews) the relay's `software` lock;
 //!   a node that does not hold it only keeps its own copy of the feed fresh (for
 //!   `GET /vulnerabilities/{cve}` of CVEs nothing is affected by). Nothing here runs on the
@@ -215,9 +217,16 @@ impl SoftwareJobs {
             let feed = self.feed.read();
             (feed.feed.clone(), feed.fingerprint.clone())
         };
+        // New software waits for the counts' interval, as the counts do (a match recounts):
+        // during a rollout, one match and one recount per interval, not one per tick. A new
+        // feed is matched at once.
+        let due = self
+            .last_counts
+            .lock()
+            .is_none_or(|at| at.elapsed() >= self.counts_interval);
         if let Some(feed) = feed
             && (fingerprint != state.feed_fingerprint
-                || state.generation > state.matched_generation)
+                || (state.generation > state.matched_generation && due))
         {
             let started = Instant::now();
             match self.match_all(feed, &fingerprint, state.generation).await {
@@ -234,10 +243,6 @@ impl SoftwareJobs {
                 }
             }
         }
-        let due = self
-            .last_counts
-            .lock()
-            .is_none_or(|at| at.elapsed() >= self.counts_interval);
         if report.matched || (state.generation > state.counted_generation && due) {
             let started = Instant::now();
             self.store

@@ -8,9 +8,11 @@
 //! - **Only the difference is written.** A host's stored rows are read (one indexed range) and
 //!   compared with the new set: rows that went are deleted, new or changed ones upserted. An
 //!   upgrade of one package is two row writes, not five hundred.
-//! - **Bounded transactions.** Hosts are written in groups of about [`ROWS_PER_TX`] rows, each
-//!   group in a transaction of its own, so a burst of first inventories (every host after a
-//!   rollout) never holds SQLite's write lock for long.
+//! - **Bounded transactions.** Hosts are written in groups of up to [`ROWS_PER_TX`] rows, each
+//!   group in a transaction of its own. Larger groups write each page of the
+//!   `(software_id, host_id)` index (where inserts land all over) to the WAL fewer times; this
+//!   size holds SQLite's write lock for about a second during a rollout's first inventories
+//!   (BENCHMARKS.md), and for nothing once sets stop changing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::rows::ModelRow;
 use crate::sql::{Db, Dialect, Tx, query};
 
 /// Rows (a host's packages) per write transaction.
-const ROWS_PER_TX: usize = 20_000;
+const ROWS_PER_TX: usize = 100_000;
 /// Rows per multi-row `INSERT`: four or thirteen parameters each, well under both
 /// databases' placeholder limits.
 const ROWS_PER_INSERT: usize = 500;
@@ -294,9 +296,15 @@ async fn write_host(
         .collect();
     changed.sort_by_key(|(id, _)| **id);
     for chunk in changed.chunks(ROWS_PER_INSERT) {
-        let mut upsert = query(
-            "INSERT INTO host_software (host_id, software_id, last_opened_at, installed_paths) VALUES ",
-        );
+        // SQLite: `INSERT OR REPLACE` (every column is given) rather than an upsert clause,
+        // which makes SQLite keep a statement journal of every page the statement touches
+        // (a tenth of a first ingest's time).
+        let mut upsert = query(match d {
+            Dialect::Sqlite => "INSERT OR REPLACE INTO ",
+            Dialect::Mysql => "INSERT INTO ",
+        });
+        upsert
+            .push("host_software (host_id, software_id, last_opened_at, installed_paths) VALUES ");
         for (i, (id, (_, holding))) in chunk.iter().enumerate() {
             if i > 0 {
                 upsert.push(", ");
@@ -312,17 +320,12 @@ async fn write_host(
                 .push_bind(holding.installed_paths.clone())
                 .push(")");
         }
-        upsert.push(match d {
-            Dialect::Sqlite => {
-                " ON CONFLICT (host_id, software_id) DO UPDATE SET \
-                 last_opened_at = excluded.last_opened_at, \
-                 installed_paths = excluded.installed_paths"
-            }
-            Dialect::Mysql => {
+        if d == Dialect::Mysql {
+            upsert.push(
                 " ON DUPLICATE KEY UPDATE last_opened_at = VALUES(last_opened_at), \
-                 installed_paths = VALUES(installed_paths)"
-            }
-        });
+                 installed_paths = VALUES(installed_paths)",
+            );
+        }
         upsert.execute(&mut *tx).await?;
     }
     query("UPDATE hosts SET software_fingerprint = ?, software_updated_at = ? WHERE id = ?")

@@ -29,7 +29,13 @@ pub(crate) async fn open(path: &Path) -> Result<Db, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // A fleet's software makes the file large (hundreds of MB at 100,000 hosts) and its
+        // writes land all over `host_software`'s second index: a 32 MiB page cache per
+        // connection and reads through mmap, instead of SQLite's 2 MB and a `pread` per page
+        // (which made a first ingest spend most of its time in the kernel; BENCHMARKS.md).
+        .pragma("cache_size", "-32768")
+        .pragma("mmap_size", "1073741824");
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)
