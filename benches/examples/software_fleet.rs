@@ -95,7 +95,8 @@ async fn main() {
             (template, profile)
         })
         .collect();
-    // Enrollments as a rollout sends them: many at once (SQLite group-commits them).
+    // Enrollments as a rollout sends them: many at once (SQLite group-commits them; on MySQL
+    // concurrent enrollments deadlock often, see BENCHMARKS.md, so fewer).
     let ids: Vec<_> = futures_util::stream::iter(profiles.iter().map(|(template, profile)| {
         let store = store.clone();
         async move {
@@ -105,26 +106,37 @@ async fn main() {
                 os.get("name").cloned().unwrap_or_default(),
                 os.get("version").cloned().unwrap_or_default()
             );
-            let enrolled = store
-                .enroll_host(&Enrollment {
-                    identifier: profile.host_identifier.clone(),
-                    hardware_uuid: Some(profile.hardware_uuid.clone()),
-                    node_key: NodeKey::generate(),
-                    team: None,
-                    vitals: Vitals {
-                        hostname: Some(profile.hostname.clone()),
-                        platform: Some(template.platform().into()),
-                        os_version: Some(os_version.clone()),
-                        ..Vitals::default()
-                    },
-                    now: 1,
-                })
-                .await
-                .expect("enroll");
+            let enrollment = Enrollment {
+                identifier: profile.host_identifier.clone(),
+                hardware_uuid: Some(profile.hardware_uuid.clone()),
+                node_key: NodeKey::generate(),
+                team: None,
+                vitals: Vitals {
+                    hostname: Some(profile.hostname.clone()),
+                    platform: Some(template.platform().into()),
+                    os_version: Some(os_version.clone()),
+                    ..Vitals::default()
+                },
+                now: 1,
+            };
+            // InnoDB picks deadlock victims among concurrent enrollments; the agent would
+            // retry, and so does this.
+            let mut attempts = 0;
+            let enrolled = loop {
+                match store.enroll_host(&enrollment).await {
+                    Ok(enrolled) => break enrolled,
+                    Err(error) if attempts < 20 => {
+                        attempts += 1;
+                        eprintln!("enroll retried: {error}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempts)).await;
+                    }
+                    Err(error) => panic!("enroll: {error}"),
+                }
+            };
             (enrolled.host.id, template.platform().to_owned(), os_version)
         }
     }))
-    .buffered(64)
+    .buffered(if db.starts_with("mysql://") { 8 } else { 64 })
     .collect()
     .await;
     let profiles: Vec<HostProfile> = profiles.into_iter().map(|(_, p)| p).collect();
