@@ -447,17 +447,17 @@ async fn the_software_lock_is_held_by_one_node_at_a_time() {
     let node =
         |name: &str| RedisRelay::connect(&redis.url(), name.into(), 2, Default::default()).unwrap();
     let (a, b) = (node("node-a"), node("node-b"));
-    let ttl = Duration::from_millis(600);
+    let ttl = Duration::from_secs(3);
     assert!(a.hold_lock("software", ttl).await.unwrap());
     assert!(!b.hold_lock("software", ttl).await.unwrap());
     // The holder renews: still held past the first lease.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(a.hold_lock("software", ttl).await.unwrap());
         assert!(!b.hold_lock("software", ttl).await.unwrap());
     }
     // The holder stops (a crash): the lease runs out and the other node takes over.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
     assert!(b.hold_lock("software", ttl).await.unwrap());
     assert!(!a.hold_lock("software", ttl).await.unwrap());
     // A lock of another name is independent.

@@ -48,6 +48,18 @@ pub struct SoftwareParams {
 }
 
 impl SoftwareParams {
+    /// The store's filter for these parameters, counts in `team`'s scope.
+    fn filter(&self, team: Option<TeamId>) -> SoftwareListFilter {
+        SoftwareListFilter {
+            team,
+            search: self.query.clone(),
+            vulnerable: self.vulnerable,
+            min_cvss: self.min_cvss_score,
+            max_cvss: self.max_cvss_score,
+            exploit: self.exploit,
+        }
+    }
+
     fn list(&self) -> ListParams {
         ListParams {
             page: self.page,
@@ -161,14 +173,7 @@ async fn list_versions(
     let list = params.list();
     let order = list.order("hosts_count", true, SOFTWARE_ORDER_KEYS)?;
     let page = page(&list, 20)?;
-    let filter = SoftwareListFilter {
-        team,
-        search: params.query.clone(),
-        vulnerable: params.vulnerable,
-        min_cvss: params.min_cvss_score,
-        max_cvss: params.max_cvss_score,
-        exploit: params.exploit,
-    };
+    let filter = params.filter(team);
     let (versions, count) = state
         .reads
         .software
@@ -279,14 +284,7 @@ pub async fn titles(
     let list = params.list();
     let order = list.order("hosts_count", true, &["name", "hosts_count", "id"])?;
     let page = page(&list, 20)?;
-    let filter = SoftwareListFilter {
-        team,
-        search: params.query.clone(),
-        vulnerable: params.vulnerable,
-        min_cvss: params.min_cvss_score,
-        max_cvss: params.max_cvss_score,
-        exploit: params.exploit,
-    };
+    let filter = params.filter(team);
     let (titles, count) = state
         .reads
         .software
