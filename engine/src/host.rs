@@ -213,13 +213,24 @@ impl HostState {
             for answer in &results.details {
                 detail::ingest(&answer.suffix, &answer.rows, &mut vitals);
             }
-            let changed_software = {
+            let (platform, os_version, fingerprint) = {
                 let mut state = self.slot.lock();
                 state.record.absorb(&vitals);
                 state.record.detail_updated_at = now;
                 state.record.refetch_requested = false;
-                self.software(&results.details, &mut state.record)
+                let r = &state.record;
+                (
+                    r.platform.clone(),
+                    r.os_version.clone(),
+                    r.software_fingerprint,
+                )
             };
+            // Built outside the slot's lock, which the host's check-ins take.
+            let changed_software =
+                self.software(&results.details, &platform, &os_version, fingerprint);
+            if let Some(inventory) = &changed_software {
+                self.slot.lock().record.software_fingerprint = inventory.fingerprint;
+            }
             self.ctx.writer.vitals(self.slot.id, vitals, now);
             if let Some(inventory) = changed_software {
                 self.ctx.counters.software_sets_changed.incr();
@@ -264,11 +275,13 @@ impl HostState {
 
     /// The host's software set from this round's software answers, if the platform's main
     /// software query answered, the inventory is on, and the set differs from the last one
-    /// sent (the record then holds its fingerprint).
+    /// sent (`last_fingerprint`).
     fn software(
         &self,
         details: &[crate::host_msg::DetailAnswer],
-        record: &mut crate::record::HostRecord,
+        platform: &str,
+        os_version: &str,
+        last_fingerprint: u64,
     ) -> Option<Arc<software::Inventory>> {
         if !self.ctx.software_inventory.load(Ordering::Relaxed)
             || !details.iter().any(|a| software::is_main_query(&a.suffix))
@@ -279,12 +292,8 @@ impl HostState {
             .iter()
             .filter(|a| software::is_software_query(&a.suffix))
             .flat_map(|a| a.rows.iter());
-        let inventory = software::Inventory::from_rows(rows, &record.platform, &record.os_version);
-        if inventory.fingerprint == record.software_fingerprint {
-            return None;
-        }
-        record.software_fingerprint = inventory.fingerprint;
-        Some(Arc::new(inventory))
+        let inventory = software::Inventory::from_rows(rows, platform, os_version);
+        (inventory.fingerprint != last_fingerprint).then(|| Arc::new(inventory))
     }
 
     /// Takes in the answers to policies this host was handed — in the current set and

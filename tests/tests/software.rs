@@ -437,6 +437,97 @@ async fn an_unchanged_inventory_is_not_written_again_and_the_feature_switch_stop
     );
 }
 
+/// An API-only user with `roles` (`global_role` or `teams`), and a client with its token.
+async fn api_only(server: &Server, admin: &AdminClient, email: &str, roles: Value) -> AdminClient {
+    let mut body = json!({"name": "bot", "email": email, "api_only": true});
+    for (k, v) in roles.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, created) = admin.post("/users/admin", &body).await;
+    assert_eq!(status, 200, "{created}");
+    server
+        .admin_client()
+        .with_token(created["token"].as_str().unwrap())
+}
+
+/// Who may read the software and vulnerability lists, and what bad parameters get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn software_reads_follow_roles_and_refuse_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = feed(dir.path());
+    let server = start(dir.path(), &feed);
+    let admin = server.admin().await;
+    let agents = enroll_and_report(&server, 1).await;
+    let (status, team) = admin.post("/teams", &json!({"name": "eng"})).await;
+    assert_eq!(status, 200, "{team}");
+    let team = team["team"]["id"].as_u64().unwrap();
+    let observer = api_only(
+        &server,
+        &admin,
+        "observer@example.com",
+        json!({"global_role": "observer"}),
+    )
+    .await;
+    let team_observer = api_only(
+        &server,
+        &admin,
+        "team@example.com",
+        json!({"teams": [{"id": team, "role": "observer"}]}),
+    )
+    .await;
+    let (_, hosts) = admin.get("/hosts").await;
+    let host = hosts["hosts"][0]["id"].as_u64().unwrap();
+    assert_eq!(agents.len(), 1);
+
+    for path in [
+        "/software",
+        "/software/versions",
+        "/software/titles",
+        "/vulnerabilities",
+        "/os_versions",
+    ] {
+        let (status, _) = server.admin_client().get(path).await;
+        assert_eq!(status, 401, "{path} without a session");
+        let (status, body) = observer.get(path).await;
+        assert_eq!(status, 200, "{path} for a global observer: {body}");
+        if path != "/os_versions" {
+            let (status, body) = team_observer.get(path).await;
+            assert_eq!(
+                status, 403,
+                "{path} across teams for a team observer: {body}"
+            );
+        }
+        let (status, body) = team_observer.get(&format!("{path}?team_id={team}")).await;
+        assert_eq!(status, 200, "{path} of its own team: {body}");
+    }
+    // The host is in no team: a team observer may not read its software.
+    let (status, _) = team_observer.get(&format!("/hosts/{host}/software")).await;
+    assert_eq!(status, 403);
+    let (status, _) = observer.get(&format!("/hosts/{host}/software")).await;
+    assert_eq!(status, 200);
+    let (status, _) = observer.get("/hosts/999999/software").await;
+    assert_eq!(status, 404);
+
+    for bad in [
+        "/software/versions?per_page=20000",
+        "/software/versions?order_key=bogus",
+        "/software?order_direction=sideways",
+        "/vulnerabilities?order_key=name",
+        "/software/titles?order_key=cvss_score",
+        "/hosts?os_name=Ubuntu",
+    ] {
+        let (status, body) = observer.get(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["message"].is_string(), "Fleet's error shape: {body}");
+    }
+    let (status, _) = observer.get("/software/versions/999999").await;
+    assert_eq!(status, 404);
+    let (status, _) = observer.get("/software/titles/999999").await;
+    assert_eq!(status, 404);
+    let (status, _) = observer.get("/os_versions/1").await;
+    assert_eq!(status, 404);
+}
+
 /// The software jobs run on one node at a time: the relay's lock goes to one node, its holder
 /// renews it, and another node gets it only once the holder stops renewing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -236,7 +236,7 @@ pub struct TeamParam {
     team_id: Option<u64>,
 }
 
-/// `GET /software/versions/{id}` (and Fleet's older `GET /software/{id}`).
+/// `GET /software/versions/{id}`.
 pub async fn version(
     State(state): State<SharedState>,
     viewer: Viewer,
