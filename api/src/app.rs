@@ -6,7 +6,12 @@ use axum::Router;
 use crate::state::SharedState;
 
 pub fn app(state: SharedState) -> Router {
+    let tuf = match &state.updates {
+        Some(updates) => crate::updates::serve::router(updates.clone()),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(tuf)
         .merge(crate::osquery::router())
         .merge(crate::orbit::router())
         .merge(crate::fleet::router(

@@ -26,6 +26,10 @@ pub enum Command {
     /// certificate in ./flotilla-data, no other service needed.
     Serve(Box<ServeArgs>),
 
+    /// Sign and publish the agents' TUF update repository (orbit, osqueryd, Fleet Desktop):
+    /// init, roots, add, list, timestamp, rotate. `serve --tuf-repo` serves it.
+    Updates(crate::updates::cli::UpdatesArgs),
+
     // The admin's client commands (login, query, get, apply, ...): `crate::client`.
     #[command(flatten)]
     Client(crate::client::ClientCommand),
@@ -285,6 +289,28 @@ pub struct ServeArgs {
     /// (`counts_updated_at`).
     #[arg(long, env = "FLOTILLA_SOFTWARE_COUNTS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub software_counts_interval: Duration,
+
+    /// Serve the agents' TUF update repository made by `flotilla updates init --path P`
+    /// (give P) under /tuf/ on this listener: orbit's --update-url is https://HOST:PORT/tuf.
+    /// Several nodes may serve the same directory.
+    #[arg(long, env = "FLOTILLA_TUF_REPO", value_name = "P")]
+    pub tuf_repo: Option<PathBuf>,
+
+    /// Also serve /tuf/ on a listener of its own (same TLS settings), e.g. for agents that
+    /// reach the update server on another port or address.
+    #[arg(long, env = "FLOTILLA_TUF_LISTEN", requires = "tuf_repo")]
+    pub tuf_listen: Option<SocketAddr>,
+
+    /// The timestamp role's key file (P/keys/timestamp.json; its passphrase in
+    /// FLOTILLA_TIMESTAMP_PASSPHRASE): the server then re-signs timestamp.json daily, well
+    /// before its 14 days run out, on one node at a time.
+    #[arg(
+        long,
+        env = "FLOTILLA_TUF_TIMESTAMP_KEY",
+        requires = "tuf_repo",
+        value_name = "FILE"
+    )]
+    pub tuf_timestamp_key: Option<PathBuf>,
 
     /// Live queries running at once; one more is refused with 429.
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ACTIVE", default_value_t = 1_000)]

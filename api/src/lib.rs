@@ -30,3 +30,4 @@ pub mod service;
 pub mod state;
 pub mod tls;
 pub mod units;
+pub mod updates;

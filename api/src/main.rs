@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(&level, args.log_format)?;
             flotilla_api::server::run(*args).await
         }
+        Command::Updates(args) => std::process::exit(flotilla_api::updates::cli::run(args).await),
         Command::Client(command) => {
             std::process::exit(flotilla_api::client::run(command, Cli::command()).await)
         }

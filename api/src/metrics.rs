@@ -125,6 +125,8 @@ pub struct MetricsSources {
     pub logs: Option<crate::logs::sink::LogSink>,
     /// The software jobs and the vulnerability feed.
     pub software: Option<Arc<crate::service::software::SoftwareJobs>>,
+    /// The agents' TUF repository, when one is served.
+    pub updates: Option<Arc<crate::updates::UpdateServer>>,
 }
 
 /// Every metric the server exports, and the credentials that guard them.
@@ -157,7 +159,7 @@ struct Handler(Cow<'static, str>);
 
 impl EncodeLabelValue for Handler {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.0.as_ref(), encoder)
+        EncodeLabelValue::encode(&AsRef::<str>::as_ref(&self.0), encoder)
     }
 }
 
@@ -844,6 +846,57 @@ impl EngineCollector {
         Ok(())
     }
 
+    /// The TUF repository: each role's seconds to expiry and version, and the re-signer.
+    fn encode_updates(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(updates) = &self.sources.updates else {
+            return Ok(());
+        };
+        let stats = &updates.stats;
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+        labelled(
+            e,
+            "flotilla_tuf_resign_runs",
+            "Re-signings of the TUF timestamp by this node, and failed ones; metadata loads \
+             that failed",
+            MetricType::Counter,
+            "result",
+            [
+                ("signed", counter(load(&stats.resigned))),
+                ("failed", counter(load(&stats.resign_failures))),
+                ("load_failed", counter(load(&stats.load_failures))),
+            ],
+        )?;
+        let Some(expiry) = updates.expiry() else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        labelled(
+            e,
+            "flotilla_tuf_metadata_expiry_seconds",
+            "Seconds until each role's published TUF metadata expires (negative once expired): \
+             agents stop updating when timestamp.json expires",
+            MetricType::Gauge,
+            "role",
+            expiry.map(|m| {
+                (
+                    m.role.as_str(),
+                    ConstGauge::new((m.expires_unix - now) as f64),
+                )
+            }),
+        )?;
+        labelled(
+            e,
+            "flotilla_tuf_metadata_version",
+            "The version of each role's published TUF metadata",
+            MetricType::Gauge,
+            "role",
+            expiry.map(|m| (m.role.as_str(), ConstGauge::new(m.version as f64))),
+        )
+    }
+
     /// The software jobs and the vulnerability feed: what loaded, what was skipped and why.
     fn encode_software(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(jobs) = &self.sources.software else {
@@ -980,6 +1033,7 @@ impl Collector for EngineCollector {
         self.encode_store(e)?;
         self.encode_log_spools(e)?;
         self.encode_software(e)?;
+        self.encode_updates(e)?;
         self.encode_relay(e)
     }
 }

@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         args.software_job_interval,
         args.software_counts_interval,
     );
+    let updates = update_server(&args)?;
     let metrics = metrics(
         &args,
         crate::metrics::MetricsSources {
@@ -95,6 +96,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             pool: Some(pool),
             logs: Some(logs.clone()),
             software: Some(software.clone()),
+            updates: updates.clone(),
         },
     );
     let health = health(store.clone(), &relay, &relay_counters);
@@ -116,6 +118,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             metrics,
             health,
             software: software.clone(),
+            updates: updates.clone(),
         },
     )?;
     state
@@ -146,6 +149,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone());
 
+    let _resigner = updates
+        .as_ref()
+        .and_then(|server| server.spawn_resigner(relay.clone()));
+    let tuf_listener = match (&updates, args.tuf_listen) {
+        (Some(server), Some(address)) => {
+            let router = crate::updates::serve::router(server.clone());
+            let (handle, task) = serve(router, address, &transport);
+            let Some(bound) = handle.listening().await else {
+                let error = task.await.ok().and_then(Result::err);
+                anyhow::bail!(
+                    "--tuf-listen {address}: {}",
+                    error.map_or("the listener stopped".to_owned(), |e| e.to_string())
+                );
+            };
+            tracing::info!(address = %bound, "serving the TUF repository under /tuf/");
+            Some(handle)
+        }
+        _ => None,
+    };
     let (handle, server, bound) = listening(app, &args, &transport).await?;
     let secret = generated_secret.as_deref();
     print_banner(
@@ -161,6 +183,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(address = %bound, hosts = hosts.len(), "flotilla is serving");
 
     shutdown_signal().await;
+    if let Some(tuf) = &tuf_listener {
+        tuf.graceful_shutdown(Some(args.shutdown_timeout));
+    }
     shut_down(&args, &campaigns, &handle, server).await?;
     // Stop following other nodes' changes before the engine (and its relay tasks) stops.
     if let Some(follower) = shared_changes {
@@ -174,6 +199,34 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     report_flusher.stop().await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The TUF repository `--tuf-repo` names, checked at start (and the timestamp key, which
+/// must be the one root trusts).
+fn update_server(args: &ServeArgs) -> Result<Option<Arc<crate::updates::UpdateServer>>> {
+    let Some(path) = &args.tuf_repo else {
+        return Ok(None);
+    };
+    let key = match &args.tuf_timestamp_key {
+        Some(file) => Some(
+            crate::updates::cli::server_timestamp_key(file)
+                .map_err(|e| anyhow::anyhow!("--tuf-timestamp-key: {e}"))?,
+        ),
+        None => None,
+    };
+    let server = crate::updates::UpdateServer::open(absolute(path), key)?;
+    if let Some([root, targets, snapshot, timestamp]) = server.expiry() {
+        tracing::info!(
+            repository = %path.display(),
+            root = root.version,
+            targets = targets.version,
+            snapshot = snapshot.version,
+            timestamp = timestamp.version,
+            resigns = args.tuf_timestamp_key.is_some(),
+            "serving the agents' TUF repository under /tuf/"
+        );
+    }
+    Ok(Some(server))
 }
 
 /// How the engine flushes and refreshes, from the command line.
@@ -226,7 +279,7 @@ async fn listening(
     tokio::task::JoinHandle<std::io::Result<()>>,
     SocketAddr,
 )> {
-    let (handle, server) = serve(app, args, transport);
+    let (handle, server) = serve(app, args.listen, transport);
     let Some(bound) = handle.listening().await else {
         server.await??;
         anyhow::bail!(
@@ -253,6 +306,7 @@ struct AppParts {
     metrics: Arc<crate::metrics::Metrics>,
     health: crate::health::Health,
     software: Arc<crate::service::software::SoftwareJobs>,
+    updates: Option<Arc<crate::updates::UpdateServer>>,
 }
 
 /// What every handler shares, with the admin API's services built over the store's areas.
@@ -270,6 +324,7 @@ fn app_state(
             parts.agent_configs.clone(),
             parts.reports.clone(),
             LoginLimiter::fleet_default(),
+            crate::updates::UpdateChannels::new(parts.updates.clone()),
         ),
         carves: Carves::new(data_dir.join("carves"), engine.store.clone())
             .context("creating the carves directory")?,
@@ -291,6 +346,7 @@ fn app_state(
         health: Arc::new(parts.health),
         device: Default::default(),
         software: parts.software,
+        updates: parts.updates,
     }))
 }
 
@@ -408,7 +464,7 @@ fn health(
 /// says when it is listening and shuts it down.
 fn serve(
     app: axum::Router,
-    args: &ServeArgs,
+    address: SocketAddr,
     transport: &Transport,
 ) -> (
     Handle<SocketAddr>,
@@ -425,14 +481,14 @@ fn serve(
             Transport::Tls { config, .. } => {
                 let tls = RustlsConfig::from_config(config.clone());
                 tokio::spawn(
-                    axum_server::bind(args.listen)
+                    axum_server::bind(address)
                         .acceptor(RustlsAcceptor::new(tls).acceptor(tcp))
                         .handle(handle)
                         .serve(service),
                 )
             }
             Transport::Plain => tokio::spawn(
-                axum_server::bind(args.listen)
+                axum_server::bind(address)
                     .acceptor(tcp)
                     .handle(handle)
                     .serve(service),

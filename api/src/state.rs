@@ -60,6 +60,8 @@ pub struct AppState {
     pub device: crate::service::device::DeviceState,
     /// The software jobs (counts, vulnerability match) and the vulnerability feed.
     pub software: Arc<crate::service::software::SoftwareJobs>,
+    /// The agents' TUF repository, when `--tuf-repo` serves one.
+    pub updates: Option<Arc<crate::updates::UpdateServer>>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1,9 +1,9 @@
-//! The units the command lines read: durations (`500ms`, `5s`, `10m`, `1h`) and sizes
+//! The units the command lines read: durations (`500ms`, `5s`, `10m`, `1h`, `14d`) and sizes
 //! (`512KiB`, `64MiB`). Shared by the server's options (`cli`) and the admin's client.
 
 use std::time::Duration;
 
-/// `500ms`, `5s`, `10m`, `1h`, or a bare number of seconds.
+/// `500ms`, `5s`, `10m`, `1h`, `14d`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -18,9 +18,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => number,
         "m" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86_400.0,
         other => {
             return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m or h)"
+                "unknown duration unit `{other}` (use ms, s, m, h or d)"
             ));
         }
     };

@@ -75,6 +75,7 @@ fn bench_checkin(c: &mut Criterion) {
             pool: None,
             logs: None,
             software: None,
+            updates: None,
         },
         None,
     ));

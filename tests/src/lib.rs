@@ -31,7 +31,7 @@ pub fn flotilla_binary() -> PathBuf {
             workspace_binary(
                 "flotilla",
                 "flotilla-api",
-                &["api", "engine", "storage", "Cargo.lock"],
+                &["api", "engine", "storage", "vulns", "updates", "Cargo.lock"],
             )
         })
         .clone()
@@ -118,18 +118,25 @@ impl Server {
     /// Starts a server on `127.0.0.1:0` over `data_dir` with the test secret and a short flush
     /// interval (unless `extra` sets them), plus `extra` arguments.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        Server::spawn(data_dir, extra, Stdio::inherit())
+        Server::spawn(data_dir, extra, Stdio::inherit(), &[])
+    }
+
+    /// [`Server::start`] with environment variables set for the server only (passphrases,
+    /// say), not for the whole test process.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, extra, Stdio::inherit(), env)
     }
 
     /// [`Server::start`] with the server's log (its standard error) written to `log` instead of
     /// the test's, for tests that read what the server logged.
     pub fn start_logging_to(data_dir: &Path, extra: &[&str], log: &Path) -> Server {
         let file = std::fs::File::create(log).expect("creating the server log file");
-        Server::spawn(data_dir, extra, Stdio::from(file))
+        Server::spawn(data_dir, extra, Stdio::from(file), &[])
     }
 
-    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio) -> Server {
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(flotilla_binary());
+        command.envs(env.iter().copied());
         command.args(["serve", "--enroll-secret", SECRET]);
         if !extra.contains(&"--log-level") {
             command.args(["--log-level", "info,flotilla_api=debug"]);

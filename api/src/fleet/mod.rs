@@ -20,6 +20,7 @@ pub mod queries;
 pub mod software;
 pub mod specs;
 pub mod teams;
+pub mod updates;
 pub mod users;
 
 use axum::Router;
@@ -60,6 +61,7 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/os_versions/{id}", get(software::os_version))
         .route("/vulnerabilities", get(software::vulnerabilities))
         .route("/vulnerabilities/{cve}", get(software::vulnerability))
+        .route("/updates", get(updates::list))
         .route("/host_summary", get(hosts::summary))
         .route("/labels", get(labels::list).post(labels::create))
         .route("/labels/summary", get(labels::summary))

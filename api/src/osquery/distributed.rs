@@ -81,10 +81,10 @@ pub async fn write(
 fn host_results(request: &WriteBody) -> HostResults {
     let mut results = HostResults::default();
     for (name, raw) in &request.queries {
-        let status = status_code(request.statuses.get(name.as_ref()));
+        let status = status_code(request.statuses.get(AsRef::<str>::as_ref(name)));
         let message = request
             .messages
-            .get(name.as_ref())
+            .get(AsRef::<str>::as_ref(name))
             .and_then(|m| m.as_str())
             .filter(|m| !m.is_empty());
         match QueryName::parse(name) {
@@ -110,7 +110,7 @@ fn host_results(request: &WriteBody) -> HostResults {
                     rows: rows.into(),
                     row_count,
                     error,
-                    stats: stats(request.stats.get(name.as_ref())),
+                    stats: stats(request.stats.get(AsRef::<str>::as_ref(name))),
                 });
             }
             QueryName::Label(label) => {

@@ -70,6 +70,7 @@ impl Services {
         agent_configs: Arc<AgentConfigs>,
         reports: Arc<Reports>,
         login_limiter: LoginLimiter,
+        channels: crate::updates::UpdateChannels,
     ) -> Services {
         let effects = Effects::new(
             hosts.clone(),
@@ -81,8 +82,12 @@ impl Services {
             admin.clone(),
         );
         let policies = policies::PolicyService::new(admin.clone(), admin.clone(), effects.clone());
-        let settings =
-            settings::SettingsService::new(admin.clone(), admin.clone(), effects.clone());
+        let settings = settings::SettingsService::new(
+            admin.clone(),
+            admin.clone(),
+            effects.clone(),
+            channels.clone(),
+        );
         let labels = labels::LabelService::new(admin.clone(), admin.clone(), effects.clone());
         let queries = queries::QueryService::new(
             admin.clone(),
@@ -101,7 +106,8 @@ impl Services {
                 labels.clone(),
                 reports,
                 effects.clone(),
-            ),
+            )
+            .with_update_channels(channels),
             sessions: sessions::SessionService::new(admin.clone(), login_limiter, effects.clone()),
             users: users::UserService::new(admin.clone(), effects.clone()),
             live: live::LiveQueryService::new(

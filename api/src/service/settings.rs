@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Effects, Viewer};
 use crate::fleet::error::FleetError;
+use crate::updates::UpdateChannels;
 
 /// `force` stores agent options that fail validation; `dry_run` only validates. (Also the
 /// `?force=true&dry_run=true` query parameters of the endpoints that apply.)
@@ -25,8 +26,14 @@ pub struct ApplyParams {
 }
 
 /// Checks agent options; with `force` a failure is only logged.
-pub fn check_agent_options(options: &Value, force: bool) -> Result<(), FleetError> {
-    match crate::agent_config::options::validate(options) {
+pub fn check_agent_options(
+    options: &Value,
+    force: bool,
+    channels: &UpdateChannels,
+) -> Result<(), FleetError> {
+    let checked =
+        crate::agent_config::options::validate(options).and_then(|()| channels.check(options));
+    match checked {
         Ok(()) => Ok(()),
         Err(reason) if force => {
             tracing::warn!(%reason, "storing agent options that fail validation (force)");
@@ -61,6 +68,8 @@ pub struct SettingsService {
     /// A team's agent options name the team in the activity log.
     teams: Arc<dyn TeamStore>,
     effects: Effects,
+    /// `update_channels` must name channels the served update repository has.
+    channels: UpdateChannels,
 }
 
 impl SettingsService {
@@ -68,11 +77,13 @@ impl SettingsService {
         config: Arc<dyn ConfigStore>,
         teams: Arc<dyn TeamStore>,
         effects: Effects,
+        channels: UpdateChannels,
     ) -> SettingsService {
         SettingsService {
             config,
             teams,
             effects,
+            channels,
         }
     }
 
@@ -96,7 +107,7 @@ impl SettingsService {
         Viewer::require(viewer.is_global_admin())?;
         let agent_options = patch.get("agent_options").filter(|v| !v.is_null()).cloned();
         if let Some(options) = &agent_options {
-            check_agent_options(options, params.force)?;
+            check_agent_options(options, params.force, &self.channels)?;
         }
         let mut settings: Map<String, Value> = patch
             .into_iter()
@@ -144,7 +155,7 @@ impl SettingsService {
     ) -> Result<(), FleetError> {
         Viewer::require(viewer.can_write(Some(team)))?;
         if !options.is_null() {
-            check_agent_options(options, params.force)?;
+            check_agent_options(options, params.force, &self.channels)?;
         }
         let existing = self
             .teams

@@ -153,6 +153,8 @@ pub struct SpecService {
     label_service: LabelService,
     reports: Arc<Reports>,
     effects: Effects,
+    /// A team spec's `update_channels` must name channels the update repository has.
+    channels: crate::updates::UpdateChannels,
 }
 
 impl SpecService {
@@ -173,7 +175,14 @@ impl SpecService {
             label_service,
             reports,
             effects,
+            channels: Default::default(),
         }
+    }
+
+    /// Team specs' `update_channels` are checked against the served update repository.
+    pub fn with_update_channels(mut self, channels: crate::updates::UpdateChannels) -> Self {
+        self.channels = channels;
+        self
     }
 
     pub async fn team_by_name(&self, name: &str) -> Result<Option<Team>, FleetError> {
@@ -393,7 +402,7 @@ impl SpecService {
                 return Err(FleetError::validation("name", "cannot be empty"));
             }
             if let Some(options) = spec.agent_options.as_ref().filter(|o| !o.is_null()) {
-                check_agent_options(options, params.force)?;
+                check_agent_options(options, params.force, &self.channels)?;
             }
             let secrets = spec
                 .secrets
