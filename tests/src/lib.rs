@@ -219,6 +219,18 @@ impl Server {
         std::fs::read(self.data_dir.join("tls/ca.pem")).expect("generated CA")
     }
 
+    /// `GET /metrics` (no credentials), as text.
+    pub async fn metrics_text(&self) -> String {
+        self.client()
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the /metrics body")
+    }
+
     /// A reqwest client that trusts only the generated CA, for raw requests.
     pub fn client(&self) -> reqwest::Client {
         flotilla_loadtest::install_crypto_provider();

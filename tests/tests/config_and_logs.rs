@@ -391,7 +391,7 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     assert!(!dir.path().join("logs/result.log").exists());
 
     // An SRE sees the outage and its recovery: retries counted, nothing left in the spool.
-    let metrics = metrics_text(&server).await;
+    let metrics = server.metrics_text().await;
     let sample = |series: &str| -> f64 {
         metrics
             .lines()
@@ -406,18 +406,6 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
         sample(&format!("flotilla_log_lines_rejected_total{labels}")),
         0.0
     );
-}
-
-async fn metrics_text(server: &Server) -> String {
-    server
-        .client()
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 /// Every record of `topic` on the broker, as JSON, from all its partitions.
@@ -525,7 +513,7 @@ async fn scheduled_results_reach_kafka_once_the_topic_exists() {
             1_785_837_600 + record["counter"].as_u64().unwrap()
         );
     }
-    let metrics = metrics_text(&server).await;
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains(r#"flotilla_log_spool_bytes{log="result",destination="kafka"} 0"#),
         "{metrics}"

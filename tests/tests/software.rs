@@ -250,15 +250,7 @@ async fn reported_software_is_matched_and_counted_exactly_and_the_dashboard_read
     // The withdrawn record and the broken file add nothing; the broken file is named.
     let (_, all) = admin.get("/vulnerabilities?per_page=1000").await;
     assert!(!all.to_string().contains(WITHDRAWN_ID));
-    let metrics = server
-        .client()
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("flotilla_vulnerability_feed_file_errors{file=\"broken.json\"} 1"),
         "{}",
@@ -376,15 +368,7 @@ async fn an_unchanged_inventory_is_not_written_again_and_the_feature_switch_stop
     let admin = server.admin().await;
     let mut agents = enroll_and_report(&server, 2).await;
     let changed = || async {
-        let text = server
-            .client()
-            .get(format!("{}/metrics", server.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix("flotilla_software_sets_changed_total "))
             .map(|v| v.trim().parse::<u64>().unwrap())
@@ -553,4 +537,122 @@ async fn the_software_lock_is_held_by_one_node_at_a_time() {
     assert!(!a.hold_lock("software", ttl).await.unwrap());
     // A lock of another name is independent.
     assert!(a.hold_lock("other", ttl).await.unwrap());
+}
+
+/// What the host's user sees from Fleet Desktop: the My Device page lists, through the device
+/// token orbit set, the software this host's osqueryd reported, by title and with the CVEs
+/// the feed matched — the same list an admin reads for the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_device_lists_the_software_the_host_reported_with_its_vulnerabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = feed(dir.path());
+    let server = start(dir.path(), &feed);
+    let admin = server.admin().await;
+
+    // A machine that carries a vulnerable package: orbit enrolls it by hardware UUID and
+    // starts osqueryd with --host_identifier=uuid, so both name one host.
+    let (uuid, mut osqueryd) = (0..)
+        .map(|i| format!("5d0e7c3a-1b2c-4d5e-8f90-{i:012}"))
+        .map(|uuid| {
+            let agent = server.agent(&uuid, OsTemplate::Ubuntu);
+            (uuid, agent)
+        })
+        .find(|(_, agent)| !vulnerable_packages(agent.profile()).is_empty())
+        .unwrap();
+    let cves: BTreeSet<String> = vulnerable_packages(osqueryd.profile())
+        .into_iter()
+        .map(|k| k.cve.to_owned())
+        .collect();
+    let fleetd = server.fleetd(
+        flotilla_loadtest::fleetd::FleetdHost {
+            hardware_uuid: uuid.clone(),
+            hardware_serial: "SER-MD".into(),
+            hostname: osqueryd.profile().hostname.clone(),
+            computer_name: osqueryd.profile().hostname.clone(),
+            hardware_model: "ThinkPad".into(),
+            platform: "ubuntu".into(),
+            osquery_identifier: String::new(),
+        },
+        flotilla_tests::SECRET,
+        1,
+    );
+    fleetd.tick().await;
+    let token = fleetd.device_token().expect("orbit set a device token");
+    osqueryd.enroll().await.unwrap();
+    let mut profile = osqueryd.profile().clone();
+    profile.orbit = Some(flotilla_loadtest::fleetd::FLEETD_VERSION.into());
+    let answers = TemplateAnswerer::new(profile, LiveQueryProfile::default());
+    osqueryd.run_distributed_cycle(&answers).await;
+
+    let device = |path: &str| format!("{}/api/latest/fleet/device/{token}{path}", server.url());
+    let http = server.client();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Written by the batched writer, then matched in the background.
+    until("My Device lists the host's vulnerable software", || async {
+        let (status, body) = get(device("/software?per_page=1000")).await;
+        assert_eq!(status, 200, "{body}");
+        let shown: BTreeSet<String> = body["software"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| {
+                t["installed_versions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .flat_map(|v| v["vulnerabilities"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect();
+        shown == cves
+    })
+    .await;
+
+    let (_, mine) = get(device("/software?per_page=1000")).await;
+    let (_, page) = get(device("")).await;
+    let host_id = page["host"]["id"].as_u64().expect("the host's id");
+    let (status, theirs) = admin
+        .get(&format!("/hosts/{host_id}/software?per_page=1000"))
+        .await;
+    assert_eq!(status, 200);
+    let titles = |body: &Value| -> BTreeSet<String> {
+        body["software"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(titles(&mine).len() > 10, "the whole inventory: {mine}");
+    assert_eq!(
+        titles(&mine),
+        titles(&theirs),
+        "the admin's list is the user's"
+    );
+    assert_eq!(mine["count"], theirs["count"]);
+    // The page itself carries the software too, unless told not to.
+    assert!(
+        page["host"]["software"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{page}"
+    );
+    let (_, slim) = get(device("?exclude_software=true")).await;
+    assert!(slim["host"].get("software").is_none(), "{slim}");
+    let (status, _) = get(format!(
+        "{}/api/latest/fleet/device/not-a-token/software",
+        server.url()
+    ))
+    .await;
+    assert_eq!(status, 401, "the token is the credential");
 }

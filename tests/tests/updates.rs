@@ -48,6 +48,31 @@ fn updates_ok(repo: &Path, args: &[&str]) -> String {
     stdout
 }
 
+/// `updates add` publishing `file` as NAME/PLATFORM at VERSION and on each tag.
+fn add_args<'a>(
+    file: &'a Path,
+    name: &'a str,
+    platform: &'a str,
+    version: &'a str,
+    tags: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "add",
+        "--target",
+        file.to_str().unwrap(),
+        "--name",
+        name,
+        "--platform",
+        platform,
+        "--version",
+        version,
+    ];
+    for tag in tags {
+        args.extend(["-t", tag]);
+    }
+    args
+}
+
 /// A stand-in for an orbit build: a script that answers `--help`, as orbit checks each
 /// download before it replaces the running one.
 fn fake_orbit(dir: &Path, version: &str) -> PathBuf {
@@ -157,21 +182,7 @@ async fn python_tuf_follows_releases_and_rotations_and_refuses_what_it_must() {
     let v1 = fake_orbit(work.path(), "1.0.0");
     let published = updates_ok(
         &repo,
-        &[
-            "add",
-            "--target",
-            v1.to_str().unwrap(),
-            "--name",
-            "orbit",
-            "--platform",
-            "linux",
-            "--version",
-            "1.0.0",
-            "-t",
-            "1",
-            "-t",
-            "stable",
-        ],
+        &add_args(&v1, "orbit", "linux", "1.0.0", &["1", "stable"]),
     );
     assert!(
         published.contains("orbit/linux/stable/orbit"),
@@ -194,19 +205,7 @@ async fn python_tuf_follows_releases_and_rotations_and_refuses_what_it_must() {
     let v2 = fake_orbit(work.path(), "1.1.0");
     updates_ok(
         &repo,
-        &[
-            "add",
-            "--target",
-            v2.to_str().unwrap(),
-            "--name",
-            "orbit",
-            "--platform",
-            "linux",
-            "--version",
-            "1.1.0",
-            "-t",
-            "stable",
-        ],
+        &add_args(&v2, "orbit", "linux", "1.1.0", &["stable"]),
     );
     let second = client.accepts(STABLE);
     assert_eq!(second["version"], "1.1.0");
@@ -288,15 +287,7 @@ async fn python_tuf_follows_releases_and_rotations_and_refuses_what_it_must() {
     };
     std::fs::write(client.ca.clone(), server.ca_pem()).unwrap();
     client.accepts(STABLE);
-    let metrics = server
-        .client()
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     let left: f64 = metrics
         .lines()
         .find(|l| l.starts_with("flotilla_tuf_metadata_expiry_seconds{role=\"timestamp\"}"))
@@ -321,19 +312,7 @@ async fn the_tuf_routes_serve_exact_files_with_caching_ranges_and_plain_404s() {
     let v1 = fake_orbit(work.path(), "5.12.1");
     updates_ok(
         &repo,
-        &[
-            "add",
-            "--target",
-            v1.to_str().unwrap(),
-            "--name",
-            "osqueryd",
-            "--platform",
-            "linux",
-            "--version",
-            "5.12.1",
-            "-t",
-            "stable",
-        ],
+        &add_args(&v1, "osqueryd", "linux", "5.12.1", &["stable"]),
     );
     // A separate listener for /tuf/ as well as the main one.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -486,17 +465,7 @@ fn refused_commands_say_why_and_change_nothing() {
     let add = |extra_env: &[(&str, &str)], target: &Path| {
         updates(
             &repo,
-            &[
-                "add",
-                "--target",
-                target.to_str().unwrap(),
-                "--name",
-                "orbit",
-                "--platform",
-                "linux",
-                "--version",
-                "1.0.0",
-            ],
+            &add_args(target, "orbit", "linux", "1.0.0", &[]),
             extra_env,
         )
     };
@@ -514,21 +483,7 @@ fn refused_commands_say_why_and_change_nothing() {
     );
     let (ok, _, stderr) = add(&[], &work.path().join("no-such-file"));
     assert!(!ok && stderr.contains("does not exist"), "{stderr}");
-    let (ok, _, stderr) = updates(
-        &repo,
-        &[
-            "add",
-            "--target",
-            orbit.to_str().unwrap(),
-            "--name",
-            "../orbit",
-            "--platform",
-            "linux",
-            "--version",
-            "1",
-        ],
-        &[],
-    );
+    let (ok, _, stderr) = updates(&repo, &add_args(&orbit, "../orbit", "linux", "1", &[]), &[]);
     assert!(!ok && stderr.contains("path component"), "{stderr}");
     let key = repo.join("keys/targets.json");
     let aside = work.path().join("targets-key.json");
@@ -557,19 +512,7 @@ fn refused_commands_say_why_and_change_nothing() {
     // And the list shows what was published, once something is.
     updates_ok(
         &repo,
-        &[
-            "add",
-            "--target",
-            orbit.to_str().unwrap(),
-            "--name",
-            "desktop",
-            "--platform",
-            "windows",
-            "--version",
-            "1.0.0",
-            "-t",
-            "stable",
-        ],
+        &add_args(&orbit, "desktop", "windows", "1.0.0", &["stable"]),
     );
     let listed: Value = serde_json::from_str(&updates_ok(&repo, &["list", "--json"])).unwrap();
     let targets: Vec<&str> = listed

@@ -831,8 +831,21 @@ impl Staged {
     }
 
     fn commit(self) -> Result<(), Error> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for (file, path) in self.files {
             file.persist(&path).map_err(|e| io(&path, e.error))?;
+            if let Some(dir) = path.parent()
+                && !dirs.iter().any(|d| d == dir)
+            {
+                dirs.push(dir.to_owned());
+            }
+        }
+        // The renames themselves reach the disk only when their directories are synced.
+        #[cfg(unix)]
+        for dir in dirs {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&dir, e))?;
         }
         Ok(())
     }
