@@ -432,6 +432,13 @@ async fn hosts_list_filter_page_get_and_delete() {
     assert!(!hostnames(&first).contains(&hostnames(&second)[0]));
     assert_eq!(admin.get("/hosts?order_key=password").await.0, 400);
     assert_eq!(admin.get("/hosts?status=sleepy").await.0, 400);
+    // A page is at most 10,000 rows: a million is refused, not built.
+    let (status, refused) = admin.get("/hosts?per_page=1000000").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("at most 10000"), "{refused}");
+    assert_eq!(admin.get("/hosts?per_page=10000").await.0, 200);
+    assert_eq!(admin.get("/activities?per_page=10001").await.0, 400);
+    assert_eq!(admin.get("/users?per_page=10001").await.0, 400);
 
     // Filters and counts.
     let count = |query: &'static str| {

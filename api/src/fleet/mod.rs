@@ -164,6 +164,10 @@ pub fn rfc3339(secs: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The most rows one page may ask for: a million-row `per_page` would build every host's JSON
+/// in one answer.
+pub const MAX_PER_PAGE: u64 = 10_000;
+
 /// The query parameters Fleet's list endpoints share.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListParams {
@@ -194,9 +198,15 @@ pub struct ListParams {
 }
 
 impl ListParams {
-    /// The page asked for; `per_page` 0 or absent means `default_per_page`.
+    /// The page asked for; `per_page` 0 or absent means `default_per_page`, and more than
+    /// [`MAX_PER_PAGE`] is refused.
     pub fn page(&self, default_per_page: u64) -> Result<Page, FleetError> {
         let limit = self.per_page.filter(|&n| n > 0).unwrap_or(default_per_page);
+        if limit > MAX_PER_PAGE {
+            return Err(FleetError::BadRequest(format!(
+                "per_page must be at most {MAX_PER_PAGE}"
+            )));
+        }
         let offset = self
             .page
             .unwrap_or(0)
@@ -265,6 +275,9 @@ mod tests {
         assert_eq!(params(Some(2), Some(0)).page(10).unwrap().offset, 20);
         assert!(params(Some(u64::MAX), Some(2)).page(100).is_err());
         assert!(params(Some(u64::MAX / 2), Some(2)).page(100).is_err());
+        assert_eq!(params(None, Some(10_000)).page(100).unwrap().limit, 10_000);
+        assert!(params(None, Some(10_001)).page(100).is_err());
+        assert!(params(None, Some(1_000_000)).page(100).is_err());
     }
 
     #[test]

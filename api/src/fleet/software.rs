@@ -27,9 +27,6 @@ use crate::service::Viewer;
 use crate::service::software::split_os_version;
 use crate::state::{AppState, SharedState};
 
-/// The most rows one page may ask for.
-const MAX_PER_PAGE: u64 = 10_000;
-
 /// The software lists' parameters (Fleet's names).
 #[derive(Debug, Default, Deserialize)]
 pub struct SoftwareParams {
@@ -69,17 +66,6 @@ impl SoftwareParams {
             ..ListParams::default()
         }
     }
-}
-
-fn page(params: &ListParams, default: u64) -> Result<Page, FleetError> {
-    let mut page = params.page(default)?;
-    if page.limit > MAX_PER_PAGE {
-        return Err(FleetError::BadRequest(format!(
-            "per_page must be at most {MAX_PER_PAGE}"
-        )));
-    }
-    page.limit = page.limit.min(MAX_PER_PAGE);
-    Ok(page)
 }
 
 /// The team whose counts a list shows, if the viewer may read it. Without `team_id` the
@@ -172,7 +158,7 @@ async fn list_versions(
     let team = team_scope(viewer, params.team_id)?;
     let list = params.list();
     let order = list.order("hosts_count", true, SOFTWARE_ORDER_KEYS)?;
-    let page = page(&list, 20)?;
+    let page = list.page(20)?;
     let filter = params.filter(team);
     let (versions, count) = state
         .reads
@@ -283,7 +269,7 @@ pub async fn titles(
     let team = team_scope(&viewer, params.team_id)?;
     let list = params.list();
     let order = list.order("hosts_count", true, &["name", "hosts_count", "id"])?;
-    let page = page(&list, 20)?;
+    let page = list.page(20)?;
     let filter = params.filter(team);
     let (titles, count) = state
         .reads
@@ -418,7 +404,7 @@ pub async fn host_software_page(
         per_page: params.per_page,
         ..ListParams::default()
     };
-    let page = page(&list, 20)?;
+    let page = list.page(20)?;
     let count = by_title.len() as u64;
     let shown: Vec<Value> = by_title
         .into_iter()
@@ -576,7 +562,7 @@ pub async fn vulnerabilities(
         ..ListParams::default()
     };
     let order = list.order("hosts_count", true, VULNERABILITY_ORDER_KEYS)?;
-    let page = page(&list, 20)?;
+    let page = list.page(20)?;
     let filter = VulnerabilityFilter {
         team,
         search: params.query.clone(),
