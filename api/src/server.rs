@@ -456,7 +456,13 @@ fn health(
         return health;
     }
     health
-        .with_check("redis", Arc::new(RelayCheck(relay.clone())))
+        .with_check(
+            "redis",
+            Arc::new(RelayCheck {
+                relay: relay.clone(),
+                counters: relay_counters.clone(),
+            }),
+        )
         .with_relay(relay_counters.clone())
 }
 
@@ -520,13 +526,29 @@ async fn shut_down(
     Ok(())
 }
 
-/// The relay's ping as the `redis` health check.
-struct RelayCheck(Arc<dyn Relay>);
+/// The `redis` health check. A relay whose subscription is down fails it at once (the
+/// subscriber notices a lost connection itself); a connected one must answer a PING within
+/// half a second, so a probe with a one-second timeout sees a 500, never a timeout.
+struct RelayCheck {
+    relay: Arc<dyn Relay>,
+    counters: Arc<flotilla_engine::counters::RelayCounters>,
+}
+
+const RELAY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[async_trait::async_trait]
 impl crate::health::HealthCheck for RelayCheck {
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|error| error.to_string())
+        if !self.counters.is_connected() {
+            return Err("the relay is not connected to Redis (it reconnects by itself)".into());
+        }
+        match tokio::time::timeout(RELAY_CHECK_TIMEOUT, self.relay.ping()).await {
+            Ok(answer) => answer.map_err(|error| error.to_string()),
+            Err(_) => Err(format!(
+                "Redis did not answer a PING within {} ms",
+                RELAY_CHECK_TIMEOUT.as_millis()
+            )),
+        }
     }
 }
 

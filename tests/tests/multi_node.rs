@@ -368,6 +368,26 @@ async fn redis_going_away_mid_query_loses_nothing_and_new_queries_fail_clearly()
             || body.to_string().contains("relay"),
         "{body}"
     );
+    // A health probe with a one-second timeout (a load balancer's, Kubernetes') sees Redis
+    // fail as a 500, not as a server that does not answer.
+    let probe = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&cluster.node(0).ca_pem()).unwrap()])
+        .resolve("localhost", cluster.node(0).addr)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let health = format!("{}/healthz?check=redis", cluster.node(0).url());
+    let mut answered = None;
+    for _ in 0..20 {
+        match probe.get(&health).send().await {
+            Ok(response) => {
+                answered = Some(response.status().as_u16());
+                break;
+            }
+            Err(error) => assert!(error.is_timeout(), "{error}"),
+        }
+    }
+    assert_eq!(answered, Some(500), "the probe timed out every time");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Redis comes back empty; everything recovers by itself.
