@@ -929,3 +929,58 @@ async fn saved_queries_and_the_activity_log() {
         .await;
     assert_eq!(oldest["activities"][0]["type"], "user_logged_in");
 }
+
+/// An admin body over the 2 MiB the server takes is a 413 in Fleet's JSON, over HTTP/1.1 and
+/// HTTP/2 alike, and nothing of it is stored.
+#[tokio::test]
+async fn an_oversized_admin_body_is_a_413_in_fleets_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let huge = json!({"name": "huge", "query": format!("SELECT '{}';", "x".repeat(3 << 20))});
+    let (status, body) = admin.post("/queries", &huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["message"], "Request Entity Too Large", "{body}");
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("2097152 bytes")),
+        "{body}"
+    );
+    let (status, login) = admin
+        .post(
+            "/login",
+            &json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["token"].as_str().unwrap().to_owned();
+    for version in [reqwest::Version::HTTP_11, reqwest::Version::HTTP_2] {
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
+            .resolve("localhost", server.addr);
+        builder = if version == reqwest::Version::HTTP_2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        };
+        let response = builder
+            .build()
+            .unwrap()
+            .post(format!("{}/api/latest/fleet/queries", server.url()))
+            .bearer_auth(&token)
+            .json(&huge)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{version:?}: no answer: {e}"));
+        assert_eq!(response.version(), version);
+        assert_eq!(response.status(), 413, "{version:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], "Request Entity Too Large");
+    }
+    let (_, queries) = admin.get("/queries").await;
+    assert!(
+        !queries.to_string().contains("\"huge\""),
+        "nothing was stored: {queries}"
+    );
+}

@@ -21,6 +21,9 @@ pub enum FleetError {
     /// 400: the request cannot be read (bad JSON, a bad query parameter).
     #[error("{0}")]
     BadRequest(String),
+    /// 413: the request body is larger than the server takes.
+    #[error("{0}")]
+    TooLarge(String),
     /// 401: no valid session. The reason is for the caller; the message is Fleet's.
     #[error("{0}")]
     Unauthorized(String),
@@ -69,6 +72,7 @@ impl FleetError {
     fn status(&self) -> StatusCode {
         match self {
             FleetError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            FleetError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             FleetError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             FleetError::Forbidden => StatusCode::FORBIDDEN,
             FleetError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -105,6 +109,7 @@ impl IntoResponse for FleetError {
         let detail = self.to_string();
         let (message, name, reason): (&str, &str, &str) = match &self {
             FleetError::BadRequest(reason) => ("Bad request", "base", reason),
+            FleetError::TooLarge(reason) => ("Request Entity Too Large", "base", reason),
             FleetError::Unauthorized(reason) => ("Authentication failed", "base", reason),
             FleetError::Forbidden => ("Permission Denied", "base", "forbidden"),
             FleetError::NotFound(reason) => ("Resource Not Found", "base", reason),
@@ -194,6 +199,10 @@ impl From<AdminError> for FleetError {
 /// form encoding), and every rejection is a [`FleetError::BadRequest`].
 pub struct FleetJson<T>(pub T);
 
+/// The largest admin request body: axum's default body limit, which these extractors read
+/// under.
+pub const ADMIN_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 impl<S, T> FromRequest<S> for FleetJson<T>
 where
     S: Send + Sync,
@@ -204,7 +213,16 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
-            .map_err(|e| FleetError::BadRequest(format!("reading the request body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    FleetError::TooLarge(format!(
+                        "the request body is larger than the {} bytes the server takes",
+                        ADMIN_BODY_LIMIT
+                    ))
+                } else {
+                    FleetError::BadRequest(format!("reading the request body: {e}"))
+                }
+            })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -218,6 +236,9 @@ where
 
 impl From<JsonRejection> for FleetError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return FleetError::TooLarge(rejection.body_text());
+        }
         FleetError::BadRequest(rejection.body_text())
     }
 }
