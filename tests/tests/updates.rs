@@ -428,6 +428,26 @@ async fn the_tuf_routes_serve_exact_files_with_caching_ranges_and_plain_404s() {
         "{body}"
     );
     assert_eq!(body["metadata"]["timestamp"]["version"], 2, "{body}");
+    // Any signed-in role may read it (an observer here); no session is a 401.
+    let (status, created) = admin
+        .post(
+            "/users/admin",
+            &json!({"name": "watcher", "email": "watcher@example.com", "api_only": true,
+                    "global_role": "observer"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let observer = server
+        .admin_client()
+        .with_token(created["token"].as_str().unwrap());
+    let (status, seen) = observer.get("/api/latest/fleet/updates").await;
+    assert_eq!(
+        (status, seen["served"].clone()),
+        (200, json!(true)),
+        "{seen}"
+    );
+    let (status, _) = server.admin_client().get("/api/latest/fleet/updates").await;
+    assert_eq!(status, 401);
     let (status, body) = admin
         .patch(
             "/api/latest/fleet/config",

@@ -162,8 +162,8 @@ impl Published {
         rows
     }
 
-    /// Whether `role`'s metadata trusts `key`.
-    fn trusts(&self, role: Role, key: &SigningKey) -> bool {
+    /// Whether root trusts `key` for `role`.
+    pub fn trusts(&self, role: Role, key: &SigningKey) -> bool {
         self.root
             .signed
             .roles
@@ -221,7 +221,7 @@ impl Repository {
         for role in Role::ALL {
             let passphrase = passphrases.passphrase(role, true)?;
             let key = SigningKey::generate(role)?;
-            sealed.push((key_path(&self.path, role), passphrase));
+            sealed.push((role, passphrase));
             keys.insert(role, key);
         }
         let now = now();
@@ -259,14 +259,9 @@ impl Repository {
         for dir in [&staged_keys, &staged_repo.join("targets")] {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        for (path, passphrase) in &sealed {
-            let role: Role = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse().ok())
-                .expect("key paths are named by role");
-            let file = staged_keys.join(path.file_name().expect("a key file name"));
-            keys[&role].write_encrypted(&file, passphrase)?;
+        for (role, passphrase) in &sealed {
+            let file = staged_keys.join(format!("{role}.json"));
+            keys[role].write_encrypted(&file, passphrase)?;
         }
         let root_bytes = signed_root.buffer();
         for (name, bytes) in [

@@ -57,18 +57,8 @@ impl UpdateServer {
             .load()
             .map_err(|e| anyhow::anyhow!("--tuf-repo: {e}"))?;
         if let Some(key) = &timestamp_key {
-            let trusted = published
-                .root
-                .signed
-                .roles
-                .get(&tough::schema::RoleType::Timestamp)
-                .is_some_and(|keys| {
-                    keys.keyids
-                        .iter()
-                        .any(|id| hex::encode(id.as_ref()) == key.key_id())
-                });
             anyhow::ensure!(
-                trusted,
+                published.trusts(flotilla_updates::Role::Timestamp, key),
                 "--tuf-timestamp-key: root.json does not trust this key for timestamp \
                  (was the timestamp key rotated?)"
             );
