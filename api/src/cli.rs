@@ -48,6 +48,8 @@ pub enum LogPlugin {
     Stdout,
     Webhook,
     Kafka,
+    Nats,
+    S3,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -147,7 +149,9 @@ pub struct ServeArgs {
     pub osquery_log_rotate_keep: usize,
 
     /// Where result logs go: files in <data-dir>/logs, standard output, an HTTP receiver
-    /// (needs --osquery-result-log-webhook-url) or a Kafka topic (needs --kafka-brokers).
+    /// (needs --osquery-result-log-webhook-url), a Kafka topic (needs --kafka-brokers), a NATS
+    /// subject (needs --nats-server) or an S3 bucket (needs --s3-bucket). The remote ones go
+    /// through an on-disk spool in <data-dir>/logs/spool.
     #[arg(
         long,
         env = "FLOTILLA_OSQUERY_RESULT_LOG_PLUGIN",
@@ -228,7 +232,107 @@ pub struct ServeArgs {
     )]
     pub kafka_max_message_bytes: usize,
 
-    /// Lines per webhook POST or Kafka produce batch at most.
+    /// NATS server URLs (nats://host:4222, tls://host:4222; comma-separated) for the nats
+    /// plugin. A user and password in the URL work too.
+    #[arg(long, env = "FLOTILLA_NATS_SERVER", value_delimiter = ',')]
+    pub nats_server: Vec<String>,
+
+    /// NATS subject for result logs; a JetStream stream on it, if any, acknowledges each line.
+    #[arg(
+        long,
+        env = "FLOTILLA_NATS_RESULT_SUBJECT",
+        default_value = "osquery.result"
+    )]
+    pub nats_result_subject: String,
+
+    /// NATS subject for status logs.
+    #[arg(
+        long,
+        env = "FLOTILLA_NATS_STATUS_SUBJECT",
+        default_value = "osquery.status"
+    )]
+    pub nats_status_subject: String,
+
+    /// NATS user (with --nats-password).
+    #[arg(long, env = "FLOTILLA_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+
+    /// NATS password.
+    #[arg(
+        long,
+        env = "FLOTILLA_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<String>,
+
+    /// NATS authentication token.
+    #[arg(long, env = "FLOTILLA_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+
+    /// File holding an NKey seed (SU…) to authenticate to NATS with.
+    #[arg(long, env = "FLOTILLA_NATS_NKEY_FILE")]
+    pub nats_nkey_file: Option<PathBuf>,
+
+    /// NATS credentials file (.creds: a user JWT and its NKey seed).
+    #[arg(long, env = "FLOTILLA_NATS_CREDENTIALS_FILE")]
+    pub nats_credentials_file: Option<PathBuf>,
+
+    /// Connect to NATS over TLS, trusting the system's root certificates.
+    #[arg(long, env = "FLOTILLA_NATS_TLS")]
+    pub nats_tls: bool,
+
+    /// Connect to NATS over TLS, trusting only the CA certificates in this PEM file.
+    #[arg(long, env = "FLOTILLA_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+
+    /// S3 bucket for the s3 plugin (it must exist).
+    #[arg(long, env = "FLOTILLA_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Key prefix in the bucket: result logs go under PREFIX/result/YYYY/MM/DD/HH/, status
+    /// logs under PREFIX/status/.
+    #[arg(long, env = "FLOTILLA_S3_PREFIX", default_value = "")]
+    pub s3_prefix: String,
+
+    /// The bucket's region (default: AWS_REGION, the profile's region, else us-east-1).
+    #[arg(long, env = "FLOTILLA_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// An S3-compatible store's URL (MinIO, Ceph, Garage: http://127.0.0.1:9000).
+    #[arg(long, env = "FLOTILLA_S3_ENDPOINT_URL")]
+    pub s3_endpoint_url: Option<String>,
+
+    /// Address the bucket in the path (endpoint/bucket/key), as most S3-compatible stores want.
+    #[arg(long, env = "FLOTILLA_S3_FORCE_PATH_STYLE")]
+    pub s3_force_path_style: bool,
+
+    /// S3 access key id (default: the AWS chain: environment, shared profile, instance role).
+    #[arg(
+        long,
+        env = "FLOTILLA_S3_ACCESS_KEY_ID",
+        requires = "s3_secret_access_key"
+    )]
+    pub s3_access_key_id: Option<String>,
+
+    /// S3 secret access key.
+    #[arg(
+        long,
+        env = "FLOTILLA_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "s3_access_key_id"
+    )]
+    pub s3_secret_access_key: Option<String>,
+
+    /// An S3 object is written at least this often while lines arrive …
+    #[arg(long, env = "FLOTILLA_S3_FLUSH_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub s3_flush_interval: Duration,
+
+    /// … or as soon as this many bytes of lines (before compression) wait.
+    #[arg(long, env = "FLOTILLA_S3_FLUSH_SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub s3_flush_size: usize,
+
+    /// Lines per webhook POST, Kafka produce batch or NATS batch at most.
     #[arg(
         long,
         alias = "osquery-log-webhook-batch-lines",
@@ -237,7 +341,7 @@ pub struct ServeArgs {
     )]
     pub osquery_log_batch_lines: usize,
 
-    /// On-disk spool per webhook or Kafka log; when full, osquery is answered 413 and keeps
+    /// On-disk spool per remote log destination; when full, osquery is answered 413 and keeps
     /// its lines.
     #[arg(
         long,

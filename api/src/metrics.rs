@@ -783,63 +783,81 @@ impl EngineCollector {
 
     /// osquery logs going to a remote destination through the spool.
     fn encode_log_spools(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let sources = &self.sources;
-        if let Some(logs) = &sources.logs {
-            let mut spools = Vec::new();
-            logs.spool_stats(|stats| {
-                spools.push((
-                    stats.log,
-                    stats.destination,
+        let Some(logs) = &self.sources.logs else {
+            return Ok(());
+        };
+        /// One spooled destination's figures.
+        struct Spool {
+            log: &'static str,
+            destination: &'static str,
+            values: [u64; 6],
+        }
+        let mut spools = Vec::new();
+        logs.spool_stats(|stats| {
+            let counters = stats.counters;
+            spools.push(Spool {
+                log: stats.log,
+                destination: stats.destination,
+                values: [
                     stats.spooled_bytes,
-                    stats.counters.lines_sent.load(Ordering::Relaxed),
-                    stats.counters.failed_attempts.load(Ordering::Relaxed),
-                    stats.counters.lines_rejected.load(Ordering::Relaxed),
-                ))
-            });
-            if !spools.is_empty() {
-                type Pick = fn(&(&str, &str, u64, u64, u64, u64)) -> u64;
-                let families: [(&str, &str, bool, Pick); 4] = [
-                    (
-                        "flotilla_log_spool_bytes",
-                        "osquery log bytes spooled on disk and not yet delivered, by log and destination",
-                        true,
-                        |s| s.2,
-                    ),
-                    (
-                        "flotilla_log_lines_delivered",
-                        "osquery log lines the destination acknowledged",
-                        false,
-                        |s| s.3,
-                    ),
-                    (
-                        "flotilla_log_delivery_failures",
-                        "Failed delivery attempts (each batch is retried until accepted)",
-                        false,
-                        |s| s.4,
-                    ),
-                    (
-                        "flotilla_log_lines_rejected",
-                        "Lines the destination can never take, set aside in the spool's rejected.jsonl",
-                        false,
-                        |s| s.5,
-                    ),
-                ];
-                for (name, help, is_gauge, pick) in families {
-                    let metric_type = if is_gauge {
-                        MetricType::Gauge
-                    } else {
-                        MetricType::Counter
-                    };
-                    let mut family = e.encode_descriptor(name, help, None, metric_type)?;
-                    for spool in &spools {
-                        let labels = [("log", spool.0), ("destination", spool.1)];
-                        let member = family.encode_family(&labels)?;
-                        if is_gauge {
-                            gauge(pick(spool)).encode(member)?;
-                        } else {
-                            counter(pick(spool)).encode(member)?;
-                        }
-                    }
+                    stats.oldest_age.as_secs(),
+                    counters.lines_spooled.load(Ordering::Relaxed),
+                    counters.lines_sent.load(Ordering::Relaxed),
+                    counters.failed_attempts.load(Ordering::Relaxed),
+                    counters.lines_rejected.load(Ordering::Relaxed),
+                ],
+            })
+        });
+        if spools.is_empty() {
+            return Ok(());
+        }
+        // (name, help, gauge?) in the order of `Spool::values`.
+        let families: [(&str, &str, bool); 6] = [
+            (
+                "flotilla_log_spool_bytes",
+                "osquery log bytes spooled on disk and not yet delivered, by log and destination",
+                true,
+            ),
+            (
+                "flotilla_log_spool_oldest_seconds",
+                "Age of the oldest osquery log line still waiting in the spool (0 when none waits)",
+                true,
+            ),
+            (
+                "flotilla_log_lines_spooled",
+                "osquery log lines accepted into the spool (osquery was told they are kept)",
+                false,
+            ),
+            (
+                "flotilla_log_lines_delivered",
+                "osquery log lines the destination acknowledged",
+                false,
+            ),
+            (
+                "flotilla_log_delivery_failures",
+                "Failed delivery attempts (each batch is retried until accepted)",
+                false,
+            ),
+            (
+                "flotilla_log_lines_rejected",
+                "Lines the destination can never take, set aside in the spool's rejected.jsonl",
+                false,
+            ),
+        ];
+        for (i, (name, help, is_gauge)) in families.into_iter().enumerate() {
+            let metric_type = if is_gauge {
+                MetricType::Gauge
+            } else {
+                MetricType::Counter
+            };
+            let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+            for spool in &spools {
+                let labels = [("log", spool.log), ("destination", spool.destination)];
+                let member = family.encode_family(&labels)?;
+                if is_gauge {
+                    gauge(spool.values[i]).encode(member)?;
+                } else {
+                    counter(spool.values[i]).encode(member)?;
                 }
             }
         }

@@ -24,6 +24,9 @@ use crate::cli::LogPlugin;
 use crate::cli::ServeArgs;
 use crate::client::http::Trust;
 use crate::logs::kafka::KafkaSettings;
+use crate::logs::nats::{NatsAuth, NatsSettings};
+use crate::logs::s3::S3Settings;
+use crate::logs::sink::LogKind;
 use crate::logs::sink::{Destination, LogSink, Rotation};
 use crate::logs::spool::SpoolSettings;
 use crate::osquery::carves::Carves;
@@ -58,7 +61,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let admin_status = ensure_admin(admin.as_ref(), email, password).await?;
     // Shared with the relay between nodes, which records into it; zero on a single node.
     let relay_counters = Arc::new(flotilla_engine::counters::RelayCounters::default());
-    let relay = relay(&args, relay_counters.clone())?;
+    let node = node_name(&args);
+    let relay = relay(&args, &node, relay_counters.clone())?;
     let still_running = close_abandoned_campaigns(relay.as_ref(), campaign_store.as_ref()).await?;
     let stores = EngineStores {
         hosts: store.clone(),
@@ -75,7 +79,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let (hosts, campaigns) = (engine.hosts().clone(), engine.campaigns().clone());
     let generated_secret = ensure_enroll_secret(&hosts, args.enroll_secret.as_deref()).await?;
 
-    let logs = log_sink(&args, &data_dir)?;
+    let logs = log_sink(&args, &data_dir, &node)?;
     let transport = transport(&args, &data_dir)?;
     let software = crate::service::software::SoftwareJobs::new(
         admin.clone(),
@@ -420,27 +424,15 @@ async fn close_abandoned_campaigns(
 }
 
 /// Where osquery's result and status logs go, as the flags say.
-fn log_sink(args: &ServeArgs, data_dir: &Path) -> Result<LogSink> {
+fn log_sink(args: &ServeArgs, data_dir: &Path, node: &str) -> Result<LogSink> {
     LogSink::with_destinations(
         &data_dir.join("logs"),
         Rotation {
             max_bytes: args.osquery_log_rotate_size as u64,
             keep: args.osquery_log_rotate_keep,
         },
-        &log_destination(
-            args,
-            args.osquery_result_log_plugin,
-            &args.osquery_result_log_webhook_url,
-            &args.osquery_result_log_kafka_topic,
-            "result",
-        )?,
-        &log_destination(
-            args,
-            args.osquery_status_log_plugin,
-            &args.osquery_status_log_webhook_url,
-            &args.osquery_status_log_kafka_topic,
-            "status",
-        )?,
+        &log_destination(args, LogKind::Result, node)?,
+        &log_destination(args, LogKind::Status, node)?,
     )
     .context("opening the osquery log destinations")
 }
@@ -555,22 +547,28 @@ impl crate::health::HealthCheck for RelayCheck {
 /// The relay: Redis when `--redis-url` is given, otherwise in process.
 fn relay(
     args: &ServeArgs,
+    node: &str,
     counters: Arc<flotilla_engine::counters::RelayCounters>,
 ) -> Result<Arc<dyn Relay>> {
     let Some(url) = &args.redis_url else {
         return Ok(Arc::new(LocalRelay::default()));
     };
-    let node = args.node_name.clone().unwrap_or_else(|| {
+    tracing::info!(node = %node, "relaying live queries through Redis");
+    Ok(
+        RedisRelay::connect(url, node.to_owned(), args.redis_pool_size, counters)
+            .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?,
+    )
+}
+
+/// `--node-name`, or the host name and a random suffix (unique per process, so two processes
+/// on one host never share a name in Redis or in S3 object keys).
+fn node_name(args: &ServeArgs) -> String {
+    args.node_name.clone().unwrap_or_else(|| {
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "node".to_owned());
         format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
-    });
-    tracing::info!(node = %node, "relaying live queries through Redis");
-    Ok(
-        RedisRelay::connect(url, node, args.redis_pool_size, counters)
-            .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?,
-    )
+    })
 }
 
 /// Picks up what admins change on other nodes: dynamic labels, agent options and scheduled
@@ -701,23 +699,30 @@ fn metrics(
     Arc::new(crate::metrics::Metrics::new(sources, auth))
 }
 
-/// The destination for one kind of osquery log, from its plugin, webhook and Kafka flags.
-fn log_destination(
-    args: &ServeArgs,
-    plugin: LogPlugin,
-    url: &Option<String>,
-    topic: &str,
-    kind: &str,
-) -> Result<Destination> {
+/// The destination for one kind of osquery log, from its plugin's flags.
+fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destination> {
+    let (kind, plugin) = match log {
+        LogKind::Result => ("result", args.osquery_result_log_plugin),
+        LogKind::Status => ("status", args.osquery_status_log_plugin),
+    };
     let spool = SpoolSettings {
         batch_lines: args.osquery_log_batch_lines.max(1),
         max_spool_bytes: args.osquery_log_spool_size as u64,
         ..SpoolSettings::default()
     };
+    let trust = |ca: &Option<PathBuf>, system: bool| match (ca, system) {
+        (Some(ca), _) => Some(Trust::CaFile(ca.clone())),
+        (None, true) => Some(Trust::System),
+        (None, false) => None,
+    };
     Ok(match plugin {
         LogPlugin::Filesystem => Destination::Filesystem,
         LogPlugin::Stdout => Destination::Stdout,
         LogPlugin::Webhook => {
+            let url = match log {
+                LogKind::Result => &args.osquery_result_log_webhook_url,
+                LogKind::Status => &args.osquery_status_log_webhook_url,
+            };
             let url = url.clone().with_context(|| {
                 format!(
                     "--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url"
@@ -733,18 +738,86 @@ fn log_destination(
             if args.kafka_brokers.is_empty() {
                 anyhow::bail!("--osquery-{kind}-log-plugin=kafka needs --kafka-brokers");
             }
-            let mut kafka = KafkaSettings::new(args.kafka_brokers.clone(), topic.to_owned());
-            kafka.max_message_bytes = args.kafka_max_message_bytes;
-            kafka.tls = match (&args.kafka_ca, args.kafka_tls) {
-                (Some(ca), _) => Some(Trust::CaFile(ca.clone())),
-                (None, true) => Some(Trust::System),
-                (None, false) => None,
+            let topic = match log {
+                LogKind::Result => &args.osquery_result_log_kafka_topic,
+                LogKind::Status => &args.osquery_status_log_kafka_topic,
             };
+            let mut kafka = KafkaSettings::new(args.kafka_brokers.clone(), topic.clone());
+            kafka.max_message_bytes = args.kafka_max_message_bytes;
+            kafka.tls = trust(&args.kafka_ca, args.kafka_tls);
             kafka.sasl_plain = args
                 .kafka_sasl_username
                 .clone()
                 .zip(args.kafka_sasl_password.clone());
             Destination::Kafka { kafka, spool }
+        }
+        LogPlugin::Nats => {
+            if args.nats_server.is_empty() {
+                anyhow::bail!("--osquery-{kind}-log-plugin=nats needs --nats-server");
+            }
+            let subject = match log {
+                LogKind::Result => &args.nats_result_subject,
+                LogKind::Status => &args.nats_status_subject,
+            };
+            let mut nats =
+                NatsSettings::new(args.nats_server.clone(), subject.clone(), node.to_owned());
+            nats.tls = trust(&args.nats_ca, args.nats_tls);
+            let methods = [
+                args.nats_user.is_some(),
+                args.nats_token.is_some(),
+                args.nats_nkey_file.is_some(),
+                args.nats_credentials_file.is_some(),
+            ];
+            if methods.iter().filter(|&&m| m).count() > 1 {
+                anyhow::bail!(
+                    "choose one NATS authentication: --nats-user, --nats-token, \
+                     --nats-nkey-file or --nats-credentials-file"
+                );
+            }
+            nats.auth = if let (Some(user), Some(password)) = (&args.nats_user, &args.nats_password)
+            {
+                NatsAuth::UserPassword(user.clone(), password.clone())
+            } else if let Some(token) = &args.nats_token {
+                NatsAuth::Token(token.clone())
+            } else if let Some(path) = &args.nats_nkey_file {
+                NatsAuth::NKeySeedFile(path.clone())
+            } else if let Some(path) = &args.nats_credentials_file {
+                NatsAuth::CredentialsFile(path.clone())
+            } else {
+                NatsAuth::None
+            };
+            Destination::Nats { nats, spool }
+        }
+        LogPlugin::S3 => {
+            let bucket = args
+                .s3_bucket
+                .clone()
+                .with_context(|| format!("--osquery-{kind}-log-plugin=s3 needs --s3-bucket"))?;
+            let root = args.s3_prefix.trim_matches('/');
+            let prefix = if root.is_empty() {
+                kind.to_owned()
+            } else {
+                format!("{root}/{kind}")
+            };
+            let s3 = S3Settings {
+                bucket,
+                prefix,
+                region: args.s3_region.clone(),
+                endpoint: args.s3_endpoint_url.clone(),
+                force_path_style: args.s3_force_path_style,
+                access_key_id: args.s3_access_key_id.clone(),
+                secret_access_key: args.s3_secret_access_key.clone(),
+                node: node.to_owned(),
+                attempt_timeout: std::time::Duration::from_secs(60),
+            };
+            // One object per flush window or size, whichever comes first.
+            let spool = SpoolSettings {
+                batch_lines: usize::MAX,
+                segment_bytes: args.s3_flush_size.max(1) as u64,
+                linger: args.s3_flush_interval,
+                ..spool
+            };
+            Destination::S3 { s3, spool }
         }
     })
 }

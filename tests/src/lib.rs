@@ -549,23 +549,135 @@ impl Server {
     }
 }
 
-/// A private `redis-server` on a free port, with nothing kept on disk (like a cache that loses
-/// everything when it restarts). Stopped when dropped.
-pub struct RedisServer {
+/// Polls `check` every 100 ms until it holds, for effects that land asynchronously (a flush, a
+/// delivery); panics after `within`.
+pub async fn eventually_within<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {within:?} waiting for: {what}");
+}
+
+/// A scheduled query's result line as osquery logs it (differential, one added row whose
+/// `seq` column is `seq`), from `host`; tests count lines at a log destination by `seq`.
+pub fn result_line(host: &str, name: &str, seq: u64) -> serde_json::Value {
+    serde_json::json!({
+        "name": name, "hostIdentifier": host, "calendarTime": "Tue Aug  4 10:00:00 2026 UTC",
+        "unixTime": 1_785_837_600 + seq, "epoch": 0, "counter": seq, "numerics": false,
+        "columns": {"seq": seq.to_string()}, "action": "added"
+    })
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A service the tests run as a child process on its own port (Redis, NATS, an S3 server),
+/// so a test can stop it and start it again on the same port and see what a real outage
+/// does. Stopped (SIGKILL) when dropped.
+pub struct ServiceProcess {
     child: Option<Child>,
+    pub port: u16,
+    program: String,
+    args: Vec<String>,
+    /// What to install when the program is missing, for the panic message.
+    package: &'static str,
+}
+
+impl ServiceProcess {
+    /// Starts `program args…` and waits until it accepts connections on `port`.
+    pub fn start(program: &str, args: &[String], port: u16, package: &'static str) -> Self {
+        let mut service = ServiceProcess {
+            child: None,
+            port,
+            program: program.to_owned(),
+            args: args.to_vec(),
+            package,
+        };
+        service.restart();
+        service
+    }
+
+    /// Stops the process (SIGKILL: no chance to flush or say goodbye).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same arguments.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting {} (install {}): {e}", self.program, self.package)
+            });
+        self.child = Some(child);
+        // Python servers (moto) take a few seconds to start on a busy machine.
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{} did not listen on {} within 30 s",
+            self.program, self.port
+        );
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A private `redis-server` on a free port, with nothing kept on disk (like a cache that loses
+/// everything when it restarts).
+pub struct RedisServer {
+    service: ServiceProcess,
     pub port: u16,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (Debian package `redis-server`) on a free port.
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = RedisServer { child: None, port };
-        redis.restart();
-        redis
+        let port = free_port();
+        let args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        RedisServer {
+            service: ServiceProcess::start("redis-server", &args, port, "Debian's redis-server"),
+            port,
+        }
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -575,36 +687,12 @@ impl RedisServer {
 
     /// Stops the server (SIGKILL: whatever it held is gone).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.service.stop();
     }
 
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting redis-server (install Debian's redis-server package)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not listen on {} within 5 s", self.port);
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.service.restart();
     }
 }
 

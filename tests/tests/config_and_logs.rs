@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_loadtest::{LogType, OsTemplate, SimAgent};
-use flotilla_tests::{AdminClient, Server};
+use flotilla_tests::{AdminClient, Server, result_line};
 use serde_json::{Value, json};
 
 /// Polls until `check` holds, for effects that land asynchronously (a flush, a delivery).
@@ -218,15 +218,6 @@ async fn hosts_pull_global_and_team_packs_with_their_teams_options() {
     );
 }
 
-/// Result and status lines a test agent sends.
-fn result_line(name: &str, seq: u64) -> Value {
-    json!({
-        "name": name, "hostIdentifier": "webhook-host", "calendarTime": "Tue Aug  4 10:00:00 2026 UTC",
-        "unixTime": 1_785_837_600 + seq, "epoch": 0, "counter": seq, "numerics": false,
-        "columns": {"seq": seq.to_string()}, "action": "added"
-    })
-}
-
 /// A webhook receiver: every line of every POSTed JSON array, in arrival order.
 struct Receiver {
     addr: SocketAddr,
@@ -310,14 +301,22 @@ async fn scheduled_results_reach_the_webhook_across_a_receiver_outage() {
     let mut send_round = async |agent: &SimAgent, sent: &mut Vec<u64>| {
         let mut lines = Vec::new();
         for _ in 0..10 {
-            lines.push(result_line("pack/Global/procs", next));
+            lines.push(result_line("webhook-host", "pack/Global/procs", next));
             sent.push(next);
             next += 1;
         }
         // A local schedule's result (unknown to the server) goes to the log as well.
-        lines.push(result_line("local_schedule", 1_000_000 + next));
+        lines.push(result_line(
+            "webhook-host",
+            "local_schedule",
+            1_000_000 + next,
+        ));
         sent.push(1_000_000 + next);
-        lines.push(result_line("pack/Global/quiet", 2_000_000 + next));
+        lines.push(result_line(
+            "webhook-host",
+            "pack/Global/quiet",
+            2_000_000 + next,
+        ));
         agent.log(LogType::Result, lines, false).await.unwrap();
     };
     for _ in 0..3 {
@@ -472,7 +471,7 @@ async fn scheduled_results_reach_kafka_once_the_topic_exists() {
         let lines: Vec<Value> = seqs
             .map(|seq| {
                 sent.push(seq);
-                result_line("pack/Global/procs", seq)
+                result_line("kafka-host", "pack/Global/procs", seq)
             })
             .collect();
         agent.log(LogType::Result, lines, false).await.unwrap();

@@ -19,7 +19,7 @@ use rskafka::client::{ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
 
 use crate::client::http::Trust;
-use crate::logs::spool::{Delivery, DeliveryError};
+use crate::logs::spool::{BatchId, Delivery, DeliveryError};
 
 /// Record-batch framing per produce request and per record, counted against the size bound.
 const BATCH_OVERHEAD: usize = 128;
@@ -177,7 +177,11 @@ impl Delivery for KafkaDelivery {
         )
     }
 
-    async fn deliver(&self, lines: &[&[u8]]) -> Result<(), DeliveryError> {
+    async fn check(&self) -> Result<(), String> {
+        self.partitions().await.map(|_| ())
+    }
+
+    async fn deliver(&self, lines: &[&[u8]], _batch: BatchId) -> Result<(), DeliveryError> {
         let (requests, oversized) = plan_requests(lines, self.settings.max_message_bytes);
         if !requests.is_empty() {
             let partitions = self.partitions().await.map_err(DeliveryError::Retry)?;

@@ -4,9 +4,12 @@
 //! - `filesystem` (default): JSON lines in `<data-dir>/logs/result.log` and `status.log`,
 //!   rotated by size (`result.log.1` is the newest old file);
 //! - `stdout`: JSON lines on the server's standard output;
-//! - `webhook`: batched HTTP POSTs ([`crate::logs::webhook`]) and
-//! - `kafka`: records produced to a Kafka topic ([`crate::logs::kafka`]), both through a bounded
-//!   on-disk spool ([`crate::logs::spool`]).
+//! - `webhook`: batched HTTP POSTs ([`crate::logs::webhook`]),
+//! - `kafka`: records produced to a Kafka topic ([`crate::logs::kafka`]),
+//! - `nats`: messages on a NATS subject, through JetStream when a stream takes it
+//!   ([`crate::logs::nats`]), and
+//! - `s3`: gzip-compressed JSON-lines objects in a bucket ([`crate::logs::s3`]), all four through
+//!   a bounded on-disk spool ([`crate::logs::spool`]).
 //!
 //! A request's lines are written together and flushed to the operating system before the
 //! request is answered, so a success answer means the lines are kept. Writes run on the
@@ -21,6 +24,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::logs::kafka::{KafkaDelivery, KafkaSettings};
+use crate::logs::nats::{NatsDelivery, NatsSettings};
+use crate::logs::s3::{S3Delivery, S3Settings};
 use crate::logs::spool::{SpoolCounters, SpoolSettings, SpooledOutput};
 use crate::logs::webhook::WebhookDelivery;
 
@@ -134,6 +139,14 @@ pub enum Destination {
         kafka: KafkaSettings,
         spool: SpoolSettings,
     },
+    Nats {
+        nats: NatsSettings,
+        spool: SpoolSettings,
+    },
+    S3 {
+        s3: S3Settings,
+        spool: SpoolSettings,
+    },
 }
 
 enum Output {
@@ -166,6 +179,8 @@ pub struct SpoolStats<'a> {
     pub log: &'static str,
     pub destination: &'static str,
     pub spooled_bytes: u64,
+    /// How long the oldest spooled line has waited.
+    pub oldest_age: std::time::Duration,
     pub counters: &'a SpoolCounters,
 }
 
@@ -180,7 +195,7 @@ impl LogSink {
         )
     }
 
-    /// Each log to its destination: files go in `dir`, webhook and Kafka spools in
+    /// Each log to its destination: files go in `dir`, the remote destinations' spools in
     /// `dir/spool/<kind>`. Starts their senders on the current runtime.
     pub fn with_destinations(
         dir: &Path,
@@ -210,6 +225,16 @@ impl LogSink {
                     spool.clone(),
                     Box::new(KafkaDelivery::new(kafka.clone())),
                 )?),
+                Destination::Nats { nats, spool } => Output::Spooled(SpooledOutput::start(
+                    &dir.join("spool").join(name),
+                    spool.clone(),
+                    Box::new(NatsDelivery::new(nats.clone())),
+                )?),
+                Destination::S3 { s3, spool } => Output::Spooled(SpooledOutput::start(
+                    &dir.join("spool").join(name),
+                    spool.clone(),
+                    Box::new(S3Delivery::new(s3.clone()).map_err(io::Error::other)?),
+                )?),
             }))
         };
         Ok(LogSink {
@@ -218,7 +243,7 @@ impl LogSink {
         })
     }
 
-    /// The spooled destinations' state (webhook, Kafka), for `/metrics`.
+    /// The spooled destinations' state (webhook, Kafka, NATS, S3), for `/metrics`.
     pub fn spool_stats(&self, mut each: impl FnMut(SpoolStats<'_>)) {
         for (log, output) in [("result", &self.result), ("status", &self.status)] {
             if let Output::Spooled(spooled) = output.as_ref() {
@@ -226,6 +251,7 @@ impl LogSink {
                     log,
                     destination: spooled.destination_kind(),
                     spooled_bytes: spooled.spooled_bytes(),
+                    oldest_age: spooled.oldest_age(),
                     counters: &spooled.counters,
                 });
             }

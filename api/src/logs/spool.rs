@@ -7,7 +7,11 @@
 //! destination outage and a restart of this server. One sender task takes the oldest segment,
 //! hands its lines to the [`Delivery`] in batches of at most `batch_lines` lines, retries each
 //! batch with exponential backoff until it is accepted, and deletes the segment once all its
-//! batches are through. When the spool holds `max_spool_bytes`, writes fail, and the log
+//! batches are through. A segment is closed when it reaches `segment_bytes`, or once it is
+//! `linger` old and the sender has nothing older to send (the S3 destination lingers, to write
+//! one object per window; the others close at once). Segment numbers never repeat, across
+//! restarts too (the next one is kept in `<spool dir>/sequence`), so a batch's [`BatchId`]
+//! names it uniquely: the S3 destination's object keys and the NATS message ids come from it. When the spool holds `max_spool_bytes`, writes fail, and the log
 //! endpoint answers 413 so osquery keeps the lines in its own buffer and sends them again later.
 //!
 //! Delivery is at least once: a batch whose acknowledgement was lost, or a segment half sent
@@ -36,6 +40,10 @@ pub struct SpoolSettings {
     /// The first retry waits this long; each further one twice as long, up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// A segment is closed (and becomes sendable) once it reaches this size …
+    pub segment_bytes: u64,
+    /// … or once it is this old and nothing older waits (zero: as soon as the sender is idle).
+    pub linger: Duration,
 }
 
 impl Default for SpoolSettings {
@@ -45,6 +53,8 @@ impl Default for SpoolSettings {
             max_spool_bytes: 1 << 30,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            segment_bytes: 4 << 20,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -59,29 +69,53 @@ pub enum DeliveryError {
     Rejected(Vec<usize>, String),
 }
 
+/// Which batch a delivery carries: the same on every attempt, and never used for another
+/// batch, on this spool, even after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchId {
+    /// The segment's number.
+    pub segment: u64,
+    /// The batch's place in its segment, from 0.
+    pub index: usize,
+    /// When the segment was opened: when its first line was accepted.
+    pub opened: std::time::SystemTime,
+}
+
 /// Where a spooled output's batches go.
 #[async_trait]
 pub trait Delivery: Send + Sync + 'static {
-    /// The plugin's name: `webhook`, `kafka`.
+    /// The plugin's name: `webhook`, `kafka`, `nats`, `s3`.
     fn kind(&self) -> &'static str;
 
-    /// The destination, for log lines and errors ("https://…", "kafka topic …").
+    /// The destination, for log lines and errors ("https://…", "kafka topic …"), with no
+    /// secret in it.
     fn describe(&self) -> String;
+
+    /// Whether the destination can take lines now: tried once at start, so a wrong bucket,
+    /// subject or broker is named in the log at once (the lines wait in the spool meanwhile).
+    async fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// Delivers `lines` (each one JSON document, without its newline). Returns once the
     /// destination has acknowledged them.
-    async fn deliver(&self, lines: &[&[u8]]) -> Result<(), DeliveryError>;
+    async fn deliver(&self, lines: &[&[u8]], batch: BatchId) -> Result<(), DeliveryError>;
 }
 
-/// A segment is closed (and becomes sendable) once it reaches this size, or when the sender
-/// finds nothing else to send.
-const SEGMENT_BYTES: u64 = 4 << 20;
+/// The segment being appended to.
+struct Current {
+    seq: u64,
+    file: File,
+    size: u64,
+    opened: std::time::Instant,
+}
 
 struct Spool {
     dir: PathBuf,
-    /// The segment being appended to: its number, file and size.
-    current: Option<(u64, File, u64)>,
+    current: Option<Current>,
     next_seq: u64,
+    segment_bytes: u64,
+    linger: Duration,
 }
 
 impl Spool {
@@ -103,36 +137,64 @@ impl Spool {
         Ok(seqs)
     }
 
+    /// The first segment number this spool may use: past every segment on disk and past the
+    /// number kept in `sequence`, so a restart with an empty spool does not reuse one.
+    fn first_seq(dir: &Path, on_disk: &[u64]) -> u64 {
+        let kept = fs::read_to_string(dir.join("sequence"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        kept.max(on_disk.last().map_or(1, |s| s + 1))
+    }
+
+    /// Takes the next segment number, keeping the one after it on disk first.
+    fn take_seq(&mut self) -> io::Result<u64> {
+        let seq = self.next_seq;
+        let temporary = self.dir.join("sequence.tmp");
+        let mut file = File::create(&temporary)?;
+        file.write_all(format!("{}\n", seq + 1).as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temporary, self.dir.join("sequence"))?;
+        self.next_seq = seq + 1;
+        Ok(seq)
+    }
+
     fn append(&mut self, buffer: &[u8]) -> io::Result<()> {
         if self.current.is_none() {
-            let seq = self.next_seq;
-            self.next_seq += 1;
+            let seq = self.take_seq()?;
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(self.segment_path(seq))?;
-            self.current = Some((seq, file, 0));
+            self.current = Some(Current {
+                seq,
+                file,
+                size: 0,
+                opened: std::time::Instant::now(),
+            });
         }
-        let (_, file, size) = self.current.as_mut().expect("opened above");
-        file.write_all(buffer)?;
-        file.flush()?;
-        *size += buffer.len() as u64;
-        if *size >= SEGMENT_BYTES {
+        let current = self.current.as_mut().expect("opened above");
+        current.file.write_all(buffer)?;
+        current.file.flush()?;
+        current.size += buffer.len() as u64;
+        if current.size >= self.segment_bytes {
             self.current = None;
         }
         Ok(())
     }
 
     /// The oldest segment that nobody appends to any more, closing the current one if it is
-    /// the only one with data.
+    /// the only one with data and has lingered long enough.
     fn oldest_closed(&mut self) -> io::Result<Option<u64>> {
-        let open = self.current.as_ref().map(|(seq, _, _)| *seq);
+        let open = self.current.as_ref().map(|current| current.seq);
         let seqs = Spool::segments(&self.dir)?;
         if let Some(&oldest) = seqs.iter().find(|&&s| Some(s) != open) {
             return Ok(Some(oldest));
         }
         match self.current.take() {
-            Some((seq, _, size)) if size > 0 => Ok(Some(seq)),
+            Some(current) if current.size > 0 && current.opened.elapsed() >= self.linger => {
+                Ok(Some(current.seq))
+            }
             Some(current) => {
                 self.current = Some(current);
                 Ok(None)
@@ -140,11 +202,26 @@ impl Spool {
             None => Ok(None),
         }
     }
+
+    /// When the oldest segment on disk was opened.
+    fn oldest_opened(&self) -> Option<std::time::SystemTime> {
+        let oldest = *Spool::segments(&self.dir).ok()?.first()?;
+        segment_opened(&self.segment_path(oldest))
+    }
+}
+
+/// When a segment was opened: its file's birth time where the file system keeps one, else its
+/// last change.
+fn segment_opened(path: &Path) -> Option<std::time::SystemTime> {
+    let metadata = fs::metadata(path).ok()?;
+    metadata.created().or_else(|_| metadata.modified()).ok()
 }
 
 /// Counters the metrics and tests read.
 #[derive(Debug, Default)]
 pub struct SpoolCounters {
+    /// Lines accepted into the spool.
+    pub lines_spooled: AtomicU64,
     pub batches_sent: AtomicU64,
     pub lines_sent: AtomicU64,
     pub failed_attempts: AtomicU64,
@@ -172,6 +249,7 @@ impl SpooledOutput {
     ) -> io::Result<Arc<SpooledOutput>> {
         fs::create_dir_all(dir)?;
         let seqs = Spool::segments(dir)?;
+        let next_seq = Spool::first_seq(dir, &seqs);
         let spooled = seqs
             .iter()
             .filter_map(|seq| fs::metadata(dir.join(format!("{seq:012}.jsonl"))).ok())
@@ -181,7 +259,9 @@ impl SpooledOutput {
             spool: Mutex::new(Spool {
                 dir: dir.to_path_buf(),
                 current: None,
-                next_seq: seqs.last().map_or(1, |s| s + 1),
+                next_seq,
+                segment_bytes: settings.segment_bytes.max(1),
+                linger: settings.linger,
             }),
             spooled: AtomicU64::new(spooled),
             settings,
@@ -206,6 +286,10 @@ impl SpooledOutput {
         }
         self.spool.lock().append(buffer)?;
         self.spooled.fetch_add(size, Ordering::AcqRel);
+        let lines = buffer.iter().filter(|&&b| b == b'\n').count();
+        self.counters
+            .lines_spooled
+            .fetch_add(lines as u64, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }
@@ -219,20 +303,42 @@ impl SpooledOutput {
     pub fn spooled_bytes(&self) -> u64 {
         self.spooled.load(Ordering::Acquire)
     }
+
+    /// How long the oldest line still spooled has waited (zero when nothing waits).
+    pub fn oldest_age(&self) -> Duration {
+        if self.spooled_bytes() == 0 {
+            return Duration::ZERO;
+        }
+        let opened = self.spool.lock().oldest_opened();
+        opened
+            .and_then(|opened| opened.elapsed().ok())
+            .unwrap_or_default()
+    }
 }
 
 /// Sends segments oldest first until the output is dropped.
 async fn send_loop(output: std::sync::Weak<SpooledOutput>) {
+    if let Some(this) = output.upgrade() {
+        let delivery = &this.delivery;
+        match delivery.check().await {
+            Ok(()) => tracing::info!(destination = %delivery.describe(), "log destination ready"),
+            Err(error) => tracing::error!(
+                destination = %delivery.describe(),
+                %error,
+                "the log destination cannot take lines yet; they wait in the spool until it can"
+            ),
+        }
+    }
     loop {
         let Some(this) = output.upgrade() else { return };
         let next = {
             let mut spool = this.spool.lock();
             spool
                 .oldest_closed()
-                .map(|seq| seq.map(|seq| spool.segment_path(seq)))
+                .map(|seq| seq.map(|seq| (seq, spool.segment_path(seq))))
         };
         match next {
-            Ok(Some(path)) => send_segment(&this, &path).await,
+            Ok(Some((seq, path))) => send_segment(&this, seq, &path).await,
             Ok(None) => {
                 let wake = this.wake.clone();
                 drop(this);
@@ -249,7 +355,8 @@ async fn send_loop(output: std::sync::Weak<SpooledOutput>) {
     }
 }
 
-async fn send_segment(output: &SpooledOutput, path: &Path) {
+async fn send_segment(output: &SpooledOutput, seq: u64, path: &Path) {
+    let opened = segment_opened(path).unwrap_or_else(std::time::SystemTime::now);
     let data = match tokio::fs::read(path).await {
         Ok(data) => data,
         Err(error) => {
@@ -262,8 +369,13 @@ async fn send_segment(output: &SpooledOutput, path: &Path) {
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
         .collect();
-    for batch in lines.chunks(output.settings.batch_lines.max(1)) {
-        deliver_until_accepted(output, batch).await;
+    for (index, batch) in lines.chunks(output.settings.batch_lines.max(1)).enumerate() {
+        let id = BatchId {
+            segment: seq,
+            index,
+            opened,
+        };
+        deliver_until_accepted(output, batch, id).await;
     }
     if let Err(error) = tokio::fs::remove_file(path).await {
         tracing::error!(%error, path = %path.display(), "removing a delivered log spool segment");
@@ -273,12 +385,12 @@ async fn send_segment(output: &SpooledOutput, path: &Path) {
         .fetch_sub(data.len() as u64, Ordering::AcqRel);
 }
 
-async fn deliver_until_accepted(output: &SpooledOutput, batch: &[&[u8]]) {
+async fn deliver_until_accepted(output: &SpooledOutput, batch: &[&[u8]], id: BatchId) {
     let settings = &output.settings;
     let counters = &output.counters;
     let mut backoff = settings.min_backoff;
     loop {
-        let failure = match output.delivery.deliver(batch).await {
+        let failure = match output.delivery.deliver(batch, id).await {
             Ok(()) => {
                 counters.batches_sent.fetch_add(1, Ordering::Relaxed);
                 counters
@@ -356,6 +468,7 @@ mod tests {
         fail_first: AtomicU64,
         max_line: usize,
         accepted: Arc<Mutex<Vec<String>>>,
+        batches: Arc<Mutex<Vec<BatchId>>>,
     }
 
     #[async_trait]
@@ -368,7 +481,8 @@ mod tests {
             "memory".into()
         }
 
-        async fn deliver(&self, lines: &[&[u8]]) -> Result<(), DeliveryError> {
+        async fn deliver(&self, lines: &[&[u8]], batch: BatchId) -> Result<(), DeliveryError> {
+            self.batches.lock().push(batch);
             let left = self.fail_first.load(Ordering::Relaxed);
             if left > 0 {
                 self.fail_first.store(left - 1, Ordering::Relaxed);
@@ -391,14 +505,19 @@ mod tests {
         }
     }
 
-    fn recorder(fail_first: u64, max_line: usize) -> (Box<Recorder>, Arc<Mutex<Vec<String>>>) {
+    type Accepted = Arc<Mutex<Vec<String>>>;
+    type Batches = Arc<Mutex<Vec<BatchId>>>;
+
+    fn recorder(fail_first: u64, max_line: usize) -> (Box<Recorder>, Accepted, Batches) {
         let accepted = Arc::new(Mutex::new(Vec::new()));
+        let batches = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder {
             fail_first: AtomicU64::new(fail_first),
             max_line,
             accepted: accepted.clone(),
+            batches: batches.clone(),
         };
-        (Box::new(recorder), accepted)
+        (Box::new(recorder), accepted, batches)
     }
 
     fn fast_retries() -> SpoolSettings {
@@ -428,7 +547,7 @@ mod tests {
             min_backoff: Duration::from_secs(60),
             ..SpoolSettings::default()
         };
-        let (delivery, _) = recorder(u64::MAX, usize::MAX);
+        let (delivery, _, _) = recorder(u64::MAX, usize::MAX);
         let output = SpooledOutput::start(dir.path(), settings, delivery).unwrap();
         output.write(&[b'x'; 60]).unwrap();
         assert!(output.write(&[b'y'; 60]).is_err(), "over the bound");
@@ -448,7 +567,7 @@ mod tests {
     #[tokio::test]
     async fn failed_batches_are_retried_in_order_until_accepted() {
         let dir = tempfile::tempdir().unwrap();
-        let (delivery, accepted) = recorder(3, usize::MAX);
+        let (delivery, accepted, batches) = recorder(3, usize::MAX);
         let output = SpooledOutput::start(dir.path(), fast_retries(), delivery).unwrap();
         output.write(b"{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n").unwrap();
         output.write(b"{\"n\":4}\n").unwrap();
@@ -459,12 +578,70 @@ mod tests {
         );
         assert_eq!(output.counters.failed_attempts.load(Ordering::Relaxed), 3);
         assert_eq!(output.counters.lines_sent.load(Ordering::Relaxed), 4);
+        assert_eq!(output.counters.lines_spooled.load(Ordering::Relaxed), 4);
+        // Each retry carried the same batch id; the ids name (segment, batch) in order.
+        let ids: Vec<(u64, usize)> = batches
+            .lock()
+            .iter()
+            .map(|b| (b.segment, b.index))
+            .collect();
+        assert_eq!(
+            ids[..4],
+            [(1, 0); 4],
+            "three failures, then the first batch"
+        );
+        assert!(ids[4..].windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+
+    #[tokio::test]
+    async fn segment_numbers_never_repeat_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut segments = Vec::new();
+        for _ in 0..3 {
+            let (delivery, _, batches) = recorder(0, usize::MAX);
+            let output = SpooledOutput::start(dir.path(), fast_retries(), delivery).unwrap();
+            output.write(b"{\"n\":1}\n").unwrap();
+            until(|| output.spooled_bytes() == 0).await;
+            segments.extend(batches.lock().iter().map(|b| b.segment));
+            drop(output);
+        }
+        // The spool was empty at each start: only the kept sequence tells the numbers apart.
+        assert_eq!(segments, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_lingering_segment_waits_for_its_window_or_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = SpoolSettings {
+            batch_lines: usize::MAX,
+            segment_bytes: 40,
+            linger: Duration::from_millis(1500),
+            ..fast_retries()
+        };
+        let (delivery, accepted, batches) = recorder(0, usize::MAX);
+        let output = SpooledOutput::start(dir.path(), settings, delivery).unwrap();
+        output.write(b"{\"n\":1}\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(accepted.lock().is_empty(), "held for its window");
+        assert!(output.oldest_age() > Duration::ZERO);
+        // Past the size bound the segment closes at once, in one batch.
+        output
+            .write(format!("{{\"n\":2,\"pad\":\"{}\"}}\n", "x".repeat(30)).as_bytes())
+            .unwrap();
+        until(|| accepted.lock().len() == 2).await;
+        assert_eq!(batches.lock().len(), 1);
+        // A small write now waits for the window, then goes alone.
+        output.write(b"{\"n\":3}\n").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(accepted.lock().len(), 2);
+        until(|| accepted.lock().len() == 3).await;
+        assert_eq!(output.oldest_age(), Duration::ZERO);
     }
 
     #[tokio::test]
     async fn a_line_the_destination_never_takes_is_set_aside_not_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        let (delivery, accepted) = recorder(0, 10);
+        let (delivery, accepted, _) = recorder(0, 10);
         let output = SpooledOutput::start(dir.path(), fast_retries(), delivery).unwrap();
         let big = format!("{{\"big\":\"{}\"}}", "x".repeat(40));
         output

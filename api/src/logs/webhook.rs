@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::logs::spool::{Delivery, DeliveryError};
+use crate::logs::redact_url;
+use crate::logs::spool::{BatchId, Delivery, DeliveryError};
 
 pub struct WebhookDelivery {
     url: String,
@@ -46,10 +47,10 @@ impl Delivery for WebhookDelivery {
     }
 
     fn describe(&self) -> String {
-        self.url.clone()
+        redact_url(&self.url)
     }
 
-    async fn deliver(&self, lines: &[&[u8]]) -> Result<(), DeliveryError> {
+    async fn deliver(&self, lines: &[&[u8]], _batch: BatchId) -> Result<(), DeliveryError> {
         let result = self
             .client
             .post(&self.url)
@@ -63,7 +64,9 @@ impl Delivery for WebhookDelivery {
                 "the receiver answered {}",
                 response.status()
             ))),
-            Err(error) => Err(DeliveryError::Retry(error.to_string())),
+            // reqwest's message names the URL, secrets and all: leave it out (describe() says
+            // where, redacted).
+            Err(error) => Err(DeliveryError::Retry(error.without_url().to_string())),
         }
     }
 }
