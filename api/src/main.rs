@@ -11,8 +11,13 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level)
+    let mut filter = EnvFilter::try_new(level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level `{level}`: {e}"))?;
+    // The websocket library logs whole frames at debug and trace, session tokens among them
+    // (the results socket's `auth` message): it stays at info whatever the level asked for.
+    for quiet in ["tungstenite=info", "tokio_tungstenite=info"] {
+        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1050,6 +1050,13 @@ impl Collector for EngineCollector {
         self.encode_campaigns(e)?;
         self.encode_store(e)?;
         self.encode_log_spools(e)?;
+        counter(crate::osquery::body::INVALID_UTF8_BODIES.load(Ordering::Relaxed))
+            .encode(e.encode_descriptor(
+            "flotilla_osquery_invalid_utf8_bodies",
+            "osquery request bodies with bytes that are not UTF-8, kept with U+FFFD in their place",
+            None,
+            MetricType::Counter,
+        )?)?;
         self.encode_software(e)?;
         self.encode_updates(e)?;
         self.encode_relay(e)

@@ -47,8 +47,7 @@ enum Transport {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let data_dir = absolute(&args.data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    keep_private(&data_dir)?;
 
     let Stores {
         hosts: store,
@@ -558,6 +557,39 @@ fn relay(
         RedisRelay::connect(url, node.to_owned(), args.redis_pool_size, counters)
             .map_err(|e| anyhow::anyhow!("--redis-url: {e}"))?,
     )
+}
+
+/// The data directory holds enroll secrets, keys, the database, logs and carves: only this
+/// server's user may read it. Everything the server creates from here on is 0600 (directories
+/// 0700: the umask is 077), and what an earlier version left readable by others is closed.
+fn keep_private(data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let mut pending = vec![data_dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if metadata.file_type().is_symlink() {
+            continue;
+        }
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o077))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
+        if metadata.is_dir() {
+            pending.extend(
+                std::fs::read_dir(&path)?
+                    .flatten()
+                    .map(|entry| entry.path()),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--node-name`, or the host name and a random suffix (unique per process, so two processes

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_loadtest::{LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer};
-use flotilla_tests::{AdminClient, Server};
+use flotilla_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, AdminClient, Server};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 
@@ -838,4 +838,37 @@ async fn every_route_that_runs_sql_on_hosts_applies_each_roles_rights() {
     }
     assert_eq!(checked, 8 * 2 * 11);
     fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tokens_stay_out_of_the_log_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging_to(
+        &dir.path().join("data"),
+        &[
+            "--admin-email",
+            ADMIN_EMAIL,
+            "--admin-password",
+            ADMIN_PASSWORD,
+            "--log-level",
+            "trace",
+        ],
+        &log,
+    );
+    let admin = server.admin().await;
+    let token = admin.token.clone().unwrap();
+    let (status, body) = admin.get("/hosts").await;
+    assert_eq!(status, 200, "{body}");
+    let mut socket = server.results_socket().await;
+    socket.send("auth", json!({"token": token})).await;
+    socket
+        .send("select_campaign", json!({"campaign_id": 999_999}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    socket.close().await;
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.len() > 10_000, "a trace log was written");
+    assert!(!text.contains(&token), "a session token is in the log");
 }

@@ -23,6 +23,17 @@ struct Sent {
 }
 
 impl Sent {
+    /// A simulated osqueryd enrolled as `host`.
+    async fn enrolled(server: &Server, host: &'static str) -> Sent {
+        let agent = server.agent(host, OsTemplate::Ubuntu);
+        agent.enroll().await.unwrap();
+        Sent {
+            agent,
+            host,
+            seqs: Vec::new(),
+        }
+    }
+
     /// Posts lines `seqs` as one result log request; it must be accepted (200).
     async fn send(&mut self, seqs: Range<u64>) {
         let lines: Vec<Value> = seqs
@@ -141,12 +152,7 @@ async fn results_reach_a_jetstream_stream_across_an_outage_and_a_sigkill_exactly
         "7",
     ];
     let mut server = Server::start(dir.path(), &flags);
-    let mut sent = Sent {
-        agent: server.agent("nats-host", OsTemplate::Ubuntu),
-        host: "nats-host",
-        seqs: Vec::new(),
-    };
-    sent.agent.enroll().await.unwrap();
+    let mut sent = Sent::enrolled(&server, "nats-host").await;
     let arrived = async |count: usize| {
         let url = url.clone();
         eventually_within(&format!("{count} lines in the stream"), WAIT, move || {
@@ -241,12 +247,7 @@ async fn without_a_stream_results_and_status_logs_are_published_on_their_subject
             &url,
         ],
     );
-    let mut sent = Sent {
-        agent: server.agent("plain-host", OsTemplate::Ubuntu),
-        host: "plain-host",
-        seqs: Vec::new(),
-    };
-    sent.agent.enroll().await.unwrap();
+    let mut sent = Sent::enrolled(&server, "plain-host").await;
     sent.send(0..25).await;
     let status = serde_json::json!({"hostIdentifier": "plain-host", "severity": 0,
         "filename": "tls.cpp", "line": 1, "message": "hello over NATS"});
@@ -371,12 +372,7 @@ async fn results_reach_s3_as_gzip_objects_across_an_outage_and_a_sigkill() {
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
     let mut server = Server::start_with_env(dir.path(), &flags, &env);
-    let mut sent = Sent {
-        agent: server.agent("s3-host", OsTemplate::Ubuntu),
-        host: "s3-host",
-        seqs: Vec::new(),
-    };
-    sent.agent.enroll().await.unwrap();
+    let mut sent = Sent::enrolled(&server, "s3-host").await;
     // Objects seen so far, by key: moto forgets them when it restarts, keys never repeat.
     let mut seen = BTreeMap::new();
     let port = s3.port;
@@ -480,12 +476,7 @@ async fn a_missing_bucket_is_named_at_start_and_the_server_still_takes_logs() {
         ],
         &log,
     );
-    let mut sent = Sent {
-        agent: server.agent("bucketless", OsTemplate::Ubuntu),
-        host: "bucketless",
-        seqs: Vec::new(),
-    };
-    sent.agent.enroll().await.unwrap();
+    let mut sent = Sent::enrolled(&server, "bucketless").await;
     sent.send(0..5).await;
     let health = server
         .client()

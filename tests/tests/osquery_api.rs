@@ -351,6 +351,20 @@ async fn result_and_status_logs_in_every_shape_land_as_json_lines() {
     assert_eq!(statuses[1]["message"], "strings");
 }
 
+/// POSTs `body` gzipped, as osquery's `--logger_tls_compress` does.
+async fn post_gzip(client: &reqwest::Client, url: &str, body: &[u8]) -> reqwest::Response {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(body).unwrap();
+    client
+        .post(url)
+        .header("Content-Encoding", "gzip")
+        .header("Content-Type", "application/json")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn oversized_and_malformed_bodies_are_refused_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,16 +394,7 @@ async fn oversized_and_malformed_bodies_are_refused_and_lose_nothing() {
     );
 
     // The same body gzipped is small on the wire but is held to the limit once inflated.
-    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
-    gz.write_all(big.to_string().as_bytes()).unwrap();
-    let response = client
-        .post(url("log"))
-        .header("Content-Encoding", "gzip")
-        .header("Content-Type", "application/json")
-        .body(gz.finish().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let response = post_gzip(&client, &url("log"), big.to_string().as_bytes()).await;
     assert_eq!(response.status(), 413);
 
     for (path, body) in [
@@ -425,6 +430,94 @@ async fn oversized_and_malformed_bodies_are_refused_and_lose_nothing() {
     assert_eq!(statuses[0]["message"], "accepted before the bad input");
     assert!(read_log(&server, "result.log").is_empty());
     agent.distributed_read().await.unwrap();
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_utf8_are_replaced_and_the_batch_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-latin1", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    let client = server.client();
+    let url = |path: &str| format!("{}/api/v1/osquery/{path}", server.url());
+    // A file name in Latin-1 (0xE9 is "é"), as osquery passes it through from the disk.
+    let body = |name: &[u8]| {
+        let mut body = format!(
+            "{{\"node_key\":\"{key}\",\"log_type\":\"result\",\"data\":[\
+             {{\"name\":\"files\",\"columns\":{{\"path\":\""
+        )
+        .into_bytes();
+        body.extend_from_slice(name);
+        body.extend_from_slice(b"\"},\"action\":\"added\"},{\"name\":\"files\",\"columns\":{\"path\":\"/ok\"},\"action\":\"added\"}]}");
+        body
+    };
+    let response = client
+        .post(url("log"))
+        .header("Content-Type", "application/json")
+        .body(body(b"/tmp/caf\xe9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    // And gzipped, as --logger_tls_compress sends it.
+    let response = post_gzip(&client, &url("log"), &body(b"/tmp/\xff\xfe")).await;
+    assert_eq!(response.status(), 200);
+
+    let paths: Vec<String> = read_log(&server, "result.log")
+        .iter()
+        .map(|line| line["columns"]["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/tmp/caf\u{fffd}", "/ok", "/tmp/\u{fffd}\u{fffd}", "/ok"]
+    );
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics.contains("flotilla_osquery_invalid_utf8_bodies_total 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_data_directory_is_readable_by_the_server_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An earlier version's directory, open to everyone.
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("left-over.txt"), "x").unwrap();
+    std::fs::set_permissions(
+        data.join("left-over.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let server = Server::start(&data, &[]);
+    let agent = server.agent("host-modes", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    agent
+        .log(
+            LogType::Status,
+            vec![json!({"message": "kept privately"})],
+            false,
+        )
+        .await
+        .unwrap();
+    let mut seen = 0;
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        let metadata = std::fs::metadata(&path).unwrap();
+        let mode = metadata.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        if metadata.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            seen += 1;
+        }
+    }
+    // The database, the generated certificate and key, the status log, the left-over file.
+    assert!(seen >= 5, "{seen} files");
+    assert!(data.join("logs/status.log").exists());
 }
 
 #[tokio::test]

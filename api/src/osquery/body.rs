@@ -13,7 +13,8 @@ use super::error::OsqueryError;
 
 /// Reads the whole body, refusing more than `limit` bytes, and inflates it if it came with
 /// `Content-Encoding: gzip` (osquery's `--logger_tls_compress`). The inflated size is held to the
-/// same limit, so a small compressed body cannot expand without bound.
+/// same limit, so a small compressed body cannot expand without bound. Bytes that are not UTF-8
+/// are replaced (see [`valid_utf8`]).
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -45,7 +46,7 @@ pub async fn read_body(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
     match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(collected),
+        None | Some("") | Some("identity") => Ok(valid_utf8(collected)),
         Some("gzip") | Some("x-gzip") => {
             let mut inflated = Vec::with_capacity(collected.len().saturating_mul(4).min(limit));
             GzDecoder::new(collected.as_ref())
@@ -55,12 +56,26 @@ pub async fn read_body(
             if inflated.len() > limit {
                 return Err(too_large());
             }
-            Ok(Bytes::from(inflated))
+            Ok(valid_utf8(Bytes::from(inflated)))
         }
         Some(other) => Err(OsqueryError::BadRequest(format!(
             "unsupported content encoding: {other}"
         ))),
     }
+}
+
+/// Bodies that were not valid UTF-8 and were read with U+FFFD in place of the bad bytes.
+pub static INVALID_UTF8_BODIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The body as valid UTF-8: osquery passes through whatever bytes a table returned (a file
+/// name, a registry value), and refusing the body would make it resend the same batch
+/// forever. A bad byte becomes U+FFFD, the rest is kept, and the body is counted.
+fn valid_utf8(body: Bytes) -> Bytes {
+    if std::str::from_utf8(&body).is_ok() {
+        return body;
+    }
+    INVALID_UTF8_BODIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Bytes::from(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Parses JSON, turning serde's message into osquery's error form.
