@@ -465,6 +465,17 @@ pub struct ServeArgs {
     )]
     pub prometheus_password: Option<String>,
 
+    /// A connection that has sent no complete request this long after it was accepted (and
+    /// its TLS handshake done) is closed: idle and half-sent sockets cannot pile up.
+    #[arg(long, env = "FLOTILLA_HTTP_FIRST_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_first_request_timeout: Duration,
+
+    /// An HTTP/1.1 connection waits this long for the next request's headers, whole, before it
+    /// is closed: both the header read timeout and the keep-alive idle timeout (hyper has one
+    /// timer for both); longer than osquery's usual 10 s intervals.
+    #[arg(long, env = "FLOTILLA_HTTP_HEADER_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_header_read_timeout: Duration,
+
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

@@ -48,6 +48,8 @@ enum Transport {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let data_dir = absolute(&args.data_dir);
     keep_private(&data_dir)?;
+    let open_files = raise_open_files_limit();
+    tracing::debug!(open_files, "open-files limit");
 
     let Stores {
         hosts: store,
@@ -158,7 +160,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let tuf_listener = match (&updates, args.tuf_listen) {
         (Some(server), Some(address)) => {
             let router = crate::updates::serve::router(server.clone());
-            let (handle, task) = serve(router, address, &transport);
+            let (handle, task) = serve(router, address, &transport, Timeouts::from(&args));
             let Some(bound) = handle.listening().await else {
                 let error = task.await.ok().and_then(Result::err);
                 anyhow::bail!(
@@ -282,7 +284,7 @@ async fn listening(
     tokio::task::JoinHandle<std::io::Result<()>>,
     SocketAddr,
 )> {
-    let (handle, server) = serve(app, args.listen, transport);
+    let (handle, server) = serve(app, args.listen, transport, Timeouts::from(args));
     let Some(bound) = handle.listening().await else {
         server.await??;
         anyhow::bail!(
@@ -457,12 +459,31 @@ fn health(
         .with_relay(relay_counters.clone())
 }
 
+/// How long a connection may sit without sending a request (`--http-*-timeout`).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    first_request: std::time::Duration,
+    header_read: std::time::Duration,
+}
+
+impl From<&ServeArgs> for Timeouts {
+    fn from(args: &ServeArgs) -> Timeouts {
+        Timeouts {
+            first_request: args.http_first_request_timeout,
+            header_read: args.http_header_read_timeout,
+        }
+    }
+}
+
 /// Starts serving `app` on the listener the flags name, over TLS or plain HTTP. The handle
-/// says when it is listening and shuts it down.
+/// says when it is listening and shuts it down. A TLS handshake has 10 s (axum-server's
+/// default), a connection's first request `timeouts.first_request`, and every later request's
+/// headers `timeouts.header_read`, which is also how long an idle keep-alive connection stays.
 fn serve(
     app: axum::Router,
     address: SocketAddr,
     transport: &Transport,
+    timeouts: Timeouts,
 ) -> (
     Handle<SocketAddr>,
     tokio::task::JoinHandle<std::io::Result<()>>,
@@ -474,22 +495,26 @@ fn serve(
         // Requests and answers are small: send them at once rather than let Nagle's algorithm
         // wait for the peer's (delayed) acknowledgement.
         let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
+        let bound = || {
+            let mut server = axum_server::bind(address)
+                .handle(handle.clone())
+                .first_request_timeout(timeouts.first_request);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(timeouts.header_read);
+            server
+        };
         match transport {
             Transport::Tls { config, .. } => {
                 let tls = RustlsConfig::from_config(config.clone());
                 tokio::spawn(
-                    axum_server::bind(address)
+                    bound()
                         .acceptor(RustlsAcceptor::new(tls).acceptor(tcp))
-                        .handle(handle)
                         .serve(service),
                 )
             }
-            Transport::Plain => tokio::spawn(
-                axum_server::bind(address)
-                    .acceptor(tcp)
-                    .handle(handle)
-                    .serve(service),
-            ),
+            Transport::Plain => tokio::spawn(bound().acceptor(tcp).serve(service)),
         }
     };
     (handle, server)
@@ -590,6 +615,31 @@ fn keep_private(data_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (every agent holds a socket, and the
+/// default soft limit is often 1,024); returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                limit = wanted;
+            }
+        }
+    }
+    limit.rlim_cur as u64
 }
 
 /// `--node-name`, or the host name and a random suffix (unique per process, so two processes

@@ -206,6 +206,11 @@ impl Server {
         Server::start(data_dir, &args)
     }
 
+    /// The server process's id (for `/proc/<pid>/…`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }

@@ -686,6 +686,135 @@ async fn tls_verifies_for_localhost_and_127_0_0_1() {
     let _ = SECRET;
 }
 
+/// A TLS connection to the server that completes its handshake and then sends `bytes`, and
+/// whether the server closed it within `within` (rather than keeping it open).
+fn closed_after_sending(server: &Server, bytes: &[u8], within: Duration) -> bool {
+    use rustls_pki_types::pem::PemObject;
+    use std::io::Read;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&server.ca_pem()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(within)).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    stream.write_all(bytes).unwrap();
+    stream.flush().unwrap();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            // A 408 or 400 before the close is a close too.
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_are_closed() {
+    flotilla_loadtest::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--http-first-request-timeout",
+            "1s",
+            "--http-header-read-timeout",
+            "2s",
+        ],
+    );
+    let server = std::sync::Arc::new(server);
+    let probe = |bytes: &'static [u8]| {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            closed_after_sending(&server, bytes, Duration::from_secs(8))
+        })
+    };
+    // Nothing after the handshake; half a request's headers; a whole request and then silence.
+    assert!(probe(b"").await.unwrap(), "an idle connection stays open");
+    assert!(
+        probe(b"POST /api/osquery/enroll HTTP/1.1\r\nHost: localhost\r\n")
+            .await
+            .unwrap(),
+        "a half-sent request stays open"
+    );
+    assert!(
+        probe(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap(),
+        "an idle keep-alive connection stays open"
+    );
+    let agent = server.agent("host-after-idle", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_idle_sockets_leave_room_to_enroll() {
+    flotilla_loadtest::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    // Start the server under a soft open-files limit of 256, as many distributions set it.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with valid pointers; the limit is restored right after.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let low = libc::rlimit {
+        rlim_cur: 256.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) };
+    let server = Server::start(dir.path(), &[]);
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    if limit.rlim_max < 1024 {
+        eprintln!(
+            "skipped: the hard open-files limit here is {}",
+            limit.rlim_max
+        );
+        return;
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let soft: u64 = open_files
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(soft, limit.rlim_max as u64, "{open_files}");
+    // 400 sockets that never say anything, more than the old soft limit.
+    let idle: Vec<std::net::TcpStream> = (0..400)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let agent = server.agent("host-among-idle", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let health = server
+        .client()
+        .get(format!("{}/healthz", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    drop(idle);
+}
+
 #[tokio::test]
 async fn restart_keeps_hosts_keys_and_the_last_check_in() {
     let dir = tempfile::tempdir().unwrap();
