@@ -639,7 +639,7 @@ fn raise_open_files_limit() -> u64 {
             }
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// `--node-name`, or the host name and a random suffix (unique per process, so two processes

@@ -798,7 +798,7 @@ async fn many_idle_sockets_leave_room_to_enroll() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(soft, limit.rlim_max as u64, "{open_files}");
+    assert_eq!(soft, limit.rlim_max, "{open_files}");
     // 400 sockets that never say anything, more than the old soft limit.
     let idle: Vec<std::net::TcpStream> = (0..400)
         .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
