@@ -347,6 +347,12 @@ impl Hosts {
 
     /// Finds the host presenting `key` and stamps its last-seen time. For endpoints that need
     /// no actor (config, log, carve).
+    /// Whether `key` is an enrolled host's node key, without touching the host: for checking a
+    /// request's `Authorization: NodeKey` header before its body is read.
+    pub async fn knows_key(&self, key: &str, now: i64) -> Result<(), HostError> {
+        self.slot_by_key(key, now).await.map(|_| ())
+    }
+
     pub async fn authenticate(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
         let slot = self.slot_by_key(key, now).await?;
         slot.touch(now);

@@ -815,6 +815,69 @@ async fn many_idle_sockets_leave_room_to_enroll() {
     drop(idle);
 }
 
+/// The server's peak resident memory so far (`VmHWM`), in KiB.
+fn peak_rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bombs_from_strangers_are_refused_before_they_are_inflated() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-bombed", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    // 64 MiB of zeros in a log body: about 64 KiB on the wire.
+    let bomb = |node_key: &str| {
+        let body = format!(
+            "{{\"node_key\":\"{node_key}\",\"log_type\":\"status\",\"data\":[{{\"message\":\"{}\"}}]}}",
+            "0".repeat(64 << 20)
+        );
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(body.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    };
+    let stranger = bomb("");
+    assert!(stranger.len() < 1 << 20);
+    let before = peak_rss_kib(&server);
+    let client = server.client();
+    let url = format!("{}/api/osquery/log", server.url());
+    let answers = futures_util::future::join_all((0..16).map(|_| {
+        client
+            .post(&url)
+            .header("Content-Encoding", "gzip")
+            .header("Authorization", "NodeKey not-a-node-key")
+            .body(stranger.clone())
+            .send()
+    }))
+    .await;
+    for answer in answers {
+        let body: Value = answer.unwrap().json().await.unwrap();
+        assert_eq!(body["node_invalid"], true, "{body}");
+    }
+    let grown_mib = (peak_rss_kib(&server) - before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "16 bombs grew the server by {grown_mib} MiB"
+    );
+
+    // A host's own bomb is inflated (one at a time per permit) and refused as too large.
+    let response = client
+        .post(&url)
+        .header("Content-Encoding", "gzip")
+        .header("Authorization", format!("NodeKey {key}"))
+        .body(bomb(&key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    agent.distributed_read().await.unwrap();
+}
+
 #[tokio::test]
 async fn restart_keeps_hosts_keys_and_the_last_check_in() {
     let dir = tempfile::tempdir().unwrap();

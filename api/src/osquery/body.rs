@@ -11,6 +11,42 @@ use serde::Deserialize;
 
 use super::error::OsqueryError;
 
+/// At most this many bodies are inflated at once (each may grow to its endpoint's limit, 64 MiB
+/// for logs): a burst of gzip bombs waits its turn instead of taking the memory all at once.
+fn inflating() -> &'static tokio::sync::Semaphore {
+    static INFLATING: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    INFLATING.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
+/// When the request carries `Authorization: NodeKey` (osquery 5.23+ sends it), refuses an
+/// unknown key before the body is read or inflated, so a stranger's body costs nothing.
+pub async fn check_header_key(
+    hosts: &flotilla_engine::Hosts,
+    headers: &HeaderMap,
+) -> Result<(), OsqueryError> {
+    if let Ok(key) = node_key(None, headers) {
+        hosts.knows_key(key, flotilla_engine::unix_now()).await?;
+    }
+    Ok(())
+}
+
+fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, OsqueryError> {
+    let mut inflated = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    GzDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|e| OsqueryError::BadRequest(format!("invalid gzip body: {e}")))?;
+    if inflated.len() > limit {
+        return Err(OsqueryError::TooLarge(format!(
+            "request body exceeds the limit of {limit} bytes"
+        )));
+    }
+    Ok(inflated)
+}
+
 /// Reads the whole body, refusing more than `limit` bytes, and inflates it if it came with
 /// `Content-Encoding: gzip` (osquery's `--logger_tls_compress`). The inflated size is held to the
 /// same limit, so a small compressed body cannot expand without bound. Bytes that are not UTF-8
@@ -48,14 +84,14 @@ pub async fn read_body(
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(valid_utf8(collected)),
         Some("gzip") | Some("x-gzip") => {
-            let mut inflated = Vec::with_capacity(collected.len().saturating_mul(4).min(limit));
-            GzDecoder::new(collected.as_ref())
-                .take(limit as u64 + 1)
-                .read_to_end(&mut inflated)
-                .map_err(|e| OsqueryError::BadRequest(format!("invalid gzip body: {e}")))?;
-            if inflated.len() > limit {
-                return Err(too_large());
-            }
+            // Inflating is CPU work of unknown size: off the async workers, a few at a time.
+            let _permit = inflating()
+                .acquire()
+                .await
+                .map_err(|e| OsqueryError::BadRequest(e.to_string()))?;
+            let inflated = tokio::task::spawn_blocking(move || inflate(&collected, limit))
+                .await
+                .map_err(|e| OsqueryError::BadRequest(format!("inflating the body: {e}")))??;
             Ok(valid_utf8(Bytes::from(inflated)))
         }
         Some(other) => Err(OsqueryError::BadRequest(format!(

@@ -7,7 +7,7 @@ use flotilla_engine::live::{LiveAnswer, QueryName};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::body::{node_key, parse, read_body};
+use super::body::{check_header_key, node_key, parse, read_body};
 use super::error::{OsqueryError, json_response};
 use super::wire::{KeyBody, WriteBody, raw_rows, rows, stats, status_code};
 use crate::state::SharedState;
@@ -67,6 +67,7 @@ pub async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OsqueryError> {
+    check_header_key(&state.hosts, &headers).await?;
     let bytes = read_body(&headers, body, state.limits.distributed_write).await?;
     let request: WriteBody = parse(&bytes)?;
     let key = node_key(request.node_key.as_deref(), &headers)?;

@@ -11,7 +11,7 @@ use flotilla_storage::admin::QueryId;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::body::{node_key, parse, read_body};
+use super::body::{check_header_key, node_key, parse, read_body};
 use super::error::OsqueryError;
 use super::wire::LogBody;
 use crate::logs::sink::LogKind;
@@ -31,6 +31,7 @@ pub async fn log(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OsqueryError> {
+    check_header_key(&state.hosts, &headers).await?;
     let bytes = read_body(&headers, body, state.limits.log).await?;
     let request: LogBody = parse(&bytes)?;
     let key = node_key(request.node_key.as_deref(), &headers)?;
