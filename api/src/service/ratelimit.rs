@@ -1,5 +1,6 @@
-//! `LoginLimiter`: Fleet's login rate limit (10 a minute, ten at once) per email and per
-//! client IP, in memory. A GCRA from `governor` on tokio's clock, so tests can pause time.
+//! `LoginLimiter`: Fleet's login rate limit (10 a minute, ten at once), counted on failed
+//! logins only, per email and client address; ten times looser per email alone and per address
+//! alone. In memory, per node. A GCRA from `governor` on tokio's clock, so tests can pause time.
 //!
 //! `FailureBan`: Fleet's ban of addresses that keep presenting bad device tokens (1,000
 //! consecutive failures within a minute ban the address for a minute), per node.
@@ -32,47 +33,100 @@ impl Clock for TokioClock {
 type Keyed<K> =
     RateLimiter<K, DashMapStateStore<K>, TokioClock, NoOpMiddleware<std::time::Instant>>;
 
+/// What a login failure is counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum LoginKey {
+    /// This email from this address: the strict limit.
+    Pair(String, Option<IpAddr>),
+    /// This email from anywhere: looser, so one address cannot lock a user out.
+    Email(String),
+    /// This address, whatever the email: looser, against spraying many accounts.
+    Address(IpAddr),
+}
+
+/// Counts failed logins only: a user who logs in often uses none of it, and an attacker who
+/// guesses from one address locks only that address out of that account (Fleet counts every
+/// attempt against the email, so ten bad guesses a minute lock the admin out everywhere).
 pub struct LoginLimiter {
-    by_email: Keyed<String>,
-    by_ip: Keyed<IpAddr>,
+    strict: Keyed<LoginKey>,
+    loose: Keyed<LoginKey>,
+    /// Keys over their limit, and until when.
+    blocked: dashmap::DashMap<LoginKey, tokio::time::Instant>,
 }
 
 impl LoginLimiter {
-    /// `per_minute` attempts a minute, up to `burst` at once.
+    /// `per_minute` failures a minute, up to `burst` at once, for an email from one address;
+    /// ten times as many for an email from anywhere or for an address across emails.
     pub fn new(per_minute: u32, burst: u32) -> LoginLimiter {
-        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        let quota = |per_minute: u32, burst: u32| {
+            let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+            Quota::per_minute(per_minute).allow_burst(burst)
+        };
         LoginLimiter {
-            by_email: RateLimiter::dashmap_with_clock(quota, TokioClock),
-            by_ip: RateLimiter::dashmap_with_clock(quota, TokioClock),
+            strict: RateLimiter::dashmap_with_clock(quota(per_minute, burst), TokioClock),
+            loose: RateLimiter::dashmap_with_clock(
+                quota(per_minute.saturating_mul(10), burst.saturating_mul(10)),
+                TokioClock,
+            ),
+            blocked: dashmap::DashMap::new(),
         }
     }
 
-    /// Fleet's numbers.
+    /// Fleet's numbers (10 a minute, ten at once), counted on failures.
     pub fn fleet_default() -> LoginLimiter {
         LoginLimiter::new(10, 10)
     }
 
-    /// Counts one attempt for `email` (compared case-insensitively) and `ip`; `Err` says how
-    /// long to wait when either is over its limit.
+    fn keys(email: &str, ip: Option<IpAddr>) -> [(LoginKey, bool); 3] {
+        let email = email.trim().to_lowercase();
+        [
+            (LoginKey::Pair(email.clone(), ip), true),
+            (LoginKey::Email(email), false),
+            // Without an address, the pair and the email say it all.
+            (
+                LoginKey::Address(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))),
+                false,
+            ),
+        ]
+    }
+
+    /// Whether a login for `email` (compared case-insensitively) from `ip` may be tried now;
+    /// `Err` says how long to wait. Counts nothing.
     pub fn check(&self, email: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let now = tokio::time::Instant::now();
+        let mut wait = Duration::ZERO;
+        for (key, _) in Self::keys(email, ip) {
+            if let Some(until) = self.blocked.get(&key).map(|u| *u) {
+                if until > now {
+                    wait = wait.max(until - now);
+                } else {
+                    self.blocked.remove(&key);
+                }
+            }
+        }
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    /// Counts a failed login; a key past its limit is refused until its budget refills.
+    pub fn failed(&self, email: &str, ip: Option<IpAddr>) {
         let now = TokioClock.now();
-        self.by_email
-            .check_key(&email.trim().to_lowercase())
-            .map_err(|not_until| not_until.wait_time_from(now))?;
-        if let Some(ip) = ip {
-            self.by_ip
-                .check_key(&ip)
-                .map_err(|not_until| not_until.wait_time_from(now))?;
+        for (key, strict) in Self::keys(email, ip) {
+            let limiter = if strict { &self.strict } else { &self.loose };
+            if let Err(not_until) = limiter.check_key(&key) {
+                let until = tokio::time::Instant::from_std(now) + not_until.wait_time_from(now);
+                self.blocked.insert(key, until);
+            }
         }
-        if self.by_email.len() > RETAIN_THRESHOLD {
-            self.by_email.retain_recent();
+        for limiter in [&self.strict, &self.loose] {
+            if limiter.len() > RETAIN_THRESHOLD {
+                limiter.retain_recent();
+            }
         }
-        if self.by_ip.len() > RETAIN_THRESHOLD {
-            self.by_ip.retain_recent();
+        if self.blocked.len() > RETAIN_THRESHOLD {
+            let now = tokio::time::Instant::now();
+            self.blocked.retain(|_, until| *until > now);
         }
-        Ok(())
     }
 }
 
@@ -200,26 +254,54 @@ mod tests {
     const IP: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 
     #[tokio::test(start_paused = true)]
-    async fn ten_at_once_then_one_every_six_seconds() {
+    async fn ten_failures_at_once_then_one_every_six_seconds() {
         let limiter = LoginLimiter::fleet_default();
         for _ in 0..10 {
             limiter.check("a@example.com", IP).unwrap();
+            limiter.failed("a@example.com", IP);
         }
-        let wait = limiter.check("A@Example.com", IP).unwrap_err();
+        limiter.check("a@example.com", IP).unwrap();
+        // The eleventh failure inside the minute is one too many.
+        limiter.failed("A@Example.com", IP);
+        let wait = limiter.check("a@example.com", IP).unwrap_err();
         assert!(
             wait > Duration::from_secs(5) && wait <= Duration::from_secs(6),
             "{wait:?}"
         );
         tokio::time::sleep(Duration::from_secs(6)).await;
         limiter.check("a@example.com", IP).unwrap();
-        assert!(limiter.check("a@example.com", IP).is_err());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn one_address_is_limited_across_emails() {
+    async fn only_failures_count() {
         let limiter = LoginLimiter::fleet_default();
-        for n in 0..10 {
-            limiter.check(&format!("user{n}@example.com"), IP).unwrap();
+        for _ in 0..100 {
+            limiter.check("a@example.com", IP).unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attacker_locks_out_only_their_own_address() {
+        let limiter = LoginLimiter::fleet_default();
+        for _ in 0..11 {
+            limiter.failed("admin@example.com", IP);
+        }
+        assert!(limiter.check("admin@example.com", IP).is_err());
+        let admin_desk = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)));
+        limiter.check("admin@example.com", admin_desk).unwrap();
+        // Many addresses guessing one account are slowed too: a hundred failures a minute.
+        for n in 0..101u8 {
+            let ip = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, n)));
+            limiter.failed("admin@example.com", ip);
+        }
+        assert!(limiter.check("admin@example.com", admin_desk).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_address_spraying_many_emails_is_limited() {
+        let limiter = LoginLimiter::fleet_default();
+        for n in 0..101 {
+            limiter.failed(&format!("user{n}@example.com"), IP);
         }
         assert!(limiter.check("someone-else@example.com", IP).is_err());
         let other_ip = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)));

@@ -161,6 +161,7 @@ impl SessionService {
         };
         let valid = password::verify(password, hash).await;
         let Some(user) = user.filter(|u| valid && u.enabled) else {
+            self.login_limiter.failed(email, ip);
             tracing::info!(ip = ?ip, "failed admin login");
             return Err(FleetError::Unauthorized("Authentication failed".into()));
         };
