@@ -476,6 +476,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_HTTP_HEADER_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub http_header_read_timeout: Duration,
 
+    /// Load balancers (CIDRs, comma-separated) whose X-Forwarded-For names the client, for
+    /// login limits and activity addresses; none by default (the header is anyone's to write).
+    #[arg(long, env = "FLOTILLA_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::units::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,

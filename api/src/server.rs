@@ -152,7 +152,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let _software_jobs = software.spawn();
     let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
-    let app = crate::app::app(state.clone());
+    let app = crate::app::app(state.clone()).layer(axum::Extension(
+        crate::fleet::auth::TrustedProxies(Arc::new(args.trusted_proxies.clone())),
+    ));
 
     let _resigner = updates
         .as_ref()

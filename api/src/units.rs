@@ -65,3 +65,11 @@ mod tests {
         assert!(parse_size("lots").is_err());
     }
 }
+
+/// A network in CIDR form (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR network (10.0.0.0/8)"))
+}

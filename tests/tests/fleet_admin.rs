@@ -989,3 +989,54 @@ async fn an_oversized_admin_body_is_a_413_in_fleets_shape() {
         "nothing was stored: {queries}"
     );
 }
+
+/// Eleven failed logins that a load balancer says came from `attacker`, then the right password
+/// from `admin_desk`: the status of that last login.
+async fn login_after_an_attack_through_a_proxy(server: &Server) -> u16 {
+    let url = format!("{}/api/latest/fleet/login", server.url());
+    let client = server.client();
+    let login = |from: &'static str, password: &'static str| {
+        client
+            .post(&url)
+            .header("X-Forwarded-For", from)
+            .json(&json!({"email": ADMIN_EMAIL, "password": password}))
+            .send()
+    };
+    for _ in 0..11 {
+        let response = login("203.0.113.66", "wrong-password-1!").await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    login("198.51.100.7", ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_client_addresses_count_only_from_trusted_proxies() {
+    // Nobody is trusted by default: the header is ignored, every login comes from 127.0.0.1,
+    // and the attacker's failures close that address for the admin too.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    assert_eq!(login_after_an_attack_through_a_proxy(&server).await, 429);
+    drop(server);
+
+    // Behind a trusted balancer each client is its own address: the admin logs in.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--trusted-proxies", "127.0.0.1"]);
+    assert_eq!(login_after_an_attack_through_a_proxy(&server).await, 200);
+    let (status, body) = server.admin().await.get("/activities").await;
+    assert_eq!(status, 200, "{body}");
+    // The login through the balancer is recorded with the client's address (this client's
+    // own login, without the header, with the socket's).
+    let addresses: Vec<&Value> = body["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["type"] == "user_logged_in")
+        .map(|a| &a["details"]["public_ip"])
+        .collect();
+    assert!(addresses.contains(&&json!("198.51.100.7")), "{body}");
+    assert!(addresses.contains(&&json!("127.0.0.1")), "{body}");
+}

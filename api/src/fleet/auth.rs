@@ -45,20 +45,96 @@ pub async fn viewer_for_token(state: &SharedState, token: &str) -> Result<Viewer
     state.services.sessions.viewer_for_token(token).await
 }
 
-/// The client's address as the server's socket saw it (`None` when served without one, as in
-/// router tests). Behind a load balancer this is the balancer's address.
+/// The load balancers whose `X-Forwarded-For` is believed (`--trusted-proxies`); none by
+/// default. Put in every request's extensions by the router.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<ipnet::IpNet>>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind `peer`: when `peer` is a trusted proxy, the nearest address in
+    /// `X-Forwarded-For` that is not one (each proxy appends the address it saw, so the list is
+    /// read from the right); otherwise `peer` itself, whatever the header says.
+    pub fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        for hop in forwarded.iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// The client's address: the socket's peer, or with `--trusted-proxies` the address a trusted
+/// load balancer says it forwarded (`None` when served without a socket, as in router tests).
 pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
-        ))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let proxies = parts.extensions.get::<TrustedProxies>();
+        Ok(ClientIp(match (peer, proxies) {
+            (Some(peer), Some(proxies)) => Some(proxies.client(peer, &parts.headers)),
+            (peer, _) => peer,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let proxies = TrustedProxies(std::sync::Arc::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.168.1.1/32".parse().unwrap(),
+        ]));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.1.2.3".parse().unwrap(),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Through two trusted hops: the first untrusted address from the right.
+        assert_eq!(
+            proxies.client(ip("192.168.1.1"), &headers),
+            ip("203.0.113.7")
+        );
+        // From an untrusted peer the header is the client's own say: ignored.
+        assert_eq!(
+            proxies.client(ip("198.51.100.1"), &headers),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            TrustedProxies::default().client(ip("10.0.0.1"), &headers),
+            ip("10.0.0.1")
+        );
+        // A hop that is not an address ends the walk at the last good one.
+        headers.insert("x-forwarded-for", "junk, 10.9.9.9".parse().unwrap());
+        assert_eq!(proxies.client(ip("10.0.0.1"), &headers), ip("10.9.9.9"));
     }
 }
 
