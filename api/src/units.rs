@@ -50,6 +50,14 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// A network in CIDR form (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`).
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR network (10.0.0.0/8)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,12 +72,19 @@ mod tests {
         assert_eq!(parse_size("1024").unwrap(), 1024);
         assert!(parse_size("lots").is_err());
     }
-}
 
-/// A network in CIDR form (`10.0.0.0/8`, `fd00::/8`), or one address (`10.0.0.7`).
-pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
-    let text = text.trim();
-    text.parse::<ipnet::IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("`{text}` is not an address or a CIDR network (10.0.0.0/8)"))
+    #[test]
+    fn networks_are_cidrs_or_single_addresses() {
+        assert_eq!(
+            parse_network("10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_network(" 10.0.0.7 ").unwrap().to_string(),
+            "10.0.0.7/32"
+        );
+        assert_eq!(parse_network("::1").unwrap().to_string(), "::1/128");
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("lb.internal").is_err());
+    }
 }
