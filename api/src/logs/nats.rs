@@ -152,19 +152,13 @@ impl NatsDelivery {
     }
 
     /// Connects (and looks up the stream) unless connected already.
-    async fn ensure_connected(&self, slot: &mut Option<Connection>) -> Result<(), DeliveryError> {
+    async fn ensure_connected(&self, slot: &mut Option<Connection>) -> Result<(), String> {
         if slot.is_some() {
             return Ok(());
         }
         let client = tokio::time::timeout(self.settings.attempt_timeout, self.connect())
             .await
-            .map_err(|_| {
-                DeliveryError::Retry(format!(
-                    "connecting to {} timed out",
-                    self.describe_servers()
-                ))
-            })?
-            .map_err(DeliveryError::Retry)?;
+            .map_err(|_| format!("connecting to {} timed out", self.describe_servers()))??;
         let jetstream = self.look_up_stream(&client).await;
         *slot = Some(Connection {
             client,
@@ -250,17 +244,15 @@ impl Delivery for NatsDelivery {
 
     async fn check(&self) -> Result<(), String> {
         let mut guard = self.connection.lock().await;
-        self.ensure_connected(&mut guard)
-            .await
-            .map_err(|e| match e {
-                DeliveryError::Retry(error) | DeliveryError::Rejected(_, error) => error,
-            })
+        self.ensure_connected(&mut guard).await
     }
 
     async fn deliver(&self, lines: &[&[u8]], batch: BatchId) -> Result<(), DeliveryError> {
         let timeout = self.settings.attempt_timeout;
         let mut guard = self.connection.lock().await;
-        self.ensure_connected(&mut guard).await?;
+        self.ensure_connected(&mut guard)
+            .await
+            .map_err(DeliveryError::Retry)?;
         let connection = guard.as_mut().expect("connected above");
         if connection.looked_up.elapsed() >= STREAM_LOOKUP_EVERY {
             connection.jetstream = self.look_up_stream(&connection.client).await;

@@ -11,8 +11,9 @@
 //! `linger` old and the sender has nothing older to send (the S3 destination lingers, to write
 //! one object per window; the others close at once). Segment numbers never repeat, across
 //! restarts too (the next one is kept in `<spool dir>/sequence`), so a batch's [`BatchId`]
-//! names it uniquely: the S3 destination's object keys and the NATS message ids come from it. When the spool holds `max_spool_bytes`, writes fail, and the log
-//! endpoint answers 413 so osquery keeps the lines in its own buffer and sends them again later.
+//! names it uniquely: the S3 destination's object keys and the NATS message ids come from it.
+//! When the spool holds `max_spool_bytes`, writes fail, and the log endpoint answers 413 so
+//! osquery keeps the lines in its own buffer and sends them again later.
 //!
 //! Delivery is at least once: a batch whose acknowledgement was lost, or a segment half sent
 //! when the server stopped, is sent again. A line the destination can never take (larger than
@@ -147,13 +148,13 @@ impl Spool {
         kept.max(on_disk.last().map_or(1, |s| s + 1))
     }
 
-    /// Takes the next segment number, keeping the one after it on disk first.
+    /// Takes the next segment number, keeping the one after it on disk first (replaced whole
+    /// by a rename; handed to the operating system like the segments themselves, not synced,
+    /// so opening a segment costs no fsync on the log request's path).
     fn take_seq(&mut self) -> io::Result<u64> {
         let seq = self.next_seq;
         let temporary = self.dir.join("sequence.tmp");
-        let mut file = File::create(&temporary)?;
-        file.write_all(format!("{}\n", seq + 1).as_bytes())?;
-        file.sync_all()?;
+        fs::write(&temporary, format!("{}\n", seq + 1))?;
         fs::rename(&temporary, self.dir.join("sequence"))?;
         self.next_seq = seq + 1;
         Ok(seq)
