@@ -25,6 +25,7 @@ pub mod logs;
 pub mod metrics;
 pub mod orbit;
 pub mod osquery;
+pub mod request_body;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use flotilla_loadtest::{LiveQueryProfile, OsTemplate, SimAgent, TemplateAnswerer};
 use flotilla_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, AdminClient, Server};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 fn answerer(agent: &SimAgent) -> TemplateAnswerer {
@@ -982,6 +983,34 @@ async fn an_oversized_admin_body_is_a_413_in_fleets_shape() {
         assert_eq!(response.status(), 413, "{version:?}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["message"], "Request Entity Too Large");
+    }
+    // A client still sending when the server has decided gets the 413, not a reset connection,
+    // whether it declared the length or not.
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
+        .resolve("localhost", server.addr)
+        .http1_only()
+        .build()
+        .unwrap();
+    const CHUNKS: usize = 12;
+    const CHUNK: usize = 256 << 10;
+    for declared in [true, false] {
+        let slow = futures_util::stream::iter(0..CHUNKS).then(|_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, std::io::Error>(vec![b' '; CHUNK])
+        });
+        let mut request = client
+            .post(format!("{}/api/latest/fleet/queries", server.url()))
+            .bearer_auth(&token)
+            .body(reqwest::Body::wrap_stream(slow));
+        if declared {
+            request = request.header("content-length", (CHUNKS * CHUNK).to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("declared length {declared}: no answer: {e:?}"));
+        assert_eq!(response.status(), 413, "declared length {declared}");
     }
     let (_, queries) = admin.get("/queries").await;
     assert!(

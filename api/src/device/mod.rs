@@ -11,7 +11,7 @@
 mod routes;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -37,10 +37,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/device/{token}/software", get(routes::software))
         .route("/device/{token}/refetch", post(routes::refetch))
         .route("/device/{token}/transparency", get(routes::transparency))
-        .route(
-            "/device/{token}/debug/errors",
-            post(routes::debug_errors).layer(DefaultBodyLimit::max(routes::MAX_ERROR_REPORT)),
-        )
+        .route("/device/{token}/debug/errors", post(routes::debug_errors))
         .route(
             "/device/{token}/device_mapping",
             get(routes::device_mapping),

@@ -2,9 +2,9 @@
 //! read (or the refetch) and answers in Fleet's shape. Nothing here identifies the user beyond
 //! what the host itself reports.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flotilla_engine::HostId;
 use flotilla_storage::admin::HostPolicy;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::DeviceHost;
 use crate::fleet::error::{FleetError, FleetQuery, ok};
 use crate::fleet::hosts::{device_mapping_json, host_with_labels};
+use crate::request_body::{BodyError, read_limited};
 use crate::state::SharedState;
 
 /// Where `…/transparency` sends the user when the settings name no page of the organisation's:
@@ -187,18 +188,20 @@ pub async fn transparency(
 /// 5 MB; it must be a JSON object).
 pub async fn debug_errors(
     DeviceHost(host): DeviceHost,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, FleetError> {
+    let body = read_limited(&headers, body, MAX_ERROR_REPORT)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => FleetError::TooLarge("error report is larger than 5 MB".into()),
+            BodyError::Failed(e) => FleetError::BadRequest(format!("reading the report: {e}")),
+        })?;
     log_report(host.id, &body)?;
     Ok(ok(&json!({})))
 }
 
 fn log_report(host: HostId, body: &[u8]) -> Result<(), FleetError> {
-    if body.len() > MAX_ERROR_REPORT {
-        return Err(FleetError::BadRequest(
-            "error report is larger than 5 MB".into(),
-        ));
-    }
     let report: serde_json::Map<String, Value> = serde_json::from_slice(body)
         .map_err(|e| FleetError::BadRequest(format!("error report is not a JSON object: {e}")))?;
     let text = |name: &str| {

@@ -16,6 +16,8 @@ use flotilla_storage::admin::AdminError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::request_body::{BodyError, read_limited};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     /// 400: the request cannot be read (bad JSON, a bad query parameter).
@@ -199,8 +201,7 @@ impl From<AdminError> for FleetError {
 /// form encoding), and every rejection is a [`FleetError::BadRequest`].
 pub struct FleetJson<T>(pub T);
 
-/// The largest admin request body: axum's default body limit, which these extractors read
-/// under.
+/// The largest admin request body (axum's default body limit).
 pub const ADMIN_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 impl<S, T> FromRequest<S> for FleetJson<T>
@@ -210,16 +211,15 @@ where
 {
     type Rejection = FleetError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state)
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = read_limited(&parts.headers, body, ADMIN_BODY_LIMIT)
             .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    FleetError::TooLarge(format!(
-                        "the request body is larger than the {} bytes the server takes",
-                        ADMIN_BODY_LIMIT
-                    ))
-                } else {
+            .map_err(|e| match e {
+                BodyError::TooLarge => FleetError::TooLarge(format!(
+                    "the request body is larger than the {ADMIN_BODY_LIMIT} bytes the server takes"
+                )),
+                BodyError::Failed(e) => {
                     FleetError::BadRequest(format!("reading the request body: {e}"))
                 }
             })?;

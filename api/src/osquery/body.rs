@@ -6,10 +6,10 @@ use std::io::Read;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use flate2::read::GzDecoder;
-use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use super::error::OsqueryError;
+use crate::request_body::{BodyError, read_limited};
 
 /// At most this many bodies are inflated at once (each may grow to its endpoint's limit, 64 MiB
 /// for logs): a burst of gzip bombs waits its turn instead of taking the memory all at once.
@@ -56,27 +56,14 @@ pub async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<Bytes, OsqueryError> {
-    let too_large =
-        || OsqueryError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && length > limit
-    {
-        return Err(too_large());
-    }
-    let collected = http_body_util::Limited::new(body, limit)
-        .collect()
+    let collected = read_limited(headers, body, limit)
         .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                OsqueryError::BadRequest(format!("reading request body: {error}"))
+        .map_err(|error| match error {
+            BodyError::TooLarge => {
+                OsqueryError::TooLarge(format!("request body exceeds the limit of {limit} bytes"))
             }
-        })?
-        .to_bytes();
+            BodyError::Failed(e) => OsqueryError::BadRequest(format!("reading request body: {e}")),
+        })?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
