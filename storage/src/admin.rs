@@ -595,8 +595,13 @@ pub trait UserStore: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<(User, i64)>, StoreError>;
     async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
-    /// Ends every session of `user`; returns how many there were.
-    async fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError>;
+    /// Ends every session of `user` but the one whose token hashes to `keep`; returns how many
+    /// ended.
+    async fn delete_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Hosts as the admin API lists, filters, deletes and moves them, and target resolution for live queries.

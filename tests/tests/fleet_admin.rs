@@ -334,7 +334,11 @@ async fn users_and_roles() {
         .await;
     assert_eq!(status, 200);
 
-    // Changing one's own password takes the current one.
+    // Changing one's own password takes the current one, and ends the user's other sessions.
+    let laptop = server
+        .login("observer@example.com", "user-password-1!")
+        .await;
+    assert_eq!(laptop.get("/me").await.0, 200);
     let (status, _) = observer
         .patch(
             &format!("/users/{observer_id}"),
@@ -349,9 +353,26 @@ async fn users_and_roles() {
         )
         .await;
     assert_eq!(status, 200);
-    server
+    assert_eq!(
+        observer.get("/me").await.0,
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(laptop.get("/me").await.0, 401, "the other session ended");
+    let desk = server
         .login("observer@example.com", "next-password-2@")
         .await;
+    // An admin setting someone's password ends all of that user's sessions.
+    let (status, body) = admin
+        .patch(
+            &format!("/users/{observer_id}"),
+            &json!({"new_password": "admin-chose-3#"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(desk.get("/me").await.0, 401);
+    assert_eq!(observer.get("/me").await.0, 401);
+    let observer = server.login("observer@example.com", "admin-chose-3#").await;
 
     let (_, admin_me) = admin.get("/me").await;
     let admin_id = admin_me["user"]["id"].as_u64().unwrap();

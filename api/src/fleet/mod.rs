@@ -38,6 +38,7 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/me", get(auth::me))
+        .route("/change_password", post(users::change_password))
         .route("/users", get(users::list))
         .route("/users/admin", post(users::create))
         .route("/users/{id}/sessions", delete(users::delete_sessions))

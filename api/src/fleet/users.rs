@@ -188,6 +188,28 @@ pub async fn modify(
     Ok(ok(&json!({ "user": UserJson::from(&updated) })))
 }
 
+#[derive(Deserialize)]
+pub struct ChangePasswordBody {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// `POST /change_password`: the viewer's own password; their other sessions end.
+pub async fn change_password(
+    State(state): State<SharedState>,
+    viewer: Viewer,
+    FleetJson(body): FleetJson<ChangePasswordBody>,
+) -> Result<Response, FleetError> {
+    state
+        .services
+        .users
+        .change_password(&viewer, body.old_password, body.new_password)
+        .await?;
+    Ok(ok(&json!({})))
+}
+
 /// `DELETE /users/{id}`.
 pub async fn delete(
     State(state): State<SharedState>,

@@ -131,7 +131,10 @@ impl SessionService {
         if now - accessed_at >= TOUCH_GRANULARITY {
             self.users.touch_session(&hash, now).await?;
         }
-        Ok(Viewer { user })
+        Ok(Viewer {
+            user,
+            session: Some(hash),
+        })
     }
 
     /// Ends the session of `token`.

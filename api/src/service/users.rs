@@ -1,6 +1,7 @@
 //! Users: who may see, create, change and delete whom. Only global admins create, change the
 //! roles of, or delete other users; a user may change their own name, email and password
 //! (giving the current password); the last global admin can be neither demoted nor deleted.
+//! A new password ends the user's other sessions (all of them when an admin sets it).
 //!
 //! An API-only user is made for scripts and dashboards: created without a password (a random
 //! one nobody knows is set), they get a session token at once, which never expires and ends
@@ -166,7 +167,7 @@ impl UserService {
     pub async fn delete_sessions(&self, viewer: &Viewer, id: UserId) -> Result<(), FleetError> {
         Viewer::require(viewer.is_global_admin() || viewer.user.id == id)?;
         let user = self.users.user(id).await?.ok_or_else(|| not_found(id))?;
-        let ended = self.users.delete_user_sessions(user.id).await?;
+        let ended = self.users.delete_user_sessions(user.id, None).await?;
         tracing::info!(
             user = user.id.0,
             sessions = ended,
@@ -207,6 +208,7 @@ impl UserService {
                 return Err(FleetError::validation("password", "incorrect password"));
             }
         }
+        let password_changes = edit.new_password.is_some();
         if let Some(new_password) = edit.new_password {
             changes.password_hash = Some(password::hash(new_password).await?);
         }
@@ -223,7 +225,63 @@ impl UserService {
             changes.roles = Some(new_roles);
         }
         let now = flotilla_engine::unix_now();
-        Ok(self.users.update_user(user.id, &changes, now).await?)
+        let changed = self.users.update_user(user.id, &changes, now).await?;
+        if password_changes {
+            self.end_sessions_after_new_password(viewer, user.id)
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    /// `POST /change_password`: the viewer's own password, given the old one (which the new
+    /// one must differ from).
+    pub async fn change_password(
+        &self,
+        viewer: &Viewer,
+        old_password: String,
+        new_password: String,
+    ) -> Result<(), FleetError> {
+        password::check_rules("new_password", &new_password)?;
+        if old_password == new_password {
+            return Err(FleetError::validation(
+                "new_password",
+                "the new password must differ from the old one",
+            ));
+        }
+        let hash = self.users.password_hash(viewer.user.id).await?;
+        if !password::verify(old_password, hash).await {
+            return Err(FleetError::validation(
+                "old_password",
+                "old password does not match",
+            ));
+        }
+        let changes = UserChanges {
+            password_hash: Some(password::hash(new_password).await?),
+            ..UserChanges::default()
+        };
+        let now = flotilla_engine::unix_now();
+        self.users
+            .update_user(viewer.user.id, &changes, now)
+            .await?;
+        self.end_sessions_after_new_password(viewer, viewer.user.id)
+            .await
+    }
+
+    /// Whoever knew the old password is logged out everywhere: every session of `user` ends,
+    /// except the viewer's own when they changed their own password.
+    async fn end_sessions_after_new_password(
+        &self,
+        viewer: &Viewer,
+        user: UserId,
+    ) -> Result<(), FleetError> {
+        let keep = viewer.session.as_deref().filter(|_| viewer.user.id == user);
+        let ended = self.users.delete_user_sessions(user, keep).await?;
+        tracing::info!(
+            user = user.0,
+            sessions = ended,
+            "password changed; the user's other sessions ended"
+        );
+        Ok(())
     }
 
     /// A global admin deletes a user (and their sessions); recorded as `deleted_user`.

@@ -45,6 +45,8 @@ impl Role {
 #[derive(Clone, Debug)]
 pub struct Viewer {
     pub user: User,
+    /// The hash of the session token the request came with.
+    pub session: Option<String>,
 }
 
 impl Viewer {
@@ -147,6 +149,7 @@ pub(crate) mod tests {
     /// A viewer with these roles, for tests.
     pub(crate) fn viewer(global: Option<&str>, teams: &[(u64, &str)]) -> Viewer {
         Viewer {
+            session: None,
             user: User {
                 id: UserId(1),
                 name: "v".into(),

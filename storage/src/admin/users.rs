@@ -325,9 +325,14 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
-        let done = query("DELETE FROM sessions WHERE user_id = ?")
+    async fn delete_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = query("DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?")
             .bind(user)
+            .bind(keep.unwrap_or_default())
             .execute(&self.db)
             .await
             .map_err(store_error)?;
