@@ -44,6 +44,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 
+use crate::osquery::log::{LINES_SET_ASIDE, SetAsideReason};
+
 /// The `handler` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
@@ -1057,6 +1059,17 @@ impl Collector for EngineCollector {
             None,
             MetricType::Counter,
         )?)?;
+        let mut set_aside = e.encode_descriptor(
+            "flotilla_osquery_log_lines_set_aside",
+            "osquery log lines taken but not passed on (kept in set-aside.jsonl), by reason: \
+             not_an_object, too_deep (nested past 64 levels)",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in [SetAsideReason::NotAnObject, SetAsideReason::TooDeep] {
+            counter(LINES_SET_ASIDE[reason as usize].load(Ordering::Relaxed))
+                .encode(set_aside.encode_family(&[("reason", reason.label())])?)?;
+        }
         self.encode_software(e)?;
         self.encode_updates(e)?;
         self.encode_relay(e)

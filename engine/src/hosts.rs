@@ -31,6 +31,7 @@ use crate::row::Row;
 use crate::store::{
     DeviceAuth, DeviceTokenWrite, Enrollment, HostStore, OrbitEnrollment, StoreError, StoredHost,
 };
+use crate::text::{clip, clip_owned};
 use crate::vitals::Vitals;
 use crate::writer::HostWriter;
 
@@ -823,10 +824,12 @@ impl Hosts {
         if request.hardware_uuid.trim().is_empty() {
             return Err(EnrollError::MissingHardwareUuid);
         }
-        let identifier = request
-            .identifier()
-            .ok_or(EnrollError::MissingHardwareUuid)?
-            .to_owned();
+        let identifier = clip(
+            request
+                .identifier()
+                .ok_or(EnrollError::MissingHardwareUuid)?,
+        )
+        .to_owned();
         let key = NodeKey::generate();
         // The same stripe as osqueryd's enrollment of this identifier: the two agents of one
         // machine enrolling at once are serialised, so neither overwrites the other's key.
@@ -836,13 +839,13 @@ impl Hosts {
             .store
             .enroll_orbit(&OrbitEnrollment {
                 identifier,
-                hardware_uuid: request.hardware_uuid.trim().to_owned(),
-                hardware_serial: request.hardware_serial,
-                hostname: request.hostname,
-                computer_name: request.computer_name,
-                hardware_model: request.hardware_model,
-                platform: request.platform,
-                platform_like: request.platform_like,
+                hardware_uuid: clip(&request.hardware_uuid).to_owned(),
+                hardware_serial: clip_owned(request.hardware_serial),
+                hostname: clip_owned(request.hostname),
+                computer_name: clip_owned(request.computer_name),
+                hardware_model: clip_owned(request.hardware_model),
+                platform: clip_owned(request.platform),
+                platform_like: clip_owned(request.platform_like),
                 orbit_node_key: key.clone(),
                 team,
                 now,
@@ -1043,7 +1046,7 @@ fn vitals_from_details(request: &EnrollRequest) -> Vitals {
 /// The host's identity: the agent's own `host_identifier`, else osquery's instance UUID, else
 /// the hardware UUID.
 fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
-    let provided = request.host_identifier.trim();
+    let provided = clip(&request.host_identifier);
     if !provided.is_empty() {
         return Some(provided.to_owned());
     }
@@ -1051,7 +1054,7 @@ fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
         .osquery_info
         .as_ref()
         .and_then(|r: &Row| r.get("uuid"))
-        .map(|s| s.trim())
+        .map(|s| clip(s))
         .filter(|s| !s.is_empty());
     osquery_uuid
         .map(str::to_owned)

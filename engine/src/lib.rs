@@ -51,6 +51,7 @@ mod slot;
 pub mod software;
 mod software_queries;
 pub mod store;
+pub mod text;
 pub mod vitals;
 mod writer;
 

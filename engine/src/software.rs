@@ -12,9 +12,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::row::Row;
 
-/// Longest text kept in any software column (Fleet's columns are `VARCHAR(255)`); longer
-/// values are cut at a character boundary.
-pub const MAX_TEXT: usize = 255;
+pub use crate::text::MAX_TEXT;
 /// Most paths kept per package on one host.
 pub const MAX_PATHS: usize = 16;
 /// Most packages kept per host: a host reporting more is cut, not refused.
@@ -115,11 +113,7 @@ fn hash_field(hasher: &mut Xxh3, field: &str) {
 }
 
 fn clip(value: &str) -> Box<str> {
-    let value = value.trim();
-    match value.char_indices().nth(MAX_TEXT) {
-        Some((end, _)) => value[..end].into(),
-        None => value.into(),
-    }
+    crate::text::clip(value).into()
 }
 
 fn column<'a>(row: &'a Row, name: &str) -> &'a str {

@@ -59,9 +59,10 @@ pub struct OrbitInfo {
     pub scripts_enabled: Option<bool>,
 }
 
+/// A column's text, trimmed and cut to [`crate::text::MAX_TEXT`]; `None` when empty.
 fn text(row: &Row, column: &str) -> Option<String> {
     row.get(column)
-        .map(|v| v.trim())
+        .map(|v| crate::text::clip(v))
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
 }
@@ -127,7 +128,7 @@ impl Vitals {
             self.os_version = Some(if version.is_empty() {
                 name
             } else {
-                format!("{name} {version}")
+                crate::text::clip_owned(format!("{name} {version}"))
             });
         }
     }

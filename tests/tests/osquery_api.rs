@@ -478,6 +478,78 @@ async fn bytes_that_are_not_utf8_are_replaced_and_the_batch_kept() {
     );
 }
 
+/// What a host sends without bound is held to bounds: a 500,000-character hostname is kept
+/// with its first 255 characters (what MySQL's columns hold, so both stores agree), and a
+/// result line nested 50,000 deep is set aside, counted and kept out of the log, while the
+/// lines beside it go through.
+#[tokio::test]
+async fn huge_host_text_is_clipped_and_deeply_nested_lines_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let long = "h".repeat(500_000);
+    let response = server
+        .client()
+        .post(format!("{}/api/v1/osquery/enroll", server.url()))
+        .json(&json!({
+            "enroll_secret": flotilla_tests::SECRET,
+            "host_identifier": "i".repeat(300_000),
+            "host_details": {"system_info": {"hostname": long, "computer_name": "c".repeat(1_000), "uuid": "u-1"},
+                             "os_version": {"platform": "ubuntu", "name": "Ubuntu", "version": "9".repeat(1_000)}},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let key = response.json::<Value>().await.unwrap()["node_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, hosts) = admin.get("/hosts").await;
+    assert_eq!(status, 200);
+    let host = &hosts["hosts"][0];
+    for field in ["hostname", "computer_name", "osquery_host_id"] {
+        assert_eq!(
+            host[field].as_str().unwrap().chars().count(),
+            255,
+            "{field}"
+        );
+    }
+    assert!(host["os_version"].as_str().unwrap().len() <= 255);
+
+    let deep = format!(
+        "{{\"name\":\"deep\",\"columns\":{}1{}}}",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    let body = format!(
+        "{{\"node_key\":\"{key}\",\"log_type\":\"result\",\"data\":[\
+         {{\"name\":\"before\",\"columns\":{{}}}},{deep},{{\"name\":\"after\",\"columns\":{{}}}}]}}"
+    );
+    let response = server
+        .client()
+        .post(format!("{}/api/v1/osquery/log", server.url()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let names: Vec<Value> = read_log(&server, "result.log")
+        .iter()
+        .map(|line| line["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("before"), json!("after")]);
+    let kept = std::fs::read_to_string(server.data_dir.join("logs/set-aside.jsonl")).unwrap();
+    assert_eq!(kept.lines().count(), 1);
+    assert!(kept.contains("\"reason\":\"too_deep\"") && kept.contains(&"[".repeat(50_000)));
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics.contains("flotilla_osquery_log_lines_set_aside_total{reason=\"too_deep\"} 1"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn the_data_directory_is_readable_by_the_server_user_only() {
     use std::os::unix::fs::PermissionsExt;

@@ -172,6 +172,33 @@ impl Output {
 pub struct LogSink {
     result: Arc<Output>,
     status: Arc<Output>,
+    set_aside: Arc<Mutex<SetAsideFile>>,
+}
+
+/// The most `set-aside.jsonl` grows to; lines set aside beyond it are only counted, so a host
+/// sending garbage cannot fill the disk.
+pub const SET_ASIDE_MAX_BYTES: u64 = 64 << 20;
+
+/// `set-aside.jsonl`: log lines the server took but could not pass on, kept for a person to read.
+struct SetAsideFile {
+    path: PathBuf,
+}
+
+impl SetAsideFile {
+    fn append(&self, buffer: &[u8]) -> io::Result<()> {
+        let size = fs::metadata(&self.path).map_or(0, |m| m.len());
+        if size + buffer.len() as u64 > SET_ASIDE_MAX_BYTES {
+            return Err(io::Error::other(format!(
+                "{} has reached {SET_ASIDE_MAX_BYTES} bytes",
+                self.path.display()
+            )));
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(buffer)
+    }
 }
 
 /// A spooled destination's state, for `/metrics`.
@@ -240,6 +267,9 @@ impl LogSink {
         Ok(LogSink {
             result: output(result, "result")?,
             status: output(status, "status")?,
+            set_aside: Arc::new(Mutex::new(SetAsideFile {
+                path: dir.join("set-aside.jsonl"),
+            })),
         })
     }
 
@@ -256,6 +286,15 @@ impl LogSink {
                 });
             }
         }
+    }
+
+    /// Appends `buffer` (complete lines) to `set-aside.jsonl` in the log directory, whatever the
+    /// destinations, up to [`SET_ASIDE_MAX_BYTES`].
+    pub async fn set_aside(&self, buffer: Vec<u8>) -> io::Result<()> {
+        let file = self.set_aside.clone();
+        tokio::task::spawn_blocking(move || file.lock().append(&buffer))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Appends `buffer` (complete lines, each ending in `\n`) to the log of `kind`.

@@ -23,8 +23,9 @@ use crate::state::{AppState, SharedState};
 /// automations off (Fleet's rule; results of queries Fleet does not know, such as a local
 /// osquery schedule, always go to the log).
 ///
-/// Lines that are not JSON objects are skipped (and counted in the warning), never refused:
-/// refusing would make osquery resend the same bad batch forever. If the log cannot be
+/// Lines that are not JSON objects, or nest deeper than [`MAX_NESTING`], are set aside (kept in
+/// `set-aside.jsonl` and counted), never refused: refusing would make osquery resend the same
+/// bad batch forever. If the log cannot be
 /// written, the answer is 413 with an error so osquery keeps the lines and retries.
 pub async fn log(
     State(state): State<SharedState>,
@@ -50,15 +51,15 @@ pub async fn log(
         }
     };
     let lines = request.data.unwrap_or_default();
-    let (buffer, skipped) = match kind {
+    let Lines { buffer, set_aside } = match kind {
         LogKind::Status => json_lines(lines.iter().copied()),
         LogKind::Result => {
             let forwarded = process_results(&state, &host, &lines);
             json_lines(forwarded.into_iter())
         }
     };
-    if skipped > 0 {
-        tracing::warn!(host = %host.id, skipped, "log lines that are not JSON objects were skipped");
+    if !set_aside.is_empty() {
+        keep_set_aside(&state, &host, kind, &set_aside).await;
     }
     state.logs.write(kind, buffer).await.map_err(|error| {
         let what = match kind {
@@ -72,6 +73,45 @@ pub async fn log(
         ))
     })?;
     Ok(super::empty_object())
+}
+
+/// Counts the lines not passed on and keeps them in the log directory's `set-aside.jsonl`
+/// (see [`LogSink::set_aside`]); the rest of the request goes on.
+///
+/// [`LogSink::set_aside`]: crate::logs::sink::LogSink::set_aside
+async fn keep_set_aside(
+    state: &AppState,
+    host: &HostRecord,
+    kind: LogKind,
+    lines: &[(SetAsideReason, &RawValue)],
+) {
+    let mut buffer = Vec::new();
+    let log = match kind {
+        LogKind::Result => "result",
+        LogKind::Status => "status",
+    };
+    for &(reason, line) in lines {
+        LINES_SET_ASIDE[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Raw line breaks in valid JSON are whitespace between tokens: blanks keep one line.
+        let text = line.get().trim().replace(['\n', '\r'], " ");
+        buffer.extend_from_slice(
+            format!(
+                "{{\"host_id\":{},\"log\":\"{log}\",\"reason\":\"{}\",\"line\":{text}}}\n",
+                host.id.0,
+                reason.label()
+            )
+            .as_bytes(),
+        );
+    }
+    tracing::warn!(
+        host = %host.id,
+        lines = lines.len(),
+        "log lines that are not JSON objects or nest deeper than {MAX_NESTING} levels were \
+         set aside in set-aside.jsonl"
+    );
+    if let Err(error) = state.logs.set_aside(buffer).await {
+        tracing::warn!(%error, "could not keep the set-aside lines");
+    }
 }
 
 /// The fields of a result line that attribution and reports need.
@@ -202,15 +242,80 @@ pub fn parse_pack_name(name: &str) -> Option<(Option<TeamId>, &str)> {
     None
 }
 
-/// Each object on its own line, as the agent encoded it; objects spread over several lines are
-/// re-encoded onto one. Returns the buffer and how many elements were not objects.
-fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> (Vec<u8>, usize) {
+/// The deepest nesting of objects and arrays a log line may have. osquery's own lines nest
+/// three deep; a deeper one is set aside rather than handed to destinations whose parsers may
+/// refuse or choke on it (Python's stops near 1,000 levels, Go's at 10,000).
+pub const MAX_NESTING: usize = 64;
+
+/// Why a line was not passed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetAsideReason {
+    NotAnObject,
+    TooDeep,
+}
+
+impl SetAsideReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            SetAsideReason::NotAnObject => "not_an_object",
+            SetAsideReason::TooDeep => "too_deep",
+        }
+    }
+}
+
+/// Lines set aside since start, by reason (the order of [`SetAsideReason`]).
+pub static LINES_SET_ASIDE: [std::sync::atomic::AtomicU64; 2] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+/// Whether `text` (valid JSON) nests objects and arrays deeper than `max`.
+fn nests_deeper_than(text: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A request's lines as the log takes them, and those it does not.
+struct Lines<'a> {
+    /// Each object on its own line, as the agent encoded it (objects spread over several lines
+    /// are re-encoded onto one).
+    buffer: Vec<u8>,
+    set_aside: Vec<(SetAsideReason, &'a RawValue)>,
+}
+
+fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> Lines<'a> {
     let mut buffer = Vec::new();
-    let mut skipped = 0;
+    let mut set_aside = Vec::new();
     for line in lines {
         let text = line.get().trim();
         if !text.starts_with('{') {
-            skipped += 1;
+            set_aside.push((SetAsideReason::NotAnObject, line));
+            continue;
+        }
+        if nests_deeper_than(text, MAX_NESTING) {
+            set_aside.push((SetAsideReason::TooDeep, line));
             continue;
         }
         if text.contains(['\n', '\r']) {
@@ -219,7 +324,7 @@ fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> (Vec<u8>, usize)
                     serde_json::to_writer(&mut buffer, &value).expect("a Value serialises")
                 }
                 Err(_) => {
-                    skipped += 1;
+                    set_aside.push((SetAsideReason::NotAnObject, line));
                     continue;
                 }
             }
@@ -228,7 +333,7 @@ fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> (Vec<u8>, usize)
         }
         buffer.push(b'\n');
     }
-    (buffer, skipped)
+    Lines { buffer, set_aside }
 }
 
 #[cfg(test)]
@@ -242,8 +347,13 @@ mod tests {
              "unixTime":2},
             "a string", 5, null]}"#;
         let request: LogBody = serde_json::from_slice(body).unwrap();
-        let (buffer, skipped) = json_lines(request.data.unwrap().into_iter());
-        assert_eq!(skipped, 3);
+        let Lines { buffer, set_aside } = json_lines(request.data.unwrap().into_iter());
+        assert_eq!(set_aside.len(), 3);
+        assert!(
+            set_aside
+                .iter()
+                .all(|(r, _)| *r == SetAsideReason::NotAnObject)
+        );
         let text = String::from_utf8(buffer).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -253,6 +363,21 @@ mod tests {
                 r#"{"name":"b","unixTime":2}"#
             ]
         );
+    }
+
+    #[test]
+    fn lines_nested_too_deep_are_set_aside_and_brackets_in_strings_do_not_count() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
+        let fits = format!("{{\"a\":{}1{}}}", "[".repeat(63), "]".repeat(63));
+        let quoted = format!("{{\"a\":\"{}\\\"[\"}}", "[".repeat(500));
+        let body = format!("{{\"data\":[{deep},{fits},{quoted}]}}");
+        let request: LogBody = serde_json::from_str(&body).unwrap();
+        let Lines { buffer, set_aside } = json_lines(request.data.unwrap().into_iter());
+        assert_eq!(set_aside.len(), 1);
+        assert_eq!(set_aside[0].0, SetAsideReason::TooDeep);
+        assert_eq!(set_aside[0].1.get(), deep);
+        let text = String::from_utf8(buffer).unwrap();
+        assert_eq!(text, format!("{fits}\n{quoted}\n"));
     }
 
     #[test]

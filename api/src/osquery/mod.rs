@@ -11,7 +11,7 @@ mod carve;
 mod config;
 mod distributed;
 mod enroll;
-mod log;
+pub mod log;
 
 use std::time::Duration;
 

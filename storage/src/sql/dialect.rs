@@ -34,8 +34,6 @@ pub(crate) enum Dialect {
 const MYSQL_TEXT_COLUMN: usize = 255;
 
 impl Dialect {
-    /// `text` as the database can store it in a short text column: whole on SQLite, cut to
-    /// [`MYSQL_TEXT_COLUMN`] characters on MySQL (whose `VARCHAR(255)` counts characters).
     /// [`sql!`]'s `ID_SET`, for a statement assembled at run time.
     pub(crate) fn id_set(self) -> &'static str {
         sql!(self, ID_SET)
@@ -46,13 +44,13 @@ impl Dialect {
         sql!(self, LIKE_END)
     }
 
+    /// `text` as a short text column stores it: cut to [`MYSQL_TEXT_COLUMN`] characters (MySQL's
+    /// `VARCHAR(255)` counts characters), on SQLite too, so both stores keep the same value.
+    /// The engine cuts what hosts send already; this holds for every other writer.
     pub(crate) fn fit(self, text: &str) -> &str {
-        match self {
-            Dialect::Sqlite => text,
-            Dialect::Mysql => match text.char_indices().nth(MYSQL_TEXT_COLUMN) {
-                Some((end, _)) => &text[..end],
-                None => text,
-            },
+        match text.char_indices().nth(MYSQL_TEXT_COLUMN) {
+            Some((end, _)) => &text[..end],
+            None => text,
         }
     }
 }
@@ -156,10 +154,10 @@ mod tests {
     }
 
     #[test]
-    fn mysql_cuts_long_text_to_its_column_and_sqlite_keeps_it() {
+    fn both_stores_cut_long_text_to_a_varchar_255() {
         let long = "é".repeat(300);
         assert_eq!(Dialect::Mysql.fit(&long).chars().count(), 255);
-        assert_eq!(Dialect::Sqlite.fit(&long), long);
+        assert_eq!(Dialect::Sqlite.fit(&long).chars().count(), 255);
         assert_eq!(Dialect::Mysql.fit("short"), "short");
     }
 }
