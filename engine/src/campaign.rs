@@ -42,7 +42,7 @@ use crate::ids::CampaignId;
 use crate::live::{HostResult, LiveQuery};
 use crate::relay::{CampaignSpec, RelayEvent};
 use crate::router::{CampaignEntry, CampaignRouter};
-use crate::store::{CampaignOutcome, CampaignStore};
+use crate::store::{CampaignCounts, CampaignOutcome, CampaignStore};
 
 pub use crate::campaign_msg::{
     CampaignEvent, CampaignMsg, FinishReason, ResultEvent, Subscription,
@@ -102,7 +102,14 @@ pub struct CampaignActorState {
     remote_finish: Option<(FinishReason, Instant)>,
     /// A check of whether another node has a subscriber is under way.
     watch_check_pending: bool,
+    /// The counts last written to the store, when, and whether a write is under way.
+    recorded: CampaignCounts,
+    recorded_at: Instant,
+    recording: Arc<AtomicBool>,
 }
+
+/// How often a running campaign's counts are written to the store (when they changed).
+const RECORD_COUNTS_EVERY: Duration = Duration::from_secs(5);
 
 /// The task reading the campaign's answer log from the relay.
 struct ReaderHandle {
@@ -266,6 +273,38 @@ impl CampaignActorState {
         self.ever_subscribed || reason != FinishReason::AllAnswered
     }
 
+    /// Writes the counts so far to the store, at most every [`RECORD_COUNTS_EVERY`], when they
+    /// changed and no earlier write is still under way: a campaign closed after a crash keeps
+    /// how far it got.
+    fn record_counts(&mut self) {
+        let totals = self.state.totals();
+        let counts = CampaignCounts {
+            targets: totals.count as u64,
+            online: totals.online as u64,
+            responded: self.state.progress(false).actual_results as u64,
+        };
+        if counts == self.recorded
+            || self.recorded_at.elapsed() < RECORD_COUNTS_EVERY
+            || self.recording.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.recorded = counts;
+        self.recorded_at = Instant::now();
+        let (store, id, recording) = (self.ctx.store.clone(), self.id, self.recording.clone());
+        let counters = self.ctx.counters.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store
+                .record_campaign_counts(id, counts, crate::unix_now())
+                .await
+            {
+                counters.store_errors.incr();
+                tracing::debug!(campaign = %id, %error, "could not record the campaign's counts");
+            }
+            recording.store(false, Ordering::Release);
+        });
+    }
+
     /// On the one-second tick: keeps this node's subscribers known to the others, and finishes
     /// a campaign nobody has watched anywhere for the grace period.
     fn on_tick(&mut self, myself: &ActorRef<CampaignMsg>) -> bool {
@@ -279,6 +318,7 @@ impl CampaignActorState {
             // Finished and waiting (the grace period) for its first subscriber.
             return self.unwatched_since.elapsed() >= self.ctx.config.subscriber_grace;
         }
+        self.record_counts();
         let relay = self.distributed().then(|| self.ctx.hosts.relay());
         if !self.subscribers.is_empty() {
             if let Some(relay) = relay {
@@ -472,6 +512,9 @@ impl Actor for CampaignActor {
             reader,
             remote_finish: None,
             watch_check_pending: false,
+            recorded: CampaignCounts::default(),
+            recorded_at: Instant::now(),
+            recording: Arc::new(AtomicBool::new(false)),
         }
         .with_initial_status())
     }

@@ -18,6 +18,8 @@ pub struct MemoryStore {
     /// When set, every call fails as if the database were down.
     pub down: AtomicBool,
     pub campaigns: Mutex<Vec<(CampaignRecord, Option<CampaignOutcome>)>>,
+    /// Running campaigns' last recorded counts, by campaign id.
+    pub campaign_counts: Mutex<std::collections::HashMap<CampaignId, CampaignCounts>>,
 }
 
 impl MemoryStore {
@@ -263,6 +265,23 @@ impl CampaignStore for MemoryStore {
         Ok(CampaignId(campaigns.len() as u64))
     }
 
+    async fn record_campaign_counts(
+        &self,
+        id: CampaignId,
+        counts: CampaignCounts,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut recorded = self.campaign_counts.lock();
+        let entry = recorded.entry(id).or_default();
+        let responded = entry.responded.max(counts.responded);
+        *entry = CampaignCounts {
+            responded,
+            ..counts
+        };
+        Ok(())
+    }
+
     async fn finish_campaign(
         &self,
         id: CampaignId,
@@ -282,15 +301,18 @@ impl CampaignStore for MemoryStore {
     ) -> Result<u64, StoreError> {
         self.check()?;
         let mut finished = 0;
+        let recorded = self.campaign_counts.lock();
         for (index, entry) in self.campaigns.lock().iter_mut().enumerate() {
-            if entry.1.is_some() || keep.contains(&CampaignId(index as u64 + 1)) {
+            let id = CampaignId(index as u64 + 1);
+            if entry.1.is_some() || keep.contains(&id) {
                 continue;
             }
+            let counts = recorded.get(&id).copied().unwrap_or_default();
             entry.1 = Some(CampaignOutcome {
                 reason: "abandoned",
-                targets: 0,
-                online: 0,
-                responded: 0,
+                targets: counts.targets,
+                online: counts.online,
+                responded: counts.responded,
                 finished_at: 0,
             });
             finished += 1;

@@ -257,6 +257,15 @@ pub struct CampaignOutcome {
     pub finished_at: i64,
 }
 
+/// A running campaign's counts so far, recorded every few seconds so that a campaign closed
+/// after a crash still shows how far it got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CampaignCounts {
+    pub targets: u64,
+    pub online: u64,
+    pub responded: u64,
+}
+
 #[async_trait]
 pub trait CampaignStore: Send + Sync + 'static {
     /// Records a new campaign and returns its id (never reused).
@@ -264,6 +273,15 @@ pub trait CampaignStore: Send + Sync + 'static {
         &self,
         campaign: &CampaignRecord,
     ) -> Result<crate::ids::CampaignId, StoreError>;
+
+    /// Records a running campaign's counts (never lowering `responded`, which nodes sharing
+    /// a campaign may report out of order); a finished campaign is left as it is.
+    async fn record_campaign_counts(
+        &self,
+        id: crate::ids::CampaignId,
+        counts: CampaignCounts,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// Marks a campaign complete.
     async fn finish_campaign(
@@ -273,7 +291,8 @@ pub trait CampaignStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Completes campaigns left running by a previous process (it stopped before they did),
-    /// except those in `keep`: still running on other nodes that share a relay.
+    /// except those in `keep`: still running on other nodes that share a relay. Their last
+    /// recorded counts stay.
     async fn finish_abandoned_campaigns(
         &self,
         now: i64,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use flotilla_engine::ids::CampaignId;
 use flotilla_engine::store::{
-    CampaignOutcome, CampaignRecord, CampaignStore, StoreError, TargetKind,
+    CampaignCounts, CampaignOutcome, CampaignRecord, CampaignStore, StoreError, TargetKind,
 };
 
 use crate::SqlStore;
@@ -55,6 +55,29 @@ impl CampaignStore for SqlStore {
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(id)
+    }
+
+    async fn record_campaign_counts(
+        &self,
+        id: CampaignId,
+        counts: CampaignCounts,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        query(
+            "UPDATE distributed_query_campaigns SET targets_count = ?, online_count = ?, \
+             responded_count = CASE WHEN responded_count > ? THEN responded_count ELSE ? END, \
+             updated_at = ? WHERE id = ? AND status <> 2",
+        )
+        .bind(counts.targets)
+        .bind(counts.online)
+        .bind(counts.responded)
+        .bind(counts.responded)
+        .bind(now)
+        .bind(id)
+        .execute(&self.db)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn finish_campaign(&self, id: CampaignId, o: &CampaignOutcome) -> Result<(), StoreError> {

@@ -651,6 +651,66 @@ async fn shutting_the_server_down_ends_campaigns_and_tells_their_watchers() {
     );
 }
 
+/// A node killed mid-campaign: the next start closes the campaign as abandoned, and its record
+/// keeps how far it got (targets, online, answers), written every few seconds while it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_cut_short_by_a_crash_keeps_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_admin(dir.path(), &[]);
+    let admin = server.admin().await;
+    let mut agents = enrolled(&server, "crash", 4, None).await;
+    // The fourth host was online at the start but never answers, so the campaign runs on.
+    let _silent = agents.pop();
+    let all_hosts = label_id(&admin, "All Hosts").await;
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT 1", "selected": {"labels": [all_hosts]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["campaign"]["id"].as_u64().unwrap() as i64;
+    let mut socket = watch_campaign(&server, admin.token.as_deref().unwrap(), id as u64).await;
+    let fleet = Fleet::run(agents, Duration::from_millis(200));
+    let mut results = 0;
+    while results < 3 {
+        let message = socket.next().await.expect("the campaign runs");
+        results += usize::from(message["type"] == "result");
+    }
+    let counts = "SELECT targets_count, online_count, responded_count, status, \
+                  COALESCE(finish_reason, '') FROM distributed_query_campaigns WHERE id = ?";
+    let pool = server.database().await;
+    let mut recorded = (0, 0, 0, 0, String::new());
+    for _ in 0..150 {
+        recorded = sqlx::query_as(counts)
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if recorded.2 == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        recorded,
+        (4, 4, 3, 1, String::new()),
+        "recorded while running"
+    );
+    pool.close().await;
+    server.kill();
+    fleet.stop().await;
+
+    let server = Server::start(dir.path(), &[]);
+    let pool = server.database().await;
+    let closed: (i64, i64, i64, i64, String) = sqlx::query_as(counts)
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(closed, (4, 4, 3, 2, "abandoned".into()));
+}
+
 /// What a role gets when it asks a route to run SQL on one host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
