@@ -11,20 +11,41 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::{LevelFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
+
     let mut filter = EnvFilter::try_new(level)
         .map_err(|e| anyhow::anyhow!("invalid --log-level `{level}`: {e}"))?;
     // The websocket library logs whole frames at debug and trace, session tokens among them
     // (the results socket's `auth` message): it stays at info whatever the level asked for.
-    for quiet in ["tungstenite=info", "tokio_tungstenite=info"] {
-        filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+    let mut quiet = vec![
+        "tungstenite=info".to_owned(),
+        "tokio_tungstenite=info".to_owned(),
+    ];
+    // rustls warns of every client that names the server by an IP address (one line per
+    // connection): counted in a metric, and shown only when debug logging is on.
+    if filter
+        .max_level_hint()
+        .is_none_or(|max| max < LevelFilter::DEBUG)
+    {
+        quiet.push(format!("{}=error", flotilla_api::tls::SNI_WARNING_TARGET));
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    for directive in quiet {
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
+    let sni = flotilla_api::tls::IllegalSniCounter.with_filter(
+        filter_fn(flotilla_api::tls::IllegalSniCounter::wants)
+            .with_max_level_hint(LevelFilter::WARN),
+    );
+    let text = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(sni);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => registry.with(text.with_filter(filter)).try_init()?,
+        LogFormat::Json => registry
+            .with(text.json().flatten_event(true).with_filter(filter))
+            .try_init()?,
     }
     Ok(())
 }

@@ -1070,6 +1070,13 @@ impl Collector for EngineCollector {
             counter(LINES_SET_ASIDE[reason as usize].load(Ordering::Relaxed))
                 .encode(set_aside.encode_family(&[("reason", reason.label())])?)?;
         }
+        counter(crate::tls::ILLEGAL_SNI.load(Ordering::Relaxed)).encode(e.encode_descriptor(
+            "flotilla_tls_illegal_sni",
+            "TLS handshakes whose client named the server by an IP address or an invalid name \
+             (ignored; the log shows them at debug only)",
+            None,
+            MetricType::Counter,
+        )?)?;
         self.encode_software(e)?;
         self.encode_updates(e)?;
         self.encode_relay(e)

@@ -184,6 +184,43 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
+/// Handshakes whose ClientHello named the server by an IP address or an invalid name (wrk and
+/// agents configured with an address do). rustls ignores such a name and warns once per
+/// connection; [`IllegalSniCounter`] counts the warnings, and the log shows them only at debug,
+/// so a fleet of such clients cannot flood the log.
+pub static ILLEGAL_SNI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Where rustls reports a server name it ignores.
+pub const SNI_WARNING_TARGET: &str = "rustls::msgs::handshake";
+
+/// A log layer that counts rustls's "Illegal SNI" warnings in [`ILLEGAL_SNI`].
+pub struct IllegalSniCounter;
+
+impl IllegalSniCounter {
+    /// Only rustls's handshake warnings reach this layer.
+    pub fn wants(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == SNI_WARNING_TARGET && *metadata.level() == tracing::Level::WARN
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for IllegalSniCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}").contains("SNI");
+                }
+            }
+        }
+        let mut message = Message(false);
+        event.record(&mut message);
+        if message.0 {
+            ILLEGAL_SNI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -758,6 +758,60 @@ async fn tls_verifies_for_localhost_and_127_0_0_1() {
     let _ = SECRET;
 }
 
+/// A TLS 1.2 ClientHello that names the server `name` in its SNI extension, as OpenSSL-based
+/// clients such as wrk send when given an address.
+fn client_hello_naming(name: &str) -> Vec<u8> {
+    let name = name.as_bytes();
+    let mut sni = Vec::new();
+    sni.extend_from_slice(&[0x00, 0x00]); // server_name
+    sni.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
+    sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    sni.push(0); // host_name
+    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(name);
+    let mut hello = vec![0x03, 0x03]; // TLS 1.2
+    hello.extend_from_slice(&[7; 32]); // random
+    hello.push(0); // no session id
+    hello.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2f]); // ECDHE-RSA-AES128-GCM-SHA256
+    hello.extend_from_slice(&[0x01, 0x00]); // no compression
+    hello.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&sni);
+    let mut handshake = vec![0x01]; // client_hello
+    handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// Clients that name the server by its IP address are counted, not logged at the default
+/// level, so a fleet of them cannot flood the log.
+#[tokio::test]
+async fn clients_naming_the_server_by_address_are_counted_not_logged() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging_to(&dir.path().join("data"), &["--log-level", "info"], &log);
+    for _ in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket
+            .write_all(&client_hello_naming("127.0.0.1"))
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+    }
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics.contains("flotilla_tls_illegal_sni_total 3"),
+        "{metrics}"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains("SNI"), "{logged}");
+    assert!(logged.contains("flotilla is serving"), "{logged}");
+}
+
 /// A TLS connection to the server that completes its handshake and then sends `bytes`, and
 /// whether the server closed it within `within` (rather than keeping it open).
 fn closed_after_sending(server: &Server, bytes: &[u8], within: Duration) -> bool {
