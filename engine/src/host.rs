@@ -239,19 +239,7 @@ impl HostState {
             self.cached = None;
         }
         if !results.labels.is_empty() {
-            let version = self.ctx.labels.current().version;
-            {
-                let mut state = self.slot.lock();
-                state.record.label_updated_at = now;
-                state.record.label_version = version;
-            }
-            let known: Vec<(u64, bool)> = results
-                .labels
-                .iter()
-                .filter_map(|&(label, member)| member.map(|m| (label, m)))
-                .collect();
-            self.ctx.writer.labels(self.slot.id, known, now);
-            self.cached = None;
+            self.apply_labels(now, &results.labels);
         }
         if !results.policies.is_empty() {
             self.apply_policies(now, &results.policies);
@@ -294,6 +282,36 @@ impl HostState {
             .flat_map(|a| a.rows.iter());
         let inventory = software::Inventory::from_rows(rows, platform, os_version);
         (inventory.fingerprint != last_fingerprint).then(|| Arc::new(inventory))
+    }
+
+    /// Takes in the answers to label queries this host is handed — in the current set and for
+    /// its platform — and drops any other: a host cannot make itself a member of a label it
+    /// was never sent (a manual label, another platform's, a deleted one).
+    fn apply_labels(&mut self, now: i64, answers: &[(u64, Option<bool>)]) {
+        let set = self.ctx.labels.current();
+        let known: Vec<(u64, bool)> = {
+            let mut state = self.slot.lock();
+            let record = &mut state.record;
+            let accepted: Vec<(u64, Option<bool>)> = answers
+                .iter()
+                .filter(|(id, _)| set.applies(*id, &record.platform))
+                .copied()
+                .collect();
+            if accepted.len() < answers.len() {
+                tracing::debug!(host = %self.slot.id, dropped = answers.len() - accepted.len(), "answers to labels the host was not handed");
+            }
+            if accepted.is_empty() {
+                return;
+            }
+            record.label_updated_at = now;
+            record.label_version = set.version;
+            accepted
+                .into_iter()
+                .filter_map(|(label, member)| member.map(|m| (label, m)))
+                .collect()
+        };
+        self.ctx.writer.labels(self.slot.id, known, now);
+        self.cached = None;
     }
 
     /// Takes in the answers to policies this host was handed — in the current set and

@@ -48,6 +48,16 @@ pub struct LabelSet {
     pub queries: Vec<LabelQuery>,
 }
 
+impl LabelSet {
+    /// Whether a host on `platform` is handed label `id`'s query: the label is dynamic, in
+    /// this set, and for that platform. Answers about any other label are not taken.
+    pub fn applies(&self, id: u64, platform: &str) -> bool {
+        self.queries
+            .iter()
+            .any(|q| q.id == id && q.applies_to(platform))
+    }
+}
+
 #[derive(Default)]
 pub struct Labels {
     current: RwLock<Arc<LabelSet>>,
@@ -83,6 +93,21 @@ impl Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_labels_in_the_set_for_the_platform_apply() {
+        let set = LabelSet {
+            version: 1,
+            queries: vec![
+                LabelQuery::new(1, "SELECT 1", ""),
+                LabelQuery::new(2, "SELECT 1", "darwin"),
+            ],
+        };
+        assert!(set.applies(1, "ubuntu"));
+        assert!(set.applies(2, "darwin"));
+        assert!(!set.applies(2, "ubuntu"), "another platform's label");
+        assert!(!set.applies(3, "ubuntu"), "a manual or deleted label");
+    }
 
     #[test]
     fn platform_filter() {

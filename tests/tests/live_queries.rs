@@ -594,6 +594,38 @@ async fn a_dynamic_label_is_evaluated_by_hosts_and_can_then_be_targeted() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["campaign"]["Metrics"]["TotalHosts"], 4);
     fleet.stop().await;
+
+    // A host claiming labels it was never handed is not believed: a manual label (no query),
+    // another platform's label, a label that does not exist.
+    let (status, body) = admin
+        .post("/labels", &json!({"name": "hand-picked", "hosts": []}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let manual = body["label"]["id"].as_u64().unwrap();
+    let (status, body) = admin
+        .post(
+            "/labels",
+            &json!({"name": "macs only", "query": "SELECT 1;", "platform": "darwin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let darwin = body["label"]["id"].as_u64().unwrap();
+    // The same machine as host dyn-0 (Ubuntu), enrolling again.
+    let ubuntu = server.agent("dyn-0", OsTemplate::Ubuntu);
+    ubuntu.enroll().await.unwrap();
+    let mut claim = flotilla_loadtest::WriteBody::default();
+    for id in [manual, darwin, 99_999] {
+        let name = format!("fleet_label_query_{id}");
+        let row = [("1".to_owned(), "1".to_owned())].into_iter().collect();
+        claim.queries.insert(name.clone(), vec![row]);
+        claim.statuses.insert(name, 0);
+    }
+    ubuntu.distributed_write(&claim).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for id in [manual, darwin] {
+        let (_, members) = admin.get(&format!("/labels/{id}/hosts")).await;
+        assert_eq!(members["hosts"], json!([]), "label {id}: {members}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
