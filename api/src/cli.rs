@@ -428,6 +428,16 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ROWS", default_value_t = 250_000)]
     pub live_query_max_rows: usize,
 
+    /// How long one results-websocket message may take to leave: a watcher that stops reading
+    /// is disconnected after it, and what was queued for it is given back.
+    #[arg(long, env = "FLOTILLA_WEBSOCKET_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub websocket_send_timeout: Duration,
+
+    /// Bytes of result rows kept and shown per live query (held in memory for late watchers);
+    /// answers beyond are counted, and subscribers are told.
+    #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub live_query_max_bytes: usize,
+
     /// How long the synchronous live-query endpoints wait for answers.
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_SYNC_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub live_query_sync_timeout: Duration,

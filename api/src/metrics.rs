@@ -708,6 +708,21 @@ impl EngineCollector {
             "Result subscribers disconnected (and told) because they fell behind",
             counter(campaigns.subscribers_overflowed.get()),
         )?;
+        single(
+            e,
+            "flotilla_campaign_result_bytes",
+            "Bytes of live-query result rows in memory: kept by campaigns for late watchers and \
+             queued to watchers (shared, counted once); each campaign keeps at most \
+             --live-query-max-bytes",
+            gauge(campaigns.result_bytes_held.get().max(0)),
+        )?;
+        single(
+            e,
+            "flotilla_websocket_send_timeouts",
+            "Results websocket sessions ended because the client took no message for 30 s \
+             (it stopped reading); what was queued for it is given back",
+            counter(crate::live::socket::SEND_TIMEOUTS.load(Ordering::Relaxed)),
+        )?;
         Ok(())
     }
 

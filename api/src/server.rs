@@ -342,6 +342,7 @@ fn app_state(
             carve_block: args.max_body_carve_block,
         },
         live_query_sync_timeout: args.live_query_sync_timeout,
+        websocket_send_timeout: args.websocket_send_timeout,
         hosts: engine.hosts,
         campaigns: engine.campaigns,
         store: engine.store,
@@ -911,6 +912,7 @@ fn campaign_config(args: &ServeArgs) -> CampaignConfig {
         max_active: args.live_query_max_active,
         deadline: args.live_query_deadline,
         max_rows: args.live_query_max_rows,
+        max_bytes: args.live_query_max_bytes,
         ..CampaignConfig::default()
     }
 }

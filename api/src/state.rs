@@ -52,6 +52,8 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// How long the synchronous live-query endpoints wait for answers.
     pub live_query_sync_timeout: std::time::Duration,
+    /// How long one results-websocket message may take to leave before the session is ended.
+    pub websocket_send_timeout: std::time::Duration,
     /// `/metrics`: what every request records into and what a scrape reads.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `/healthz` checks and `/readyz` state.

@@ -45,7 +45,7 @@ use crate::router::{CampaignEntry, CampaignRouter};
 use crate::store::{CampaignCounts, CampaignOutcome, CampaignStore};
 
 pub use crate::campaign_msg::{
-    CampaignEvent, CampaignMsg, FinishReason, ResultEvent, Subscription,
+    CampaignEvent, CampaignMsg, FinishReason, HeldBytes, ResultEvent, Subscription,
 };
 
 /// Enqueues in flight at once while a campaign fans out.
@@ -179,30 +179,33 @@ impl CampaignActorState {
     /// Takes a result; returns whether the counts changed (so a `status` is due).
     fn on_result(&mut self, result: HostResult) -> bool {
         let host = result.host;
-        let accepted = self.state.on_result(host, result.answer.row_count);
-        if self.distributed() && matches!(accepted, Accepted::Forward | Accepted::OverRowCap { .. })
-        {
+        let accepted =
+            self.state
+                .on_result(host, result.answer.row_count, result.answer.rows.len());
+        if self.distributed() && matches!(accepted, Accepted::Forward | Accepted::OverCap { .. }) {
             // The answer may have come through another node: no node hands the query again.
             self.ctx.hosts.cancel(host, self.id);
         }
         match accepted {
             Accepted::Forward => {
                 self.ctx.counters.results_routed.incr();
+                let held = HeldBytes::new(self.ctx.counters.clone(), result.answer.rows.len());
                 let event = CampaignEvent::Result(Arc::new(ResultEvent {
                     result,
                     encoded: OnceLock::new(),
+                    held,
                 }));
                 self.backlog.push(event.clone());
                 self.broadcast(event);
                 true
             }
-            Accepted::OverRowCap { first } => {
+            Accepted::OverCap { first } => {
                 self.ctx.counters.results_routed.incr();
                 if first {
                     let notice = CampaignEvent::Notice(
                         format!(
-                            "this campaign reached its limit of {} rows; further results are counted but not shown",
-                            self.ctx.config.max_rows
+                            "this campaign reached its limit of {} rows or {} bytes of results; further results are counted but not shown",
+                            self.ctx.config.max_rows, self.ctx.config.max_bytes
                         )
                         .into(),
                     );
@@ -458,6 +461,7 @@ impl Actor for CampaignActor {
             spec.online.iter().copied(),
             spec.missing,
             ctx.config.max_rows,
+            ctx.config.max_bytes,
         );
         ctx.router
             .insert(spec.id, args.entry.with_actor(myself.clone()));

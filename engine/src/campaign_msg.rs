@@ -10,6 +10,7 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
 use crate::campaign_state::{Progress, Totals};
+use crate::counters::CampaignCounters;
 use crate::live::HostResult;
 
 /// A result as subscribers receive it, shared by all of them.
@@ -18,6 +19,28 @@ pub struct ResultEvent {
     pub result: HostResult,
     /// The wire form, encoded by whichever subscriber gets there first and reused by the rest.
     pub encoded: OnceLock<Arc<str>>,
+    /// Counts the result's rows in `flotilla_campaign_result_bytes` while anyone holds it.
+    pub held: HeldBytes,
+}
+
+/// Bytes of result rows held in memory (by campaigns and by their subscribers' queues), added
+/// to [`CampaignCounters::result_bytes_held`] while this lives.
+#[derive(Debug, Default)]
+pub struct HeldBytes(Option<(Arc<CampaignCounters>, usize)>);
+
+impl HeldBytes {
+    pub fn new(counters: Arc<CampaignCounters>, bytes: usize) -> HeldBytes {
+        counters.result_bytes_held.add(bytes as i64);
+        HeldBytes(Some((counters, bytes)))
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        if let Some((counters, bytes)) = &self.0 {
+            counters.result_bytes_held.add(-(*bytes as i64));
+        }
+    }
 }
 
 /// What a subscriber receives, in order: `Totals`, then results and status as they happen.

@@ -32,7 +32,7 @@ pub enum Accepted {
     Forward,
     /// First answer, counted, but the campaign's row cap is reached: its rows are not forwarded.
     /// `first` is true for the answer that crossed the cap, so the truncation is announced once.
-    OverRowCap { first: bool },
+    OverCap { first: bool },
     /// The host already answered (osquery resends after timeouts): ignore.
     Duplicate,
     /// Not one of this campaign's targets: ignore.
@@ -46,6 +46,8 @@ pub struct CampaignState {
     answered_online: usize,
     rows_forwarded: usize,
     max_rows: usize,
+    bytes_forwarded: usize,
+    max_bytes: usize,
     truncated: bool,
     totals: Totals,
 }
@@ -58,6 +60,7 @@ impl CampaignState {
         online: impl IntoIterator<Item = HostId>,
         missing: usize,
         max_rows: usize,
+        max_bytes: usize,
     ) -> CampaignState {
         let targets: HashSet<HostId> = targets.into_iter().collect();
         let online_at_start: HashSet<HostId> =
@@ -76,6 +79,8 @@ impl CampaignState {
             answered_online: 0,
             rows_forwarded: 0,
             max_rows,
+            bytes_forwarded: 0,
+            max_bytes,
             truncated: false,
             totals,
         }
@@ -110,7 +115,9 @@ impl CampaignState {
         self.answered_online == self.online_at_start.len()
     }
 
-    pub fn on_result(&mut self, host: HostId, rows: usize) -> Accepted {
+    /// Takes a host's answer of `rows` rows in `bytes` bytes: forwarded while the campaign's
+    /// results stay within both caps, counted but not shown past either.
+    pub fn on_result(&mut self, host: HostId, rows: usize, bytes: usize) -> Accepted {
         if !self.targets.contains(&host) {
             return Accepted::NotTargeted;
         }
@@ -120,12 +127,16 @@ impl CampaignState {
         if self.online_at_start.contains(&host) {
             self.answered_online += 1;
         }
-        if self.truncated || self.rows_forwarded + rows > self.max_rows {
+        if self.truncated
+            || self.rows_forwarded + rows > self.max_rows
+            || self.bytes_forwarded + bytes > self.max_bytes
+        {
             let first = !self.truncated;
             self.truncated = true;
-            return Accepted::OverRowCap { first };
+            return Accepted::OverCap { first };
         }
         self.rows_forwarded += rows;
+        self.bytes_forwarded += bytes;
         Accepted::Forward
     }
 }
@@ -136,7 +147,13 @@ mod tests {
 
     fn state(max_rows: usize) -> CampaignState {
         // Hosts 1..=4 targeted; 1 and 2 online; 4 missing for 30 days.
-        CampaignState::new((1..=4).map(HostId), [HostId(1), HostId(2)], 1, max_rows)
+        CampaignState::new(
+            (1..=4).map(HostId),
+            [HostId(1), HostId(2)],
+            1,
+            max_rows,
+            1_000,
+        )
     }
 
     #[test]
@@ -155,13 +172,13 @@ mod tests {
     #[test]
     fn completes_when_every_online_target_answered_and_counts_duplicates_once() {
         let mut s = state(10);
-        assert_eq!(s.on_result(HostId(1), 1), Accepted::Forward);
-        assert_eq!(s.on_result(HostId(1), 1), Accepted::Duplicate);
+        assert_eq!(s.on_result(HostId(1), 1, 0), Accepted::Forward);
+        assert_eq!(s.on_result(HostId(1), 1, 0), Accepted::Duplicate);
         assert!(!s.all_online_answered());
         // An offline target answering counts as a result but not toward completion.
-        assert_eq!(s.on_result(HostId(3), 1), Accepted::Forward);
+        assert_eq!(s.on_result(HostId(3), 1, 0), Accepted::Forward);
         assert!(!s.all_online_answered());
-        assert_eq!(s.on_result(HostId(2), 0), Accepted::Forward);
+        assert_eq!(s.on_result(HostId(2), 0, 0), Accepted::Forward);
         assert!(s.all_online_answered());
         assert_eq!(
             s.progress(true),
@@ -171,29 +188,41 @@ mod tests {
                 finished: true
             }
         );
-        assert_eq!(s.on_result(HostId(99), 1), Accepted::NotTargeted);
+        assert_eq!(s.on_result(HostId(99), 1, 0), Accepted::NotTargeted);
         assert_eq!(s.unanswered().collect::<Vec<_>>(), vec![HostId(4)]);
     }
 
     #[test]
     fn row_cap_is_announced_once_and_answers_still_count() {
         let mut s = state(3);
-        assert_eq!(s.on_result(HostId(1), 2), Accepted::Forward);
+        assert_eq!(s.on_result(HostId(1), 2, 0), Accepted::Forward);
         assert_eq!(
-            s.on_result(HostId(2), 2),
-            Accepted::OverRowCap { first: true }
+            s.on_result(HostId(2), 2, 0),
+            Accepted::OverCap { first: true }
         );
         assert_eq!(
-            s.on_result(HostId(3), 0),
-            Accepted::OverRowCap { first: false }
+            s.on_result(HostId(3), 0, 0),
+            Accepted::OverCap { first: false }
         );
         assert_eq!(s.progress(false).actual_results, 3);
         assert!(s.all_online_answered());
     }
 
     #[test]
+    fn the_byte_cap_truncates_like_the_row_cap() {
+        let mut s = state(100);
+        assert_eq!(s.on_result(HostId(1), 1, 600), Accepted::Forward);
+        assert_eq!(
+            s.on_result(HostId(2), 1, 600),
+            Accepted::OverCap { first: true },
+            "1,200 bytes is past the 1,000-byte cap"
+        );
+        assert_eq!(s.progress(false).actual_results, 2);
+    }
+
+    #[test]
     fn no_online_targets_means_complete_at_once() {
-        let s = CampaignState::new([HostId(1)], [], 0, 10);
+        let s = CampaignState::new([HostId(1)], [], 0, 10, 1_000);
         assert!(s.all_online_answered());
         assert_eq!(s.progress(true).expected_results, 0);
     }

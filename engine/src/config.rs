@@ -51,6 +51,9 @@ pub struct CampaignConfig {
     pub deadline: Duration,
     /// Rows forwarded per campaign; answers past it are counted, not shown.
     pub max_rows: usize,
+    /// Bytes of result rows forwarded (and kept for late subscribers) per campaign; answers
+    /// past it are counted, not shown.
+    pub max_bytes: usize,
     /// Events a subscriber may have waiting before it is dropped as too slow.
     pub subscriber_buffer: usize,
     /// How long a campaign waits for its first subscriber, or for a new one after the last left.
@@ -63,6 +66,7 @@ impl Default for CampaignConfig {
             max_active: 1_000,
             deadline: Duration::from_secs(600),
             max_rows: 250_000,
+            max_bytes: 64 << 20,
             subscriber_buffer: 8_192,
             subscriber_grace: Duration::from_secs(60),
         }

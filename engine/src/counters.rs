@@ -270,6 +270,9 @@ pub struct CampaignCounters {
     pub results_relayed: Counter,
     /// Campaigns the store failed to record (at start or when finished).
     pub store_errors: Counter,
+    /// Bytes of result rows in memory now: kept by campaigns for late subscribers and queued
+    /// to subscribers (shared, counted once), until the last holder lets go.
+    pub result_bytes_held: Gauge,
 }
 
 impl CampaignCounters {

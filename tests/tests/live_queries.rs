@@ -743,6 +743,87 @@ async fn a_campaign_cut_short_by_a_crash_keeps_its_counts() {
     assert_eq!(closed, (4, 4, 3, 2, "abandoned".into()));
 }
 
+/// A flood of big answers and a watcher that never reads: the campaign keeps at most
+/// `--live-query-max-bytes` of results (a reading watcher is told the rest was cut), the
+/// stuck watcher is disconnected after `--websocket-send-timeout`, and once both are gone every
+/// byte of results is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_answers_are_capped_in_bytes_and_a_watcher_that_never_reads_is_cut_off() {
+    const HOSTS: usize = 40;
+    const ROW_BYTES: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(
+        dir.path(),
+        &[
+            "--live-query-max-bytes",
+            "24MiB",
+            "--websocket-send-timeout",
+            "2s",
+        ],
+    );
+    let admin = server.admin().await;
+    let agents = enrolled(&server, "flood", HOSTS, None).await;
+    let all_hosts = label_id(&admin, "All Hosts").await;
+    let (status, body) = admin
+        .post(
+            "/queries/run",
+            &json!({"query": "SELECT big FROM blobs", "selected": {"labels": [all_hosts]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["campaign"]["id"].as_u64().unwrap();
+    let token = admin.token.as_deref().unwrap();
+    let _stuck = watch_campaign(&server, token, id).await;
+    let mut reader = watch_campaign(&server, token, id).await;
+    let reading = tokio::spawn(async move { reader.until_closed().await });
+    let name = format!("fleet_distributed_query_{id}");
+    let big: String = "x".repeat(ROW_BYTES);
+    for agent in &agents {
+        let read = agent.distributed_read().await.unwrap();
+        assert!(read.queries.contains_key(&name));
+        let mut answer = flotilla_loadtest::WriteBody::default();
+        let row = [("big".to_owned(), big.clone())].into_iter().collect();
+        answer.queries.insert(name.clone(), vec![row]);
+        answer.statuses.insert(name.clone(), 0);
+        agent.distributed_write(&answer).await.unwrap();
+    }
+    let messages = reading.await.unwrap();
+    let shown = messages.iter().filter(|m| m["type"] == "result").count();
+    assert!(
+        (20..24).contains(&shown),
+        "{shown} results of 1 MiB under a 24 MiB cap"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["type"] == "error" && m["data"].as_str().unwrap_or("").contains("bytes")),
+        "the watcher is told results were cut"
+    );
+    assert_eq!(
+        messages.last().unwrap()["data"]["actual_results"],
+        HOSTS,
+        "every answer is counted"
+    );
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server.metrics_text().await;
+        if metrics.contains("flotilla_websocket_send_timeouts_total 1")
+            && metrics.contains("flotilla_campaign_result_bytes 0")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        metrics.contains("flotilla_websocket_send_timeouts_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flotilla_campaign_result_bytes 0"),
+        "every result byte is given back: {metrics}"
+    );
+}
+
 /// What a role gets when it asks a route to run SQL on one host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::socket::{SessionUser, run_session};
+use super::socket::{SendTimeout, SessionUser, run_session};
 use super::wire;
 use crate::fleet::error::{FleetError, FleetJson, FleetPath};
 use crate::service::Viewer;
@@ -341,7 +341,8 @@ async fn websocket(State(state): State<SharedState>, upgrade: WebSocketUpgrade) 
         .on_upgrade(move |socket| async move {
             let (tx, rx) = socket.split();
             let campaigns = state.campaigns.clone();
-            run_session(tx, rx, campaigns, |token| async move {
+            let timeout = SendTimeout(state.websocket_send_timeout);
+            run_session(tx, rx, campaigns, timeout, |token| async move {
                 let viewer = state
                     .services
                     .sessions

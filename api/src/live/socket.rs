@@ -23,6 +23,9 @@ pub struct SessionUser {
 /// How long a client has to send each of its two messages.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Sessions cut off because a message could not be sent within the send timeout.
+pub static SEND_TIMEOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Deserialize)]
 struct Incoming {
     #[serde(rename = "type")]
@@ -64,26 +67,42 @@ where
     }
 }
 
-async fn send<Tx: Sink<Message> + Unpin>(tx: &mut Tx, text: &str) -> bool {
-    tx.send(Message::Text(text.into())).await.is_ok()
+/// How long one message may take to leave: a client that stops reading is cut off after it,
+/// and what was queued for it is given back, rather than held for as long as the socket stays
+/// open (`--websocket-send-timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct SendTimeout(pub Duration);
+
+/// Sends `text`; false when the client is gone or did not take it within `timeout`.
+async fn send<Tx: Sink<Message> + Unpin>(tx: &mut Tx, timeout: SendTimeout, text: &str) -> bool {
+    match tokio::time::timeout(timeout.0, tx.send(Message::Text(text.into()))).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            SEND_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("a results websocket client stopped reading; its session is ended");
+            false
+        }
+    }
 }
 
-async fn close<Tx: Sink<Message> + Unpin>(tx: &mut Tx, error: Option<&str>) {
-    if let Some(error) = error {
-        send(tx, &wire::error(error)).await;
+async fn close<Tx: Sink<Message> + Unpin>(tx: &mut Tx, timeout: SendTimeout, error: Option<&str>) {
+    if let Some(error) = error
+        && !send(tx, timeout, &wire::error(error)).await
+    {
+        return;
     }
-    let _ = tx
-        .send(Message::Close(Some(CloseFrame {
-            code: close_code::NORMAL,
-            reason: "".into(),
-        })))
-        .await;
+    let frame = Message::Close(Some(CloseFrame {
+        code: close_code::NORMAL,
+        reason: "".into(),
+    }));
+    let _ = tokio::time::timeout(timeout.0, tx.send(frame)).await;
 }
 
 pub async fn run_session<Tx, Rx, F, Fut>(
     mut tx: Tx,
     mut rx: Rx,
     campaigns: Campaigns,
+    timeout: SendTimeout,
     authenticate: F,
 ) where
     Tx: Sink<Message> + Unpin,
@@ -94,9 +113,14 @@ pub async fn run_session<Tx, Rx, F, Fut>(
     let auth = match next_message(&mut rx).await {
         Handshake::Message(m) if m.kind == "auth" => m,
         Handshake::Message(m) => {
-            return close(&mut tx, Some(&format!("expected auth, got {}", m.kind))).await;
+            return close(
+                &mut tx,
+                timeout,
+                Some(&format!("expected auth, got {}", m.kind)),
+            )
+            .await;
         }
-        Handshake::End(why) => return close(&mut tx, why.as_deref()).await,
+        Handshake::End(why) => return close(&mut tx, timeout, why.as_deref()).await,
     };
     let token = auth
         .data
@@ -105,7 +129,7 @@ pub async fn run_session<Tx, Rx, F, Fut>(
         .unwrap_or_default()
         .to_owned();
     let Some(user) = authenticate(token).await else {
-        return close(&mut tx, Some("unauthorized")).await;
+        return close(&mut tx, timeout, Some("unauthorized")).await;
     };
 
     let select = match next_message(&mut rx).await {
@@ -113,31 +137,49 @@ pub async fn run_session<Tx, Rx, F, Fut>(
         Handshake::Message(m) => {
             return close(
                 &mut tx,
+                timeout,
                 Some(&format!("expected select_campaign, got {}", m.kind)),
             )
             .await;
         }
-        Handshake::End(why) => return close(&mut tx, why.as_deref()).await,
+        Handshake::End(why) => return close(&mut tx, timeout, why.as_deref()).await,
     };
     let id = match select.data.get("campaign_id").and_then(Value::as_u64) {
         Some(id) if id > 0 => CampaignId(id),
-        _ => return close(&mut tx, Some("campaign_id must be a positive integer")).await,
+        _ => {
+            return close(
+                &mut tx,
+                timeout,
+                Some("campaign_id must be a positive integer"),
+            )
+            .await;
+        }
     };
     let Some(entry) = campaigns.get(id) else {
-        return close(&mut tx, Some(&format!("cannot find campaign for ID {id}"))).await;
+        return close(
+            &mut tx,
+            timeout,
+            Some(&format!("cannot find campaign for ID {id}")),
+        )
+        .await;
     };
     if !user.is_admin && entry.owner != Some(user.id) {
-        return close(&mut tx, Some("forbidden")).await;
+        return close(&mut tx, timeout, Some("forbidden")).await;
     }
     let Ok(mut subscription) = campaigns.subscribe(id).await else {
-        return close(&mut tx, Some(&format!("cannot find campaign for ID {id}"))).await;
+        return close(
+            &mut tx,
+            timeout,
+            Some(&format!("cannot find campaign for ID {id}")),
+        )
+        .await;
     };
 
     loop {
         tokio::select! {
             event = subscription.next() => match event {
                 Some(event) => {
-                    if !send(&mut tx, &wire::event(&event)).await {
+                    if !send(&mut tx, timeout, &wire::event(&event)).await {
                         return;
                     }
                 }
@@ -146,14 +188,14 @@ pub async fn run_session<Tx, Rx, F, Fut>(
                         "this client could not keep up with the results and was disconnected; \
                          the campaign goes on: reconnect and select it again to receive every result",
                     );
-                    return close(&mut tx, why).await;
+                    return close(&mut tx, timeout, why).await;
                 }
             },
             incoming = rx.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(_)) => {
-                    if !send(&mut tx, &wire::error("unexpected message: after select_campaign this socket only sends results")).await {
+                    if !send(&mut tx, timeout, &wire::error("unexpected message: after select_campaign this socket only sends results")).await {
                         return;
                     }
                 }
@@ -214,19 +256,25 @@ mod tests {
             Ok::<_, ()>(tx)
         });
         tokio::spawn(async move {
-            run_session(Box::pin(tx), Box::pin(rx), campaigns, |token| async move {
-                match token.as_str() {
-                    "good" => Some(SessionUser {
-                        id: 1,
-                        is_admin: false,
-                    }),
-                    "other" => Some(SessionUser {
-                        id: 2,
-                        is_admin: false,
-                    }),
-                    _ => None,
-                }
-            })
+            run_session(
+                Box::pin(tx),
+                Box::pin(rx),
+                campaigns,
+                SendTimeout(Duration::from_secs(30)),
+                |token| async move {
+                    match token.as_str() {
+                        "good" => Some(SessionUser {
+                            id: 1,
+                            is_admin: false,
+                        }),
+                        "other" => Some(SessionUser {
+                            id: 2,
+                            is_admin: false,
+                        }),
+                        _ => None,
+                    }
+                },
+            )
             .await
         });
         Client {

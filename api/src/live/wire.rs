@@ -160,6 +160,7 @@ mod tests {
                 },
             },
             encoded: Default::default(),
+            held: Default::default(),
         };
         let text = result(&event);
         let message: Value = serde_json::from_str(&text).unwrap();
