@@ -471,7 +471,8 @@ impl Hosts {
             .enroll_host(&Enrollment {
                 identifier,
                 hardware_uuid: vitals.uuid.clone(),
-                node_key: node_key.clone(),
+                // The agent gets the key; the store and the index keep its digest.
+                node_key: node_key.digest(),
                 team,
                 vitals,
                 now,
@@ -480,7 +481,7 @@ impl Hosts {
             .map_err(|e| self.enroll_failed(e))?;
         self.install(
             &enrolled.host,
-            node_key.clone(),
+            node_key.digest(),
             enrolled.previous_node_key,
             now,
         );
@@ -666,14 +667,20 @@ impl Hosts {
         self.inner.writer.flush_all().await
     }
 
+    /// The host presenting osquery node key `key`: looked up by its digest, as it is stored.
     async fn slot_by_key(&self, key: &str, now: i64) -> Result<Arc<HostSlot>, HostError> {
-        if let Some(slot) = self.inner.by_key.get(key) {
-            return Ok(slot.clone());
-        }
-        if !self.inner.relay.is_local()
-            && let Some(slot) = self.lookup_key(KeyKind::Osquery, key, now).await?
-        {
-            return Ok(slot);
+        if let Some(key) = NodeKey::new(key) {
+            let digest = key.digest();
+            if let Some(slot) = self.inner.by_key.get(digest.as_str()) {
+                return Ok(slot.clone());
+            }
+            if !self.inner.relay.is_local()
+                && let Some(slot) = self
+                    .lookup_key(KeyKind::Osquery, digest.as_str(), now)
+                    .await?
+            {
+                return Ok(slot);
+            }
         }
         self.inner.ctx.counters.unknown_node_keys.incr();
         Err(HostError::UnknownNodeKey)
@@ -846,7 +853,7 @@ impl Hosts {
                 hardware_model: clip_owned(request.hardware_model),
                 platform: clip_owned(request.platform),
                 platform_like: clip_owned(request.platform_like),
-                orbit_node_key: key.clone(),
+                orbit_node_key: key.digest(),
                 team,
                 now,
             })
@@ -865,12 +872,17 @@ impl Hosts {
     /// The host presenting orbit node key `key`. Orbit's requests do not count as check-ins
     /// (a host's online status is osquery's).
     pub async fn authenticate_orbit(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
-        let slot = match self.index(KeyKind::Orbit, key) {
-            Some(slot) => Some(slot),
-            None if !self.inner.relay.is_local() && NodeKey::new(key).is_some() => {
-                self.lookup_key(KeyKind::Orbit, key, now).await?
-            }
+        let digest = NodeKey::new(key).map(|k| k.digest());
+        let slot = match digest {
             None => None,
+            Some(digest) => match self.index(KeyKind::Orbit, digest.as_str()) {
+                Some(slot) => Some(slot),
+                None if !self.inner.relay.is_local() => {
+                    self.lookup_key(KeyKind::Orbit, digest.as_str(), now)
+                        .await?
+                }
+                None => None,
+            },
         };
         match slot {
             Some(slot) => Ok(slot.lock().record.clone()),

@@ -68,6 +68,32 @@ impl NodeKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What the store and the in-memory index hold instead of the key: `sha256:` and the
+    /// SHA-256 of the key in URL-safe base64. A copy of the database does not let anyone
+    /// present a host's key. One unsalted hash is enough: generated keys carry 256 random bits.
+    pub fn digest(&self) -> NodeKey {
+        key_digest(&self.0)
+    }
+
+    /// Whether this is a [`NodeKey::digest`] rather than a key (databases written before keys
+    /// were hashed hold keys).
+    pub fn is_digest(&self) -> bool {
+        self.0.starts_with(DIGEST_PREFIX)
+    }
+}
+
+/// Prefix of a [`NodeKey::digest`].
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// The [`NodeKey::digest`] of a presented key.
+pub fn key_digest(key: &str) -> NodeKey {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(key.as_bytes());
+    let mut digest = String::with_capacity(DIGEST_PREFIX.len() + 43);
+    digest.push_str(DIGEST_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(hash, &mut digest);
+    NodeKey(digest.into_boxed_str())
 }
 
 impl fmt::Debug for NodeKey {
@@ -85,6 +111,22 @@ impl std::borrow::Borrow<str> for NodeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_is_stable_marked_and_reveals_nothing_of_the_key() {
+        let key = NodeKey::generate();
+        let digest = key.digest();
+        assert_eq!(digest, key.digest());
+        assert!(digest.is_digest() && !key.is_digest());
+        assert_eq!(digest.as_str().len(), DIGEST_PREFIX.len() + 43);
+        assert!(!digest.as_str().contains(key.as_str()));
+        assert_ne!(digest, NodeKey::generate().digest());
+        // SHA-256 of "abc", base64url.
+        assert_eq!(
+            key_digest("abc").as_str(),
+            "sha256:ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+    }
 
     #[test]
     fn generated_keys_are_long_url_safe_and_distinct() {

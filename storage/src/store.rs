@@ -31,7 +31,7 @@ impl SqlStore {
     /// Opens (creating if needed) the SQLite database file at `path` and applies its
     /// migrations (`migrations/sqlite/`).
     pub async fn open_sqlite(path: &Path) -> Result<SqlStore, StoreError> {
-        Ok(SqlStore::over(sql::sqlite::open(path).await?))
+        SqlStore::over(sql::sqlite::open(path).await?).await
     }
 
     /// Connects to the MySQL or MariaDB database at `url`
@@ -39,16 +39,21 @@ impl SqlStore {
     /// (`migrations/mysql/`). Fails with a message naming the cause when the URL is malformed
     /// or the server cannot be reached within `options.connect_timeout`.
     pub async fn connect_mysql(url: &str, options: &MysqlOptions) -> Result<SqlStore, StoreError> {
-        Ok(SqlStore::over(sql::mysql::connect(url, options).await?))
+        SqlStore::over(sql::mysql::connect(url, options).await?).await
     }
 
-    fn over(db: Db) -> SqlStore {
+    /// The store over a migrated database, with node keys left by an older version hashed.
+    async fn over(db: Db) -> Result<SqlStore, StoreError> {
+        let hashed = crate::hosts::keys::hash_legacy_keys(&db).await?;
+        if hashed > 0 {
+            tracing::info!(hosts = hashed, "stored node keys replaced by their digests");
+        }
         let enroller = Enroller::for_db(&db);
-        SqlStore {
+        Ok(SqlStore {
             db,
             enroller,
             software: Default::default(),
-        }
+        })
     }
 
     /// The database's name for logs and metrics: `sqlite` or `mysql`.

@@ -1004,6 +1004,63 @@ async fn gzip_bombs_from_strangers_are_refused_before_they_are_inflated() {
     agent.distributed_read().await.unwrap();
 }
 
+/// Node keys never reach the disk: the store holds their digests, a key still works across a
+/// restart, and a database an older version wrote (keys in plain text) is hashed at start
+/// without any agent having to enroll again.
+#[tokio::test]
+async fn node_keys_are_stored_as_digests_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let agent = server.agent("host-digest", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    agent.distributed_read().await.unwrap();
+    assert!(server.stop().success());
+    let mut files = vec![dir.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                "{} holds the node key",
+                path.display()
+            );
+        }
+    }
+
+    // An older version's database: the key in plain text.
+    let url = format!("sqlite://{}", dir.path().join("flotilla.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT node_key FROM hosts")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("sha256:"), "{stored}");
+    sqlx::query("UPDATE hosts SET node_key = 'a-key-from-before-hashing'")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let server = Server::start(dir.path(), &[]);
+    let old = server.agent("host-digest", OsTemplate::Ubuntu);
+    old.set_node_key(Some("a-key-from-before-hashing".into()));
+    old.distributed_read()
+        .await
+        .expect("the plain key of before still works");
+    assert_eq!(old.stats().enrolls, 0);
+    let db = server.database().await;
+    let stored: String = sqlx::query_scalar("SELECT node_key FROM hosts")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("sha256:") && !stored.contains("a-key-from-before"),
+        "{stored}"
+    );
+}
+
 #[tokio::test]
 async fn restart_keeps_hosts_keys_and_the_last_check_in() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 
 pub(crate) mod enroll;
 mod flush;
+pub(crate) mod keys;
 mod orbit;
 pub(crate) mod software;
 
