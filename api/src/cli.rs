@@ -428,6 +428,17 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_LIVE_QUERY_MAX_ROWS", default_value_t = 250_000)]
     pub live_query_max_rows: usize,
 
+    /// Where to POST opt-in usage statistics (counts and versions, nothing personal; see the
+    /// README). Nothing is sent without it, nor unless the app config's
+    /// `server_settings.enable_analytics` is true.
+    #[arg(long, env = "FLOTILLA_USAGE_STATISTICS_URL", value_parser = parse_http_url)]
+    pub usage_statistics_url: Option<reqwest::Url>,
+
+    /// How often usage statistics are sent (when on); a receiver that is down is tried again
+    /// one period later.
+    #[arg(long, env = "FLOTILLA_USAGE_STATISTICS_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub usage_statistics_interval: Duration,
+
     /// How long one results-websocket message may take to leave: a watcher that stops reading
     /// is disconnected after it, and what was queued for it is given back.
     #[arg(long, env = "FLOTILLA_WEBSOCKET_SEND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -494,6 +505,15 @@ pub struct ServeArgs {
     /// How long shutdown waits for requests in flight.
     #[arg(long, env = "FLOTILLA_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+}
+
+/// An `http://` or `https://` URL.
+fn parse_http_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!("expected an http or https URL, not {other}://")),
+    }
 }
 
 #[cfg(test)]

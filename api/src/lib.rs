@@ -32,3 +32,4 @@ pub mod state;
 pub mod tls;
 pub mod units;
 pub mod updates;
+pub mod usage;

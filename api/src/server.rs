@@ -124,6 +124,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             health,
             software: software.clone(),
             updates: updates.clone(),
+            usage: usage_statistics(&args, admin.clone())?,
         },
     )?;
     state
@@ -150,6 +151,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ));
     software.refresh_feed().await;
     let _software_jobs = software.spawn();
+    let _usage = tokio::spawn(state.usage.clone().run(state.clone(), relay.clone()));
     let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone()).layer(axum::Extension(
@@ -314,6 +316,7 @@ struct AppParts {
     health: crate::health::Health,
     software: Arc<crate::service::software::SoftwareJobs>,
     updates: Option<Arc<crate::updates::UpdateServer>>,
+    usage: Arc<crate::usage::UsageStatistics>,
 }
 
 /// What every handler shares, with the admin API's services built over the store's areas.
@@ -355,6 +358,7 @@ fn app_state(
         device: Default::default(),
         software: parts.software,
         updates: parts.updates,
+        usage: parts.usage,
     }))
 }
 
@@ -425,6 +429,32 @@ async fn close_abandoned_campaigns(
         );
     }
     Ok(still_running)
+}
+
+/// The opt-in usage statistics, as the flags say (nothing is sent without a URL).
+fn usage_statistics(
+    args: &ServeArgs,
+    store: Arc<dyn AdminStore>,
+) -> Result<Arc<crate::usage::UsageStatistics>> {
+    use clap::ValueEnum as _;
+    let name = |plugin: &crate::cli::LogPlugin| {
+        plugin
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned())
+    };
+    let settings = crate::usage::UsageSettings {
+        url: args.usage_statistics_url.clone(),
+        interval: args.usage_statistics_interval,
+        result_log_destination: name(&args.osquery_result_log_plugin),
+        status_log_destination: name(&args.osquery_status_log_plugin),
+        vulnerability_feed: args.vulnerability_feed.is_some(),
+    };
+    if let Some(url) = &settings.url {
+        tracing::info!(receiver = %crate::logs::redact_url(url.as_str()), "usage statistics go to this receiver while server_settings.enable_analytics is true");
+    }
+    Ok(Arc::new(crate::usage::UsageStatistics::new(
+        settings, store,
+    )?))
 }
 
 /// Where osquery's result and status logs go, as the flags say.

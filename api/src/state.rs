@@ -64,6 +64,8 @@ pub struct AppState {
     pub software: Arc<crate::service::software::SoftwareJobs>,
     /// The agents' TUF repository, when `--tuf-repo` serves one.
     pub updates: Option<Arc<crate::updates::UpdateServer>>,
+    /// Opt-in usage statistics: what they would send, and the sender.
+    pub usage: Arc<crate::usage::UsageStatistics>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -15,6 +15,7 @@ pub(crate) mod policies;
 mod queries;
 mod software;
 mod teams;
+mod usage;
 mod users;
 
 use std::fmt;
@@ -1085,6 +1086,45 @@ pub trait SoftwareStore: Send + Sync + 'static {
 
 /// Everything the admin API stores, one trait per area; a handler or service depends on the
 /// areas it uses. Every backend implements all of them.
+/// Figures for the opt-in usage statistics: counts only, never a name, address or text a
+/// person wrote. Breakdowns hold at most [`USAGE_BREAKDOWN_MAX`] entries, largest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    pub hosts: u64,
+    pub users: u64,
+    pub teams: u64,
+    pub labels: u64,
+    pub policies: u64,
+    pub queries: u64,
+    pub software_versions: u64,
+    pub host_software: u64,
+    pub software_titles: u64,
+    pub software_cves: u64,
+    /// Hosts whose orbit reports a Fleet Desktop version.
+    pub hosts_with_desktop: u64,
+    /// (platform, OS name and version, hosts).
+    pub by_os: Vec<(String, String, u64)>,
+    /// (osquery version, hosts).
+    pub by_osquery_version: Vec<(String, u64)>,
+    /// (orbit version, hosts).
+    pub by_orbit_version: Vec<(String, u64)>,
+}
+
+/// Entries kept per breakdown of [`UsageCounts`].
+pub const USAGE_BREAKDOWN_MAX: usize = 100;
+
+/// The usage statistics' own state: the installation's anonymous identifier and the last try.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    async fn usage_counts(&self) -> Result<UsageCounts, StoreError>;
+    /// The anonymous identifier: the stored one, or `candidate`, stored now if none was (the
+    /// first node to store one wins; it never changes after).
+    async fn usage_identifier(&self, candidate: &str, now: i64) -> Result<String, StoreError>;
+    /// When statistics were last tried, by any node (0: never).
+    async fn usage_last_attempt(&self) -> Result<i64, StoreError>;
+    async fn record_usage_attempt(&self, now: i64, delivered: bool) -> Result<(), StoreError>;
+}
+
 pub trait AdminStore:
     UserStore
     + HostDirectory
@@ -1095,6 +1135,7 @@ pub trait AdminStore:
     + ConfigStore
     + ActivityStore
     + SoftwareStore
+    + UsageStore
 {
 }
 
@@ -1108,6 +1149,7 @@ impl<T> AdminStore for T where
         + ConfigStore
         + ActivityStore
         + SoftwareStore
+        + UsageStore
 {
 }
 

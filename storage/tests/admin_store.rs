@@ -64,7 +64,54 @@ backend_tests!(
     agent_options_scheduled_queries_and_reports,
     policies_crud_specs_and_names_per_team,
     policies_answers_counts_and_host_policies,
+    usage_counts_identifier_and_attempts,
 );
+
+/// Usage statistics: counts and breakdowns of what is stored; the identifier the first caller
+/// stores is kept for every later one; the last try is remembered.
+async fn usage_counts_identifier_and_attempts(backend: &Backend) {
+    let store = backend.admin();
+    for (name, platform) in [("a", "ubuntu"), ("b", "ubuntu"), ("c", "darwin")] {
+        enroll(backend.hosts(), name, platform, 100).await;
+    }
+    store
+        .create_first_user(
+            &new_user("admin@example.com", Roles::Global("admin".into())),
+            10,
+        )
+        .await
+        .unwrap();
+    let counts = store.usage_counts().await.unwrap();
+    assert_eq!((counts.hosts, counts.users, counts.teams), (3, 1, 0));
+    assert_eq!(counts.by_os.len(), 2);
+    assert_eq!(
+        counts.by_os[0].0, "ubuntu",
+        "largest first: {:?}",
+        counts.by_os
+    );
+    assert_eq!(counts.by_os[0].2, 2);
+    assert_eq!(
+        counts
+            .by_osquery_version
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<u64>(),
+        3
+    );
+
+    let first = store.usage_identifier("first-candidate", 1).await.unwrap();
+    assert_eq!(first, "first-candidate");
+    let again = store
+        .usage_identifier("another-candidate", 2)
+        .await
+        .unwrap();
+    assert_eq!(again, "first-candidate", "the identifier never changes");
+
+    assert_eq!(store.usage_last_attempt().await.unwrap(), 0);
+    store.record_usage_attempt(500, false).await.unwrap();
+    store.record_usage_attempt(600, true).await.unwrap();
+    assert_eq!(store.usage_last_attempt().await.unwrap(), 600);
+}
 
 async fn users_sessions_and_roles(backend: &Backend) {
     let store = backend.admin();

@@ -1090,3 +1090,138 @@ async fn forwarded_client_addresses_count_only_from_trusted_proxies() {
     assert!(addresses.contains(&&json!("198.51.100.7")), "{body}");
     assert!(addresses.contains(&&json!("127.0.0.1")), "{body}");
 }
+
+/// Opt-in usage statistics: nothing is sent until `enable_analytics` is on, then one POST per
+/// period reaches the receiver with a stable anonymous identifier and exactly the preview's
+/// fields, and nothing in it names a host, a person, an address or a secret; turned off, the
+/// sending stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_statistics_are_opt_in_periodic_and_anonymous() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let receiver = axum::Router::new().route(
+        "/receive",
+        axum::routing::post({
+            let received = received.clone();
+            move |axum::Json(body): axum::Json<Value>| async move {
+                received.lock().unwrap().push(body);
+                "thanks"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let url = format!("http://127.0.0.1:{port}/receive");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(
+        dir.path(),
+        &[
+            "--usage-statistics-url",
+            &url,
+            "--usage-statistics-interval",
+            "1s",
+        ],
+    );
+    let admin = server.admin().await;
+    let _agents = hosts_with_vitals(
+        &server,
+        &[
+            ("private-host-alpha", OsTemplate::Ubuntu),
+            ("private-host-beta", OsTemplate::MacOs),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "nothing is sent while enable_analytics is off"
+    );
+
+    let (status, body) = admin
+        .patch(
+            "/config",
+            &json!({"server_settings": {"enable_analytics": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..150 {
+        if received.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        received.lock().unwrap().len() >= 2,
+        "statistics were sent each period"
+    );
+    let (status, preview) = admin.get("/statistics/preview").await;
+    assert_eq!(status, 200, "{preview}");
+    let sent = received.lock().unwrap().clone();
+    let identifier = preview["anonymousIdentifier"].as_str().unwrap();
+    assert!(identifier.len() >= 64, "{identifier}");
+    assert!(sent.iter().all(|s| s["anonymousIdentifier"] == identifier));
+    assert_eq!(preview["numHostsEnrolled"], 2);
+    assert_eq!(sent.last().unwrap()["numHostsEnrolled"], 2);
+    assert_eq!(preview["numUsers"], 1);
+    assert_eq!(preview["resultLogDestination"], "filesystem");
+    assert_eq!(
+        preview["hostsEnrolledByOperatingSystem"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2,
+        "{preview}"
+    );
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(sent.last().unwrap()), keys(&preview));
+
+    // Nothing personal: no hostname, serial, UUID or address of a host, no email, no secret.
+    let (_, hosts) = admin.get("/hosts").await;
+    let mut private: Vec<String> = vec![
+        ADMIN_EMAIL.into(),
+        flotilla_tests::SECRET.into(),
+        "127.0.0.1".into(),
+        "private-host".into(),
+    ];
+    for host in hosts["hosts"].as_array().unwrap() {
+        for field in [
+            "hardware_serial",
+            "uuid",
+            "primary_ip",
+            "primary_mac",
+            "computer_name",
+        ] {
+            if let Some(value) = host[field].as_str().filter(|v| v.len() > 3) {
+                private.push(value.to_owned());
+            }
+        }
+    }
+    let text = format!("{}{preview}", Value::Array(sent));
+    for word in &private {
+        assert!(!text.contains(word.as_str()), "{word} was sent: {text}");
+    }
+
+    // Only a global admin sees the preview.
+    let (_, observer) = user_with(
+        &server,
+        &admin,
+        "watcher@example.com",
+        json!({"global_role": "observer"}),
+    )
+    .await;
+    assert_eq!(observer.get("/statistics/preview").await.0, 403);
+
+    // Turned off, the sending stops.
+    let (status, _) = admin
+        .patch(
+            "/config",
+            &json!({"server_settings": {"enable_analytics": false}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = received.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(received.lock().unwrap().len(), before);
+}

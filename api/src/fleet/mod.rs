@@ -19,6 +19,7 @@ pub mod policies;
 pub mod queries;
 pub mod software;
 pub mod specs;
+pub mod statistics;
 pub mod teams;
 pub mod updates;
 pub mod users;
@@ -63,6 +64,7 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/vulnerabilities", get(software::vulnerabilities))
         .route("/vulnerabilities/{cve}", get(software::vulnerability))
         .route("/updates", get(updates::list))
+        .route("/statistics/preview", get(statistics::preview))
         .route("/host_summary", get(hosts::summary))
         .route("/labels", get(labels::list).post(labels::create))
         .route("/labels/summary", get(labels::summary))
