@@ -169,6 +169,24 @@ pub struct ServeArgs {
     )]
     pub osquery_status_log_plugin: LogPlugin,
 
+    /// Where the activity audit log goes: every activity (logins, changes, live queries) as one
+    /// JSON line, through the same destinations as osquery's logs (`audit.log`, a webhook,
+    /// Kafka, NATS, S3 under PREFIX/audit/). Off unless given.
+    #[arg(long, env = "FLOTILLA_ACTIVITY_AUDIT_LOG_PLUGIN", value_enum)]
+    pub activity_audit_log_plugin: Option<LogPlugin>,
+
+    /// URL audit lines are POSTed to with the webhook plugin.
+    #[arg(long, env = "FLOTILLA_ACTIVITY_AUDIT_LOG_WEBHOOK_URL")]
+    pub activity_audit_log_webhook_url: Option<String>,
+
+    /// Kafka topic for the audit log (it must exist).
+    #[arg(
+        long,
+        env = "FLOTILLA_ACTIVITY_AUDIT_LOG_KAFKA_TOPIC",
+        default_value = "fleet_audit"
+    )]
+    pub activity_audit_log_kafka_topic: String,
+
     /// URL result logs are POSTed to (JSON arrays of lines) with the webhook plugin.
     #[arg(long, env = "FLOTILLA_OSQUERY_RESULT_LOG_WEBHOOK_URL")]
     pub osquery_result_log_webhook_url: Option<String>,
@@ -252,6 +270,14 @@ pub struct ServeArgs {
         default_value = "osquery.status"
     )]
     pub nats_status_subject: String,
+
+    /// NATS subject for the activity audit log.
+    #[arg(
+        long,
+        env = "FLOTILLA_NATS_AUDIT_SUBJECT",
+        default_value = "fleet.audit"
+    )]
+    pub nats_audit_subject: String,
 
     /// NATS user (with --nats-password).
     #[arg(long, env = "FLOTILLA_NATS_USER", requires = "nats_password")]

@@ -331,10 +331,13 @@ fn app_state(
             engine.admin.clone(),
             engine.hosts.clone(),
             engine.campaigns.clone(),
-            parts.agent_configs.clone(),
-            parts.reports.clone(),
-            LoginLimiter::fleet_default(),
-            crate::updates::UpdateChannels::new(parts.updates.clone()),
+            crate::service::ServiceParts {
+                agent_configs: parts.agent_configs.clone(),
+                reports: parts.reports.clone(),
+                login_limiter: LoginLimiter::fleet_default(),
+                channels: crate::updates::UpdateChannels::new(parts.updates.clone()),
+                logs: parts.logs.clone(),
+            },
         ),
         carves: Carves::new(data_dir.join("carves"), engine.store.clone())
             .context("creating the carves directory")?,
@@ -459,16 +462,27 @@ fn usage_statistics(
 
 /// Where osquery's result and status logs go, as the flags say.
 fn log_sink(args: &ServeArgs, data_dir: &Path, node: &str) -> Result<LogSink> {
-    LogSink::with_destinations(
-        &data_dir.join("logs"),
-        Rotation {
-            max_bytes: args.osquery_log_rotate_size as u64,
-            keep: args.osquery_log_rotate_keep,
-        },
+    let dir = data_dir.join("logs");
+    let rotation = Rotation {
+        max_bytes: args.osquery_log_rotate_size as u64,
+        keep: args.osquery_log_rotate_keep,
+    };
+    let sink = LogSink::with_destinations(
+        &dir,
+        rotation,
         &log_destination(args, LogKind::Result, node)?,
         &log_destination(args, LogKind::Status, node)?,
     )
-    .context("opening the osquery log destinations")
+    .context("opening the osquery log destinations")?;
+    if args.activity_audit_log_plugin.is_none() {
+        return Ok(sink);
+    }
+    sink.with_audit(
+        &dir,
+        rotation,
+        &log_destination(args, LogKind::Audit, node)?,
+    )
+    .context("opening the activity audit log")
 }
 
 /// `/healthz` and `/readyz`: the store, and the relay when there is one between nodes.
@@ -819,6 +833,16 @@ fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destina
     let (kind, plugin) = match log {
         LogKind::Result => ("result", args.osquery_result_log_plugin),
         LogKind::Status => ("status", args.osquery_status_log_plugin),
+        LogKind::Audit => (
+            "audit",
+            args.activity_audit_log_plugin
+                .unwrap_or(LogPlugin::Filesystem),
+        ),
+    };
+    // How the flags name this log: `--osquery-result-log-…`, `--activity-audit-log-…`.
+    let flag = match log {
+        LogKind::Audit => "activity-audit".to_owned(),
+        _ => format!("osquery-{kind}"),
     };
     let spool = SpoolSettings {
         batch_lines: args.osquery_log_batch_lines.max(1),
@@ -837,11 +861,10 @@ fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destina
             let url = match log {
                 LogKind::Result => &args.osquery_result_log_webhook_url,
                 LogKind::Status => &args.osquery_status_log_webhook_url,
+                LogKind::Audit => &args.activity_audit_log_webhook_url,
             };
             let url = url.clone().with_context(|| {
-                format!(
-                    "--osquery-{kind}-log-plugin=webhook needs --osquery-{kind}-log-webhook-url"
-                )
+                format!("--{flag}-log-plugin=webhook needs --{flag}-log-webhook-url")
             })?;
             Destination::Webhook {
                 url,
@@ -851,11 +874,12 @@ fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destina
         }
         LogPlugin::Kafka => {
             if args.kafka_brokers.is_empty() {
-                anyhow::bail!("--osquery-{kind}-log-plugin=kafka needs --kafka-brokers");
+                anyhow::bail!("--{flag}-log-plugin=kafka needs --kafka-brokers");
             }
             let topic = match log {
                 LogKind::Result => &args.osquery_result_log_kafka_topic,
                 LogKind::Status => &args.osquery_status_log_kafka_topic,
+                LogKind::Audit => &args.activity_audit_log_kafka_topic,
             };
             let mut kafka = KafkaSettings::new(args.kafka_brokers.clone(), topic.clone());
             kafka.max_message_bytes = args.kafka_max_message_bytes;
@@ -868,11 +892,12 @@ fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destina
         }
         LogPlugin::Nats => {
             if args.nats_server.is_empty() {
-                anyhow::bail!("--osquery-{kind}-log-plugin=nats needs --nats-server");
+                anyhow::bail!("--{flag}-log-plugin=nats needs --nats-server");
             }
             let subject = match log {
                 LogKind::Result => &args.nats_result_subject,
                 LogKind::Status => &args.nats_status_subject,
+                LogKind::Audit => &args.nats_audit_subject,
             };
             let mut nats =
                 NatsSettings::new(args.nats_server.clone(), subject.clone(), node.to_owned());
@@ -907,7 +932,7 @@ fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destina
             let bucket = args
                 .s3_bucket
                 .clone()
-                .with_context(|| format!("--osquery-{kind}-log-plugin=s3 needs --s3-bucket"))?;
+                .with_context(|| format!("--{flag}-log-plugin=s3 needs --s3-bucket"))?;
             let root = args.s3_prefix.trim_matches('/');
             let prefix = if root.is_empty() {
                 kind.to_owned()

@@ -16,7 +16,7 @@ async fn enroll(hosts: &dyn HostStore, name: &str, platform: &str, now: i64) -> 
         .enroll_host(&Enrollment {
             identifier: format!("id-{name}"),
             hardware_uuid: Some(format!("UUID-{name}")),
-            node_key: NodeKey::generate(),
+            node_key: NodeKey::generate().digest(),
             team: None,
             vitals: Vitals {
                 hostname: Some(name.into()),

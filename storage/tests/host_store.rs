@@ -32,7 +32,7 @@ fn orbit_enrollment(identifier: &str, uuid: &str, now: i64) -> OrbitEnrollment {
         hardware_model: "MacBookPro18,3".into(),
         platform: "darwin".into(),
         platform_like: "darwin".into(),
-        orbit_node_key: NodeKey::generate(),
+        orbit_node_key: NodeKey::generate().digest(),
         team: None,
         now,
     }
@@ -42,7 +42,7 @@ fn enrollment(identifier: &str, uuid: &str, now: i64) -> Enrollment {
     Enrollment {
         identifier: identifier.into(),
         hardware_uuid: Some(uuid.into()),
-        node_key: NodeKey::generate(),
+        node_key: NodeKey::generate().digest(),
         team: None,
         vitals: Vitals {
             hostname: Some(format!("{identifier}.local")),
@@ -147,13 +147,23 @@ async fn enroll_secrets_are_idempotent(backend: &Backend) {
     );
 }
 
+/// The engine stores digests of node keys; they come back as stored. A key an older version
+/// stored in plain text comes back as its digest once the store is opened again.
 async fn enrolled_hosts_survive_reopen(backend: &Backend) {
     let e = enrollment("host-r", "UUID-R", 100);
     backend.hosts().enroll_host(&e).await.unwrap();
+    let plain = NodeKey::generate();
+    let legacy = Enrollment {
+        node_key: plain.clone(),
+        ..enrollment("host-legacy", "UUID-L", 100)
+    };
+    backend.hosts().enroll_host(&legacy).await.unwrap();
     let reopened = backend.reopen().await;
-    let hosts = reopened.load_hosts().await.unwrap();
-    assert_eq!(hosts.len(), 1);
+    let mut hosts = reopened.load_hosts().await.unwrap();
+    hosts.sort_by_key(|h| h.id);
+    assert_eq!(hosts.len(), 2);
     assert_eq!(hosts[0].node_key.as_ref(), Some(&e.node_key));
+    assert_eq!(hosts[1].node_key.as_ref(), Some(&plain.digest()));
 }
 
 async fn campaigns_are_recorded_and_abandoned_ones_closed(backend: &Backend) {

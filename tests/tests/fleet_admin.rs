@@ -1225,3 +1225,44 @@ async fn usage_statistics_are_opt_in_periodic_and_anonymous() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(received.lock().unwrap().len(), before);
 }
+
+/// With `--activity-audit-log-plugin`, every activity is also one JSON line of the audit log,
+/// in the activity's shape, with its actor; without it there is no audit log.
+#[tokio::test]
+async fn activities_go_to_the_audit_log_when_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start_with_admin(dir.path(), &["--activity-audit-log-plugin", "filesystem"]);
+    let admin = server.admin().await;
+    let (status, body) = admin
+        .post(
+            "/queries",
+            &json!({"name": "audited", "query": "SELECT 1;"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let path = server.data_dir.join("logs/audit.log");
+    let lines: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["user_logged_in", "created_saved_query"],
+        "{lines:?}"
+    );
+    let created = &lines[1];
+    assert_eq!(created["actor_email"], ADMIN_EMAIL);
+    assert_eq!(created["details"]["query_name"], "audited");
+    assert_eq!(created["fleet_initiated"], false);
+    assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
+    let (_, activities) = admin.get("/activities").await;
+    assert_eq!(activities["activities"].as_array().unwrap().len(), 2);
+
+    let plain = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(plain.path(), &[]);
+    server.admin().await;
+    assert!(!server.data_dir.join("logs/audit.log").exists());
+}

@@ -33,6 +33,18 @@ use crate::logs::webhook::WebhookDelivery;
 pub enum LogKind {
     Result,
     Status,
+    /// The activity audit log (`--activity-audit-log-plugin`): one line per activity.
+    Audit,
+}
+
+impl LogKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogKind::Result => "result",
+            LogKind::Status => "status",
+            LogKind::Audit => "audit",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -172,6 +184,8 @@ impl Output {
 pub struct LogSink {
     result: Arc<Output>,
     status: Arc<Output>,
+    /// Only when an audit log destination is configured.
+    audit: Option<Arc<Output>>,
     set_aside: Arc<Mutex<SetAsideFile>>,
 }
 
@@ -231,51 +245,43 @@ impl LogSink {
         status: &Destination,
     ) -> io::Result<LogSink> {
         fs::create_dir_all(dir)?;
-        let output = |destination: &Destination, name: &str| -> io::Result<Arc<Output>> {
-            Ok(Arc::new(match destination {
-                Destination::Filesystem => Output::File(Mutex::new(LogFile::open(
-                    dir.join(format!("{name}.log")),
-                    rotation,
-                )?)),
-                Destination::Stdout => Output::Stdout,
-                Destination::Webhook {
-                    url,
-                    timeout,
-                    spool,
-                } => Output::Spooled(SpooledOutput::start(
-                    &dir.join("spool").join(name),
-                    spool.clone(),
-                    Box::new(WebhookDelivery::new(url.clone(), *timeout)?),
-                )?),
-                Destination::Kafka { kafka, spool } => Output::Spooled(SpooledOutput::start(
-                    &dir.join("spool").join(name),
-                    spool.clone(),
-                    Box::new(KafkaDelivery::new(kafka.clone())),
-                )?),
-                Destination::Nats { nats, spool } => Output::Spooled(SpooledOutput::start(
-                    &dir.join("spool").join(name),
-                    spool.clone(),
-                    Box::new(NatsDelivery::new(nats.clone())),
-                )?),
-                Destination::S3 { s3, spool } => Output::Spooled(SpooledOutput::start(
-                    &dir.join("spool").join(name),
-                    spool.clone(),
-                    Box::new(S3Delivery::new(s3.clone()).map_err(io::Error::other)?),
-                )?),
-            }))
-        };
+        let output =
+            |destination: &Destination, name: &str| open_output(dir, rotation, destination, name);
         Ok(LogSink {
             result: output(result, "result")?,
             status: output(status, "status")?,
+            audit: None,
             set_aside: Arc::new(Mutex::new(SetAsideFile {
                 path: dir.join("set-aside.jsonl"),
             })),
         })
     }
 
+    /// Adds the activity audit log, to `destination` (`audit.log` in `dir` for files).
+    pub fn with_audit(
+        mut self,
+        dir: &Path,
+        rotation: Rotation,
+        destination: &Destination,
+    ) -> io::Result<LogSink> {
+        self.audit = Some(open_output(dir, rotation, destination, "audit")?);
+        Ok(self)
+    }
+
+    /// Whether activities go to an audit log.
+    pub fn audits(&self) -> bool {
+        self.audit.is_some()
+    }
+
     /// The spooled destinations' state (webhook, Kafka, NATS, S3), for `/metrics`.
     pub fn spool_stats(&self, mut each: impl FnMut(SpoolStats<'_>)) {
-        for (log, output) in [("result", &self.result), ("status", &self.status)] {
+        let outputs = [
+            ("result", Some(&self.result)),
+            ("status", Some(&self.status)),
+            ("audit", self.audit.as_ref()),
+        ];
+        for (log, output) in outputs {
+            let Some(output) = output else { continue };
             if let Output::Spooled(spooled) = output.as_ref() {
                 each(SpoolStats {
                     log,
@@ -305,11 +311,56 @@ impl LogSink {
         let output = match kind {
             LogKind::Result => self.result.clone(),
             LogKind::Status => self.status.clone(),
+            LogKind::Audit => match &self.audit {
+                Some(audit) => audit.clone(),
+                None => return Ok(()),
+            },
         };
         tokio::task::spawn_blocking(move || output.append(&buffer))
             .await
             .map_err(io::Error::other)?
     }
+}
+
+/// One log's output: a file in `dir`, stdout, or a remote destination behind its spool in
+/// `dir/spool/<name>`.
+fn open_output(
+    dir: &Path,
+    rotation: Rotation,
+    destination: &Destination,
+    name: &str,
+) -> io::Result<Arc<Output>> {
+    Ok(Arc::new(match destination {
+        Destination::Filesystem => Output::File(Mutex::new(LogFile::open(
+            dir.join(format!("{name}.log")),
+            rotation,
+        )?)),
+        Destination::Stdout => Output::Stdout,
+        Destination::Webhook {
+            url,
+            timeout,
+            spool,
+        } => Output::Spooled(SpooledOutput::start(
+            &dir.join("spool").join(name),
+            spool.clone(),
+            Box::new(WebhookDelivery::new(url.clone(), *timeout)?),
+        )?),
+        Destination::Kafka { kafka, spool } => Output::Spooled(SpooledOutput::start(
+            &dir.join("spool").join(name),
+            spool.clone(),
+            Box::new(KafkaDelivery::new(kafka.clone())),
+        )?),
+        Destination::Nats { nats, spool } => Output::Spooled(SpooledOutput::start(
+            &dir.join("spool").join(name),
+            spool.clone(),
+            Box::new(NatsDelivery::new(nats.clone())),
+        )?),
+        Destination::S3 { s3, spool } => Output::Spooled(SpooledOutput::start(
+            &dir.join("spool").join(name),
+            spool.clone(),
+            Box::new(S3Delivery::new(s3.clone()).map_err(io::Error::other)?),
+        )?),
+    }))
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub async fn log(
     };
     let lines = request.data.unwrap_or_default();
     let Lines { buffer, set_aside } = match kind {
-        LogKind::Status => json_lines(lines.iter().copied()),
+        LogKind::Status | LogKind::Audit => json_lines(lines.iter().copied()),
         LogKind::Result => {
             let forwarded = process_results(&state, &host, &lines);
             json_lines(forwarded.into_iter())
@@ -62,10 +62,7 @@ pub async fn log(
         keep_set_aside(&state, &host, kind, &set_aside).await;
     }
     state.logs.write(kind, buffer).await.map_err(|error| {
-        let what = match kind {
-            LogKind::Result => "result",
-            LogKind::Status => "status",
-        };
+        let what = kind.name();
         OsqueryError::SinkFailed(format!(
             "error writing {what} logs (if the logging destination is down, osquery keeps \
              them and retries; increase logger_tls_period or lower logger_tls_max_lines to \
@@ -86,10 +83,7 @@ async fn keep_set_aside(
     lines: &[(SetAsideReason, &RawValue)],
 ) {
     let mut buffer = Vec::new();
-    let log = match kind {
-        LogKind::Result => "result",
-        LogKind::Status => "status",
-    };
+    let log = kind.name();
     for &(reason, line) in lines {
         LINES_SET_ASIDE[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Raw line breaks in valid JSON are whitespace between tokens: blanks keep one line.

@@ -1,17 +1,20 @@
 //! `Effects`: what must follow a change once the store has it, so that the rest of the server
 //! (and every other node) sees it: the engine's registry, the agent configs hosts pull, the
-//! dynamic-label and policy queries, the relay's announcement, the activity log.
+//! dynamic-label and policy queries, the relay's announcement, the activity log (and the
+//! audit log destination, when one is configured).
 
 use std::sync::Arc;
 
 use flotilla_engine::Hosts;
 use flotilla_engine::relay::Topic;
 use flotilla_storage::admin::{
-    ActivityStore, ConfigStore, LabelStore, PolicyStore, QueryStore, UserId,
+    ActivityStore, ConfigStore, LabelStore, PolicyStore, QueryStore, UserId, UserStore,
 };
+use serde_json::json;
 
 use crate::agent_config::AgentConfigs;
 use crate::fleet::error::FleetError;
+use crate::logs::sink::{LogKind, LogSink};
 
 /// Shared by every service; cheap to clone (handles only).
 #[derive(Clone)]
@@ -28,26 +31,39 @@ pub struct Effects {
     /// Policies, read again when they change.
     policies: Arc<dyn PolicyStore>,
     activities: Arc<dyn ActivityStore>,
+    /// Who an activity's actor is, for the audit log's line.
+    users: Arc<dyn UserStore>,
+    /// Where the audit log goes, if anywhere (`LogSink::audits`).
+    logs: LogSink,
+}
+
+/// The admin stores [`Effects`] reads and writes.
+pub struct EffectStores {
+    pub config: Arc<dyn ConfigStore>,
+    pub queries: Arc<dyn QueryStore>,
+    pub labels: Arc<dyn LabelStore>,
+    pub policies: Arc<dyn PolicyStore>,
+    pub activities: Arc<dyn ActivityStore>,
+    pub users: Arc<dyn UserStore>,
 }
 
 impl Effects {
     pub fn new(
         hosts: Hosts,
         agent_configs: Arc<AgentConfigs>,
-        config: Arc<dyn ConfigStore>,
-        queries: Arc<dyn QueryStore>,
-        labels: Arc<dyn LabelStore>,
-        policies: Arc<dyn PolicyStore>,
-        activities: Arc<dyn ActivityStore>,
+        stores: EffectStores,
+        logs: LogSink,
     ) -> Effects {
         Effects {
             hosts,
             agent_configs,
-            config,
-            queries,
-            labels,
-            policies,
-            activities,
+            config: stores.config,
+            queries: stores.queries,
+            labels: stores.labels,
+            policies: stores.policies,
+            activities: stores.activities,
+            users: stores.users,
+            logs,
         }
     }
 
@@ -151,12 +167,44 @@ impl Effects {
         details: serde_json::Value,
         now: i64,
     ) {
+        if self.logs.audits() {
+            self.audit(actor, kind, &details, now).await;
+        }
         if let Err(error) = self
             .activities
             .record_activity(actor, kind, details, now)
             .await
         {
             tracing::warn!(%error, kind, "could not record an activity");
+        }
+    }
+
+    /// The activity as one line of the audit log, in the activity's JSON form (Fleet's
+    /// fields), through the audit destination's spool.
+    async fn audit(
+        &self,
+        actor: Option<UserId>,
+        kind: &str,
+        details: &serde_json::Value,
+        now: i64,
+    ) {
+        let user = match actor {
+            Some(id) => self.users.user(id).await.ok().flatten(),
+            None => None,
+        };
+        let line = json!({
+            "created_at": crate::fleet::rfc3339(now),
+            "actor_id": actor.map(|a| a.0),
+            "actor_full_name": user.as_ref().map(|u| u.name.as_str()),
+            "actor_email": user.as_ref().map(|u| u.email.as_str()),
+            "type": kind,
+            "details": details,
+            "fleet_initiated": actor.is_none(),
+        });
+        let mut buffer = line.to_string().into_bytes();
+        buffer.push(b'\n');
+        if let Err(error) = self.logs.write(LogKind::Audit, buffer).await {
+            tracing::warn!(%error, kind, "could not write an activity to the audit log");
         }
     }
 }

@@ -61,25 +61,43 @@ pub struct Services {
     pub users: users::UserService,
 }
 
+/// What the services share besides the store and the engine.
+pub struct ServiceParts {
+    pub agent_configs: Arc<AgentConfigs>,
+    pub reports: Arc<Reports>,
+    pub login_limiter: LoginLimiter,
+    pub channels: crate::updates::UpdateChannels,
+    /// The log destinations; activities go to its audit log when one is configured.
+    pub logs: crate::logs::sink::LogSink,
+}
+
 impl Services {
     /// Each service is given the areas of `admin` it needs (upcast from the one store).
     pub fn new(
         admin: Arc<dyn AdminStore>,
         hosts: Hosts,
         campaigns: Campaigns,
-        agent_configs: Arc<AgentConfigs>,
-        reports: Arc<Reports>,
-        login_limiter: LoginLimiter,
-        channels: crate::updates::UpdateChannels,
+        parts: ServiceParts,
     ) -> Services {
+        let ServiceParts {
+            agent_configs,
+            reports,
+            login_limiter,
+            channels,
+            logs,
+        } = parts;
         let effects = Effects::new(
             hosts.clone(),
             agent_configs,
-            admin.clone(),
-            admin.clone(),
-            admin.clone(),
-            admin.clone(),
-            admin.clone(),
+            effects::EffectStores {
+                config: admin.clone(),
+                queries: admin.clone(),
+                labels: admin.clone(),
+                policies: admin.clone(),
+                activities: admin.clone(),
+                users: admin.clone(),
+            },
+            logs,
         );
         let policies = policies::PolicyService::new(admin.clone(), admin.clone(), effects.clone());
         let settings = settings::SettingsService::new(
