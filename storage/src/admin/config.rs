@@ -21,7 +21,10 @@ fn parse_json(text: &str) -> Result<serde_json::Value, StoreError> {
 
 impl SqlStore {
     /// The JSON document stored under `name` in `app_config`.
-    async fn app_config(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    pub(super) async fn app_config(
+        &self,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
         let row = query("SELECT value FROM app_config WHERE name = ?")
             .bind(name)
             .fetch_optional(&self.db)
@@ -35,7 +38,12 @@ impl SqlStore {
     }
 
     /// Stores `value` under `name` in `app_config`, replacing what was there.
-    async fn set_app_config(&self, name: &str, value: String, now: i64) -> Result<(), sqlx::Error> {
+    pub(super) async fn set_app_config(
+        &self,
+        name: &str,
+        value: String,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
         let d = self.db.dialect();
         query(sql!(
             d,

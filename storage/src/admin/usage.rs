@@ -36,19 +36,6 @@ impl SqlStore {
             })
             .collect()
     }
-
-    async fn config_value(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let row = query("SELECT value FROM app_config WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.db)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let text = row.text("value").map_err(store_error)?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StoreError::Data(format!("stored JSON: {e}")))
-    }
 }
 
 #[async_trait]
@@ -124,7 +111,7 @@ impl UsageStore for SqlStore {
         .execute(&self.db)
         .await
         .map_err(store_error)?;
-        let stored = self.config_value(IDENTITY).await?;
+        let stored = self.app_config(IDENTITY).await?;
         stored
             .as_ref()
             .and_then(|v| v["anonymous_identifier"].as_str())
@@ -134,30 +121,17 @@ impl UsageStore for SqlStore {
 
     async fn usage_last_attempt(&self) -> Result<i64, StoreError> {
         Ok(self
-            .config_value(ATTEMPT)
+            .app_config(ATTEMPT)
             .await?
             .and_then(|v| v["attempted_at"].as_i64())
             .unwrap_or(0))
     }
 
     async fn record_usage_attempt(&self, now: i64, delivered: bool) -> Result<(), StoreError> {
-        let d = self.db.dialect();
         let value = serde_json::json!({ "attempted_at": now, "delivered": delivered }).to_string();
-        query(sql!(
-            d,
-            "INSERT INTO app_config (name, value, updated_at) VALUES (?, ?, ?) ",
-            UPSERT("name"),
-            " value = ",
-            EXCLUDED(value),
-            ", updated_at = ",
-            EXCLUDED(updated_at)
-        ))
-        .bind(ATTEMPT)
-        .bind(value)
-        .bind(now)
-        .execute(&self.db)
-        .await
-        .map_err(store_error)?;
+        self.set_app_config(ATTEMPT, value, now)
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 }
