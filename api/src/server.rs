@@ -830,14 +830,13 @@ fn metrics(
 
 /// The destination for one kind of osquery log, from its plugin's flags.
 fn log_destination(args: &ServeArgs, log: LogKind, node: &str) -> Result<Destination> {
-    let (kind, plugin) = match log {
-        LogKind::Result => ("result", args.osquery_result_log_plugin),
-        LogKind::Status => ("status", args.osquery_status_log_plugin),
-        LogKind::Audit => (
-            "audit",
-            args.activity_audit_log_plugin
-                .unwrap_or(LogPlugin::Filesystem),
-        ),
+    let kind = log.name();
+    let plugin = match log {
+        LogKind::Result => args.osquery_result_log_plugin,
+        LogKind::Status => args.osquery_status_log_plugin,
+        LogKind::Audit => args
+            .activity_audit_log_plugin
+            .unwrap_or(LogPlugin::Filesystem),
     };
     // How the flags name this log: `--osquery-result-log-…`, `--activity-audit-log-…`.
     let flag = match log {

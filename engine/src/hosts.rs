@@ -464,6 +464,7 @@ impl Hosts {
         let vitals = vitals_from_details(&request);
         let identifier = identifier_for(&request, &vitals).ok_or(EnrollError::MissingIdentifier)?;
         let node_key = NodeKey::generate();
+        let digest = node_key.digest();
         let _stripe = self.enroll_stripe(&identifier).await;
         let enrolled = self
             .inner
@@ -472,19 +473,14 @@ impl Hosts {
                 identifier,
                 hardware_uuid: vitals.uuid.clone(),
                 // The agent gets the key; the store and the index keep its digest.
-                node_key: node_key.digest(),
+                node_key: digest.clone(),
                 team,
                 vitals,
                 now,
             })
             .await
             .map_err(|e| self.enroll_failed(e))?;
-        self.install(
-            &enrolled.host,
-            node_key.digest(),
-            enrolled.previous_node_key,
-            now,
-        );
+        self.install(&enrolled.host, digest, enrolled.previous_node_key, now);
         if enrolled.created {
             self.inner.ctx.counters.enrollments.incr();
         } else {
@@ -669,8 +665,7 @@ impl Hosts {
 
     /// The host presenting osquery node key `key`: looked up by its digest, as it is stored.
     async fn slot_by_key(&self, key: &str, now: i64) -> Result<Arc<HostSlot>, HostError> {
-        if let Some(key) = NodeKey::new(key) {
-            let digest = key.digest();
+        if let Some(digest) = NodeKey::digest_of(key) {
             if let Some(slot) = self.inner.by_key.get(digest.as_str()) {
                 return Ok(slot.clone());
             }
@@ -872,7 +867,7 @@ impl Hosts {
     /// The host presenting orbit node key `key`. Orbit's requests do not count as check-ins
     /// (a host's online status is osquery's).
     pub async fn authenticate_orbit(&self, key: &str, now: i64) -> Result<HostRecord, HostError> {
-        let digest = NodeKey::new(key).map(|k| k.digest());
+        let digest = NodeKey::digest_of(key);
         let slot = match digest {
             None => None,
             Some(digest) => match self.index(KeyKind::Orbit, digest.as_str()) {

@@ -59,10 +59,18 @@ impl NodeKey {
     /// Wraps a key read from a request or the store. Empty and absurdly long keys are refused,
     /// so a lookup never has to hash megabytes of attacker input.
     pub fn new(key: &str) -> Option<NodeKey> {
-        if key.is_empty() || key.len() > NODE_KEY_MAX_LEN {
-            return None;
-        }
-        Some(NodeKey(key.into()))
+        NodeKey::plausible(key).then(|| NodeKey(key.into()))
+    }
+
+    /// Whether `key` could be a node key at all (not empty, not absurdly long).
+    pub fn plausible(key: &str) -> bool {
+        !key.is_empty() && key.len() <= NODE_KEY_MAX_LEN
+    }
+
+    /// The [`NodeKey::digest`] of a presented key, without copying the key first; `None` for a
+    /// key that cannot be one (see [`NodeKey::new`]).
+    pub fn digest_of(key: &str) -> Option<NodeKey> {
+        NodeKey::plausible(key).then(|| key_digest(key))
     }
 
     pub fn as_str(&self) -> &str {

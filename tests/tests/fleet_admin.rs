@@ -373,6 +373,46 @@ async fn users_and_roles() {
     assert_eq!(desk.get("/me").await.0, 401);
     assert_eq!(observer.get("/me").await.0, 401);
     let observer = server.login("observer@example.com", "admin-chose-3#").await;
+    // Fleet's own-password route: the old password must match, the new one must be a good
+    // password and differ from it, and the new one works at once.
+    let (status, body) = observer
+        .post(
+            "/change_password",
+            &json!({"old_password": "wrong-one-9!", "new_password": "mine-again-4$"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["name"], "old_password", "{body}");
+    for (new_password, why) in [
+        ("admin-chose-3#", "the old password again"),
+        ("short", "too weak"),
+    ] {
+        let (status, body) = observer
+            .post(
+                "/change_password",
+                &json!({"old_password": "admin-chose-3#", "new_password": new_password}),
+            )
+            .await;
+        assert_eq!(status, 422, "{why}: {body}");
+        assert_eq!(body["errors"][0]["name"], "new_password", "{why}: {body}");
+    }
+    let (status, body) = observer
+        .post(
+            "/change_password",
+            &json!({"old_password": "admin-chose-3#", "new_password": "mine-again-4$"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(observer.get("/me").await.0, 200);
+    let (status, _) = server
+        .admin_client()
+        .post(
+            "/login",
+            &json!({"email": "observer@example.com", "password": "admin-chose-3#"}),
+        )
+        .await;
+    assert_eq!(status, 401, "the old password no longer logs in");
+    server.login("observer@example.com", "mine-again-4$").await;
 
     let (_, admin_me) = admin.get("/me").await;
     let admin_id = admin_me["user"]["id"].as_u64().unwrap();
