@@ -140,6 +140,23 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_MAX_BODY_CARVE_BLOCK", default_value = "16MiB", value_parser = parse_size)]
     pub max_body_carve_block: usize,
 
+    /// File carves one host may have in progress at once (osquery uploads one at a time).
+    #[arg(
+        long,
+        env = "FLOTILLA_CARVE_MAX_SESSIONS_PER_HOST",
+        default_value_t = 3
+    )]
+    pub carve_max_sessions_per_host: u64,
+
+    /// File carves in progress at once, over all hosts.
+    #[arg(long, env = "FLOTILLA_CARVE_MAX_SESSIONS", default_value_t = 100)]
+    pub carve_max_sessions: u64,
+
+    /// How long a carve's blocks are kept in the store (then only its record is left); a carve
+    /// not complete by then fails.
+    #[arg(long, env = "FLOTILLA_CARVE_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub carve_expiry: std::time::Duration,
+
     /// Size at which result.log and status.log are rotated.
     #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_SIZE", default_value = "100MiB", value_parser = parse_size)]
     pub osquery_log_rotate_size: usize,

@@ -152,6 +152,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     software.refresh_feed().await;
     let _software_jobs = software.spawn();
     let _usage = tokio::spawn(state.usage.clone().run(state.clone(), relay.clone()));
+    let _carve_sweeper = state.carves.clone().spawn_sweeper();
     let shared_changes = follow_shared_changes(state.services.effects.clone(), relay.clone());
     mirror_running_campaigns(&campaigns, relay.as_ref(), still_running).await;
     let app = crate::app::app(state.clone()).layer(axum::Extension(
@@ -339,8 +340,20 @@ fn app_state(
                 logs: parts.logs.clone(),
             },
         ),
-        carves: Carves::new(data_dir.join("carves"), engine.store.clone())
+        carves: Arc::new(
+            Carves::new(
+                data_dir.join("carves"),
+                engine.admin.clone(),
+                crate::osquery::carves::CarveSettings {
+                    limits: flotilla_storage::carves::CarveLimits {
+                        per_host: args.carve_max_sessions_per_host,
+                        total: args.carve_max_sessions,
+                    },
+                    expiry: args.carve_expiry,
+                },
+            )
             .context("creating the carves directory")?,
+        ),
         limits: BodyLimits {
             default: args.max_body_default,
             distributed_write: args.max_body_distributed_write,

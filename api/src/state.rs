@@ -48,7 +48,7 @@ pub struct AppState {
     pub logs: LogSink,
     /// Query reports: the latest snapshot rows per host of each scheduled query.
     pub reports: Arc<Reports>,
-    pub carves: Carves,
+    pub carves: Arc<Carves>,
     pub limits: BodyLimits,
     /// How long the synchronous live-query endpoints wait for answers.
     pub live_query_sync_timeout: std::time::Duration,

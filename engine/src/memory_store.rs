@@ -237,20 +237,6 @@ impl HostStore for MemoryStore {
         Ok(true)
     }
 
-    async fn create_carve(&self, _carve: &CarveRecord) -> Result<(), StoreError> {
-        self.check()
-    }
-
-    async fn finish_carve(
-        &self,
-        _session_id: &str,
-        _path: Option<&str>,
-        _error: Option<&str>,
-        _now: i64,
-    ) -> Result<(), StoreError> {
-        self.check()
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
     }

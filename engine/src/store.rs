@@ -138,20 +138,6 @@ pub struct HostUpdate {
     pub software_updated_at: Option<i64>,
 }
 
-/// A file carve announced by `carve/begin`.
-#[derive(Clone, Debug)]
-pub struct CarveRecord {
-    pub session_id: String,
-    pub host: HostId,
-    pub name: String,
-    pub carve_id: String,
-    pub request_id: String,
-    pub block_count: u64,
-    pub block_size: u64,
-    pub carve_size: u64,
-    pub created_at: i64,
-}
-
 #[async_trait]
 pub trait HostStore: Send + Sync + 'static {
     /// Every enrolled host, for the registry at start.
@@ -211,17 +197,6 @@ pub trait HostStore: Send + Sync + 'static {
         secret: &str,
         team: Option<TeamId>,
     ) -> Result<bool, StoreError>;
-
-    async fn create_carve(&self, carve: &CarveRecord) -> Result<(), StoreError>;
-
-    /// Marks a carve complete (`path` set) or failed (`error` set).
-    async fn finish_carve(
-        &self,
-        session_id: &str,
-        path: Option<&str>,
-        error: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError>;
 
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;

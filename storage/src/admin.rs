@@ -1136,6 +1136,7 @@ pub trait AdminStore:
     + ActivityStore
     + SoftwareStore
     + UsageStore
+    + crate::carves::CarveStore
 {
 }
 
@@ -1150,6 +1151,7 @@ impl<T> AdminStore for T where
         + ActivityStore
         + SoftwareStore
         + UsageStore
+        + crate::carves::CarveStore
 {
 }
 

@@ -14,6 +14,7 @@
 
 pub mod admin;
 mod campaigns;
+pub mod carves;
 mod common;
 mod hosts;
 mod redis_relay;

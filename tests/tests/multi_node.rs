@@ -484,3 +484,89 @@ async fn a_node_killed_mid_query_is_taken_over_and_rejoins_when_restarted() {
     }
     assert_eq!(host.key(), key, "the host's key survived every restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carve_whose_blocks_alternate_between_nodes_is_whole_on_every_node() {
+    if skip_mysql() {
+        return;
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cluster = Cluster::start(2).await;
+    let host = RotatingHost::enroll(&cluster, "host-carving", 0).await;
+    let key = host.key().unwrap();
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    const BLOCK: usize = 8192;
+    let blocks = data.len().div_ceil(BLOCK);
+
+    let post = |node: usize, path: &str, body: Value| {
+        let server = cluster.node(node);
+        let request = server
+            .client()
+            .post(format!("{}/api/v1/osquery/{path}", server.url()))
+            .header("authorization", format!("NodeKey {key}"))
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, begin) = post(
+        0,
+        "carve/begin",
+        json!({"node_key": key, "block_count": blocks, "block_size": BLOCK,
+            "carve_size": data.len(), "carve_id": "guid-1", "request_id": "request-1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{begin}");
+    let session = begin["session_id"].as_str().unwrap().to_owned();
+    // Each block goes to the other node than the one before, as round robin sends them.
+    for (i, chunk) in data.chunks(BLOCK).enumerate() {
+        let body = json!({"block_id": i, "session_id": session, "request_id": "request-1",
+            "data": b64.encode(chunk)});
+        let (status, answer) = post((i + 1) % 2, "carve/block", body).await;
+        assert_eq!(
+            (status, answer),
+            (200, json!({"success": true})),
+            "block {i}"
+        );
+    }
+    // The last block resent to the node that did not take it: still a success.
+    let last = blocks - 1;
+    let body = json!({"block_id": last, "session_id": session, "request_id": "request-1",
+        "data": b64.encode(&data[last * BLOCK..])});
+    assert_eq!(post(last % 2, "carve/block", body).await.0, 200);
+
+    for node in 0..2 {
+        let admin = cluster.node(node).admin().await;
+        let (_, list) = admin.get("/carves").await;
+        let carve = &list["carves"][0];
+        assert_eq!(carve["session_id"], session.as_str(), "node {node}: {list}");
+        assert_eq!(carve["blocks_received"], blocks, "node {node}: {carve}");
+        assert!(carve["completed_at"].is_string(), "node {node}: {carve}");
+        assert_eq!(carve["error"], Value::Null);
+        let id = carve["id"].as_u64().unwrap();
+        let mut whole = Vec::new();
+        for block in 0..blocks {
+            let (status, body) = admin.get(&format!("/carves/{id}/block/{block}")).await;
+            assert_eq!(status, 200, "node {node} block {block}: {body}");
+            whole.extend(b64.decode(body["data"].as_str().unwrap()).unwrap());
+        }
+        assert!(whole == data, "node {node} serves the whole carve");
+    }
+    // The node that took the last block assembled the file (this test's nodes share a data
+    // directory, as they share a certificate).
+    let file = cluster
+        .dir
+        .path()
+        .join("carves")
+        .join(format!("{session}.tar"));
+    for _ in 0..100 {
+        if file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(std::fs::read(&file).unwrap() == data);
+}

@@ -639,30 +639,124 @@ async fn a_failing_log_destination_answers_413_and_osquery_keeps_its_lines() {
     );
 }
 
+/// `carve/begin` on `server` for a host holding `key`: the answer's status and body.
+async fn carve_begin(
+    server: &Server,
+    key: &str,
+    blocks: u64,
+    size: u64,
+    total: u64,
+) -> (u16, Value) {
+    let response = server
+        .client()
+        .post(format!("{}/api/v1/osquery/carve/begin", server.url()))
+        .json(
+            &json!({"node_key": key, "block_count": blocks, "block_size": size,
+            "carve_size": total, "carve_id": "guid", "request_id": format!("req-{key}")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// One `carve/block`, as osquery before 5.23 sends it (no node key), or with `sender`'s key
+/// in the `Authorization` header as 5.23 and later do.
+async fn carve_block(
+    server: &Server,
+    session: &str,
+    request: &str,
+    block: u64,
+    data: &[u8],
+    sender: Option<&str>,
+) -> (u16, Value) {
+    use base64::Engine;
+    let mut request = server
+        .client()
+        .post(format!("{}/api/v1/osquery/carve/block", server.url()))
+        .json(
+            &json!({"block_id": block, "session_id": session, "request_id": request,
+            "data": base64::engine::general_purpose::STANDARD.encode(data)}),
+        );
+    if let Some(key) = sender {
+        request = request.header("authorization", format!("NodeKey {key}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The carve file the server assembled for `session`, once it is there.
+async fn assembled(server: &Server, session: &str) -> Vec<u8> {
+    let path = server
+        .data_dir
+        .join("carves")
+        .join(format!("{session}.tar"));
+    eventually("the carve assembled on disk", || {
+        let path = path.clone();
+        async move { path.exists() }
+    })
+    .await;
+    std::fs::read(&path).unwrap()
+}
+
 #[tokio::test]
-async fn carves_are_assembled_from_their_blocks() {
+async fn carves_are_assembled_from_their_blocks_and_served_block_by_block() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start_with_admin(dir.path(), &[]);
     let agent = server.agent("host-carve", OsTemplate::Ubuntu);
     agent.enroll().await.unwrap();
     let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let report = agent.carve(&data, 8192).await.unwrap();
     assert_eq!(report.block_count, 3);
+    assert_eq!(assembled(&server, &report.session_id).await, data);
 
-    let carves: Vec<_> = std::fs::read_dir(server.data_dir.join("carves"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(carves.len(), 1, "{carves:?}");
-    assert!(carves[0].to_string_lossy().ends_with(".tar"));
-    assert_eq!(std::fs::read(&carves[0]).unwrap(), data);
-    let db = server.database().await;
-    let row = sqlx::query("SELECT completed_at, path FROM carves WHERE session_id = ?")
-        .bind(&report.session_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert!(row.get::<Option<i64>, _>("completed_at").is_some());
+    let admin = server.admin().await;
+    let (status, list) = admin.get("/carves").await;
+    assert_eq!(status, 200, "{list}");
+    let carve = &list["carves"][0];
+    assert_eq!(carve["session_id"], report.session_id.as_str());
+    assert_eq!(carve["request_id"], report.request_id.as_str());
+    assert_eq!(carve["carve_id"], report.carve_id.as_str());
+    assert_eq!(carve["block_count"], 3);
+    assert_eq!(carve["blocks_received"], 3);
+    assert_eq!(carve["max_block"], 2);
+    assert_eq!(carve["expired"], false);
+    assert!(
+        carve["name"].as_str().unwrap().starts_with("host-carve-"),
+        "{carve}"
+    );
+    assert!(carve["completed_at"].is_string(), "{carve}");
+    let id = carve["id"].as_u64().unwrap();
+    use base64::Engine;
+    let mut whole = Vec::new();
+    for block in 0..3 {
+        let (status, body) = admin.get(&format!("/carves/{id}/block/{block}")).await;
+        assert_eq!(status, 200, "{body}");
+        whole.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(body["data"].as_str().unwrap())
+                .unwrap(),
+        );
+    }
+    assert_eq!(whole, data, "the blocks the API serves make up the carve");
+    let (status, _) = admin.get(&format!("/carves/{id}/block/3")).await;
+    assert_eq!(status, 400);
+    eventually("the assembled path recorded", || {
+        let admin = admin.clone();
+        let session = report.session_id.clone();
+        async move {
+            let (_, body) = admin.get(&format!("/carves/{id}")).await;
+            body["carve"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!("{session}.tar")))
+        }
+    })
+    .await;
+
+    let (status, _) = server.admin_client().get("/carves").await;
+    assert_eq!(status, 401, "carves are for signed-in global admins");
 }
 
 #[tokio::test]
@@ -671,51 +765,173 @@ async fn repeated_blocks_are_tolerated_and_completion_needs_every_block() {
     let server = Server::start(dir.path(), &[]);
     let agent = server.agent("host-carve-raw", OsTemplate::Ubuntu);
     let key = agent.enroll().await.unwrap();
-    let client = server.client();
-    let url = |path: &str| format!("{}/api/v1/osquery/{path}", server.url());
-    let begin: Value = client
-        .post(url("carve/begin"))
-        .json(&json!({"node_key": key, "block_count": 2, "block_size": 4, "carve_size": 6, "carve_id": "c1", "request_id": "r1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, begin) = carve_begin(&server, &key, 2, 4, 6).await;
+    assert_eq!(status, 200, "{begin}");
     let session = begin["session_id"].as_str().unwrap().to_owned();
-    let block = |id: u64, data: &str| json!({"block_id": id, "session_id": session, "request_id": "r1", "data": data});
-    use base64::Engine;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    for body in [block(1, &b64(b"ef")), block(1, &b64(b"ef"))] {
-        let response = client
-            .post(url("carve/block"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+    let request = format!("req-{key}");
+    for _ in 0..2 {
+        let (status, body) = carve_block(&server, &session, &request, 1, b"ef", None).await;
+        assert_eq!((status, body), (200, json!({"success": true})));
     }
-    let carves = server.data_dir.join("carves");
-    let done = || {
-        std::fs::read_dir(&carves)
+    let file = server
+        .data_dir
+        .join("carves")
+        .join(format!("{session}.tar"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!file.exists(), "a repeated block does not count twice");
+    let (status, _) = carve_block(&server, &session, "other", 0, b"abcd", None).await;
+    assert_eq!(status, 400, "the request id authenticates a block");
+    let (status, _) = carve_block(&server, &session, &request, 0, b"abcd", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(assembled(&server, &session).await, b"abcdef");
+    let (status, body) = carve_block(&server, &session, &request, 0, b"abcd", None).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"success": true})),
+        "a block resent after completion is a success"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"abcdef");
+}
+
+#[tokio::test]
+async fn carve_sessions_are_named_by_session_capped_per_host_and_bound_to_their_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(dir.path(), &["--carve-max-sessions-per-host", "2"]);
+    // A 200-character hostname and two carves in the same second: each its own file.
+    let long = format!("h{}", "x".repeat(199));
+    let agent = server.agent(&long, OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    let first = agent.carve(b"first carve", 4).await.unwrap();
+    let second = agent.carve(b"second carve", 4).await.unwrap();
+    assert_ne!(first.session_id, second.session_id);
+    assert_eq!(assembled(&server, &first.session_id).await, b"first carve");
+    assert_eq!(
+        assembled(&server, &second.session_id).await,
+        b"second carve"
+    );
+
+    // Two carves left open fill this host's quota; another host is not affected.
+    let busy = server.agent("host-busy", OsTemplate::Ubuntu);
+    let busy_key = busy.enroll().await.unwrap();
+    let (_, open) = carve_begin(&server, &busy_key, 2, 4, 8).await;
+    let session = open["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(carve_begin(&server, &busy_key, 2, 4, 8).await.0, 200);
+    let (status, body) = carve_begin(&server, &busy_key, 2, 4, 8).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("in progress"),
+        "{body}"
+    );
+    let other = server.agent("host-other", OsTemplate::Ubuntu);
+    let other_key = other.enroll().await.unwrap();
+    assert_eq!(carve_begin(&server, &other_key, 1, 4, 4).await.0, 200);
+
+    // A block sent with another host's node key is refused and not stored.
+    let request = format!("req-{busy_key}");
+    let (status, body) =
+        carve_block(&server, &session, &request, 0, b"abcd", Some(&other_key)).await;
+    assert_eq!(status, 400, "{body}");
+    let admin = server.admin().await;
+    let (_, list) = admin.get("/carves").await;
+    let carve = list["carves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["session_id"] == session.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(carve["blocks_received"], 0, "{carve}");
+    assert_eq!(
+        carve_block(&server, &session, &request, 0, b"abcd", Some(&busy_key))
+            .await
+            .0,
+        200
+    );
+
+    // A block of the wrong size fails the carve, and says why.
+    let (status, _) = carve_block(&server, &session, &request, 1, b"abc", None).await;
+    assert_eq!(status, 400);
+    let id = carve["id"].as_u64().unwrap();
+    let (_, body) = admin.get(&format!("/carves/{id}")).await;
+    assert!(
+        body["carve"]["error"]
+            .as_str()
             .unwrap()
-            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "tar"))
-    };
-    assert!(!done(), "a repeated block does not count twice");
-    let wrong = client
-        .post(url("carve/block"))
-        .json(&json!({"block_id": 0, "session_id": session, "request_id": "other", "data": b64(b"abcd")}))
-        .send()
-        .await
+            .contains("expected 4"),
+        "{body}"
+    );
+    // A failed carve frees its place in the host's quota.
+    assert_eq!(carve_begin(&server, &busy_key, 2, 4, 8).await.0, 200);
+}
+
+#[tokio::test]
+async fn abandoned_carves_expire_and_half_written_files_are_swept_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--carve-expiry", "1s"];
+    let mut server = Server::start_with_admin(dir.path(), &args);
+    let agent = server.agent("host-abandons", OsTemplate::Ubuntu);
+    let key = agent.enroll().await.unwrap();
+    let (_, begin) = carve_begin(&server, &key, 2, 4, 8).await;
+    let session = begin["session_id"].as_str().unwrap().to_owned();
+    let request = format!("req-{key}");
+    assert_eq!(
+        carve_block(&server, &session, &request, 0, b"abcd", None)
+            .await
+            .0,
+        200
+    );
+    server.stop();
+
+    let carves = dir.path().join("carves");
+    let stale = carves.join("crashed.part");
+    let fresh = carves.join("in-progress.part");
+    std::fs::write(&stale, b"left by a crash").unwrap();
+    std::fs::write(&fresh, b"being written").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(two_hours_ago)
         .unwrap();
-    assert_eq!(wrong.status(), 400, "the request id authenticates a block");
-    client
-        .post(url("carve/block"))
-        .json(&block(0, &b64(b"abcd")))
-        .send()
-        .await
-        .unwrap();
-    assert!(done());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let server = Server::start_with_admin(dir.path(), &args);
+    let admin = server.admin().await;
+    eventually("the abandoned carve expired", || {
+        let admin = admin.clone();
+        async move {
+            let (_, list) = admin.get("/carves?expired=true").await;
+            list["carves"][0]["expired"] == true
+        }
+    })
+    .await;
+    let (_, list) = admin.get("/carves?expired=true").await;
+    let carve = &list["carves"][0];
+    assert!(
+        carve["error"].as_str().unwrap().contains("expired"),
+        "{carve}"
+    );
+    let (_, live) = admin.get("/carves").await;
+    assert_eq!(
+        live["carves"],
+        json!([]),
+        "expired carves are listed only when asked"
+    );
+    let id = carve["id"].as_u64().unwrap();
+    let (status, body) = admin.get(&format!("/carves/{id}/block/0")).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["errors"][0]["reason"], "cannot get block for expired carve",
+        "{body}"
+    );
+    let (status, _) = carve_block(&server, &session, &request, 1, b"efgh", None).await;
+    assert_eq!(status, 400, "an expired session takes no more blocks");
+    assert!(
+        !stale.exists(),
+        "a half-written file left by a crash is removed"
+    );
+    assert!(fresh.exists(), "a recent one may still be written");
 }
 
 #[tokio::test]

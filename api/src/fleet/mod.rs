@@ -11,6 +11,7 @@
 
 pub mod activities;
 pub mod auth;
+pub mod carves;
 pub mod config;
 pub mod error;
 pub mod hosts;
@@ -65,6 +66,9 @@ pub fn router(live: Router<SharedState>) -> Router<SharedState> {
         .route("/vulnerabilities/{cve}", get(software::vulnerability))
         .route("/updates", get(updates::list))
         .route("/statistics/preview", get(statistics::preview))
+        .route("/carves", get(carves::list))
+        .route("/carves/{id}", get(carves::get))
+        .route("/carves/{id}/block/{block_id}", get(carves::block))
         .route("/host_summary", get(hosts::summary))
         .route("/labels", get(labels::list).post(labels::create))
         .route("/labels/summary", get(labels::summary))

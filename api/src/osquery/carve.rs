@@ -39,8 +39,9 @@ pub async fn begin(
     Ok(json_response(StatusCode::OK, body))
 }
 
-/// `POST /api/osquery/carve/block`: one block of a carve. osquery sends no node key here; the
-/// session id and request id from `begin` authenticate it.
+/// `POST /api/osquery/carve/block`: one block of a carve. The session id and request id from
+/// `begin` authenticate it; osquery 5.23 and later also send their node key in the
+/// `Authorization` header, and then the block must come from the host that began the carve.
 pub async fn block(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -56,9 +57,11 @@ pub async fn block(
         })?,
         data: request.data.unwrap_or_default(),
     };
-    state
-        .carves
-        .block(block, flotilla_engine::unix_now())
-        .await?;
+    let now = flotilla_engine::unix_now();
+    let sender = match node_key(None, &headers) {
+        Ok(key) => Some(state.hosts.authenticate(key, now).await?),
+        Err(_) => None,
+    };
+    state.carves.block(block, sender.as_ref(), now).await?;
     Ok(json_response(StatusCode::OK, &br#"{"success":true}"#[..]))
 }

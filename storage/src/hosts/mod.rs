@@ -1,6 +1,6 @@
 //! The engine's [`HostStore`] for [`SqlStore`]: the hosts the registry loads at start,
 //! enrollment (`enroll.rs`), the batched flush of check-in updates (`flush.rs`), enroll
-//! secrets and carve records.
+//! secrets.
 
 pub(crate) mod enroll;
 mod flush;
@@ -11,7 +11,7 @@ pub(crate) mod software;
 use async_trait::async_trait;
 use flotilla_engine::ids::{HostId, TeamId};
 use flotilla_engine::store::{
-    CarveRecord, DeviceTokenWrite, EnrollSecret, EnrolledHost, Enrollment, HostStore, HostUpdate,
+    DeviceTokenWrite, EnrollSecret, EnrolledHost, Enrollment, HostStore, HostUpdate,
     OrbitEnrollment, StoreError, StoredHost,
 };
 use flotilla_engine::vitals::Vitals;
@@ -237,44 +237,6 @@ impl HostStore for SqlStore {
             Err(error) if is_unique_violation(&error) => Ok(false),
             Err(error) => Err(unavailable(error)),
         }
-    }
-
-    async fn create_carve(&self, c: &CarveRecord) -> Result<(), StoreError> {
-        query(
-            "INSERT INTO carves (session_id, host_id, name, carve_id, request_id, block_count, \
-             block_size, carve_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.session_id)
-        .bind(c.host)
-        .bind(&c.name)
-        .bind(&c.carve_id)
-        .bind(&c.request_id)
-        .bind(c.block_count)
-        .bind(c.block_size)
-        .bind(c.carve_size)
-        .bind(c.created_at)
-        .execute(&self.db)
-        .await
-        .map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn finish_carve(
-        &self,
-        session_id: &str,
-        path: Option<&str>,
-        error: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        query("UPDATE carves SET completed_at = ?, path = ?, error = ? WHERE session_id = ?")
-            .bind(now)
-            .bind(path)
-            .bind(error)
-            .bind(session_id)
-            .execute(&self.db)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@
 //! | `FROM_DUAL` (`SELECT … WHERE` without a table) | nothing | `FROM DUAL` |
 //! | `LIKE_END` (after `col LIKE ?`: ASCII case ignored, `\` escapes) | `ESCAPE '\'` | `COLLATE utf8mb4_general_ci ESCAPE '\\'` |
 //! | `UPSERT(key)` … `EXCLUDED(col)` | `ON CONFLICT (key) DO UPDATE SET` … `excluded.col` | `ON DUPLICATE KEY UPDATE` … `VALUES(col)` |
+//! | `INSERT_IGNORE` (a row whose key exists is skipped, and counts as no row affected) | `INSERT OR IGNORE` | `INSERT IGNORE` |
 //!
 //! Ids are bound as signed 64-bit integers on both (SQLite's integers are signed; MySQL
 //! converts them for its `BIGINT UNSIGNED` columns), and a new row's id comes from the result
@@ -82,6 +83,9 @@ macro_rules! sql {
             [$($s,)* "(SELECT value AS id FROM json_each(?))"];
             [$($m,)* "(SELECT id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT UNSIGNED PATH '$')) AS ids)"];
             $($rest)*)
+    };
+    (@munch $d:expr; [$($s:expr),*]; [$($m:expr),*]; INSERT_IGNORE $($rest:tt)*) => {
+        $crate::sql::sql!(@munch $d; [$($s,)* "INSERT OR IGNORE"]; [$($m,)* "INSERT IGNORE"]; $($rest)*)
     };
     (@munch $d:expr; [$($s:expr),*]; [$($m:expr),*]; FOR_UPDATE $($rest:tt)*) => {
         $crate::sql::sql!(@munch $d; [$($s,)* ""]; [$($m,)* " FOR UPDATE"]; $($rest)*)

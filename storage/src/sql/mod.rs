@@ -251,6 +251,7 @@ pub(crate) enum Arg<'a> {
     Bool(bool),
     Real(f64),
     Text(Cow<'a, str>),
+    Blob(&'a [u8]),
 }
 
 /// A value a statement can take as a parameter.
@@ -285,6 +286,12 @@ impl<'a> IntoArg<'a> for &'a String {
 impl<'a> IntoArg<'a> for String {
     fn into_arg(self) -> Arg<'a> {
         Arg::Text(Cow::Owned(self))
+    }
+}
+
+impl<'a> IntoArg<'a> for &'a [u8] {
+    fn into_arg(self) -> Arg<'a> {
+        Arg::Blob(self)
     }
 }
 
@@ -454,6 +461,7 @@ fn bind_sqlite<'q>(sql: AssertSqlSafe<Cow<'static, str>>, args: Vec<Arg<'q>>) ->
             Arg::Bool(value) => query.bind(value),
             Arg::Real(value) => query.bind(value),
             Arg::Text(value) => query.bind(value),
+            Arg::Blob(value) => query.bind(value),
         })
 }
 
@@ -465,6 +473,7 @@ fn bind_mysql<'q>(sql: AssertSqlSafe<Cow<'static, str>>, args: Vec<Arg<'q>>) -> 
             Arg::Bool(value) => query.bind(value),
             Arg::Real(value) => query.bind(value),
             Arg::Text(value) => query.bind(value),
+            Arg::Blob(value) => query.bind(value),
         })
 }
 
@@ -504,6 +513,8 @@ pub(crate) trait ModelRow {
     fn opt_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error>;
     /// A fraction or score (`REAL` / `DOUBLE`).
     fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
+    /// Bytes (`BLOB` / `LONGBLOB`).
+    fn blob(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 /// A row of either backend; its columns are read through [`ModelRow`].
@@ -564,6 +575,12 @@ impl ModelRow for Row {
         }
     }
     fn opt_real(&self, column: &str) -> Result<Option<f64>, sqlx::Error> {
+        match self {
+            Row::Sqlite(row) => sqlx::Row::try_get(row, column),
+            Row::Mysql(row) => sqlx::Row::try_get(row, column),
+        }
+    }
+    fn blob(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
         match self {
             Row::Sqlite(row) => sqlx::Row::try_get(row, column),
             Row::Mysql(row) => sqlx::Row::try_get(row, column),
