@@ -218,6 +218,7 @@ impl HostState {
                 state.record.absorb(&vitals);
                 state.record.detail_updated_at = now;
                 state.record.refetch_requested = false;
+                self.slot.mark_answered();
                 let r = &state.record;
                 (
                     r.platform.clone(),
@@ -305,6 +306,7 @@ impl HostState {
             }
             record.label_updated_at = now;
             record.label_version = set.version;
+            self.slot.mark_answered();
             accepted
                 .into_iter()
                 .filter_map(|(label, member)| member.map(|m| (label, m)))
@@ -332,6 +334,7 @@ impl HostState {
             }
             record.policy_updated_at = now;
             record.policy_version = self.policies_sent.unwrap_or(set.version);
+            self.slot.mark_answered();
             accepted
         };
         if accepted.len() < answers.len() {

@@ -26,7 +26,7 @@ use crate::labels::{LabelQuery, Labels};
 use crate::live::{LiveQuery, ResultSink};
 use crate::policies::{Policies, PolicyQuery};
 use crate::record::HostRecord;
-use crate::relay::{LocalRelay, Relay, RelayEvent};
+use crate::relay::{AnswerTimes, LocalRelay, Relay, RelayEvent};
 use crate::row::Row;
 use crate::store::{
     DeviceAuth, DeviceTokenWrite, Enrollment, HostStore, OrbitEnrollment, StoreError, StoredHost,
@@ -306,6 +306,114 @@ impl Hosts {
                 slot.unannounce();
             }
         }
+    }
+
+    /// Hosts that answered detail, label or policy queries here since they were last
+    /// announced, with their answer times, marked announced.
+    pub(crate) fn answered_here_since_announced(&self) -> Vec<(HostId, AnswerTimes)> {
+        let mut answered = Vec::new();
+        for slot in self.inner.by_id.iter() {
+            if slot.take_answered() {
+                let state = slot.lock();
+                let r = &state.record;
+                answered.push((
+                    slot.id,
+                    AnswerTimes {
+                        detail: r.detail_updated_at,
+                        label: r.label_updated_at,
+                        policy: r.policy_updated_at,
+                    },
+                ));
+            }
+        }
+        answered
+    }
+
+    /// Marks these hosts' answers as not announced after the announcement failed.
+    pub(crate) fn unannounce_answers(&self, answered: &[(HostId, AnswerTimes)]) {
+        for (id, _) in answered {
+            if let Some(slot) = self.inner.by_id.get(id) {
+                slot.mark_answered();
+            }
+        }
+    }
+
+    /// Answers other nodes took: a host that answered its detail, label or policy queries on
+    /// another node is not asked them again here before its interval. A label or policy answer
+    /// counts for this node's current set only if it came after that set was installed.
+    pub fn answered_elsewhere(&self, answered: &[(HostId, AnswerTimes)]) {
+        let (labels_since, label_version) = (
+            self.inner.ctx.labels.replaced_at(),
+            self.inner.ctx.labels.read().version,
+        );
+        let (policies_since, policy_version) = (
+            self.inner.ctx.policies.replaced_at(),
+            self.inner.ctx.policies.read().version,
+        );
+        for (id, times) in answered {
+            let Some(slot) = self.inner.by_id.get(id) else {
+                continue;
+            };
+            let mut state = slot.lock();
+            let record = &mut state.record;
+            if times.detail > record.detail_updated_at {
+                record.detail_updated_at = times.detail;
+                record.refetch_requested = false;
+            }
+            if times.label > record.label_updated_at {
+                record.label_updated_at = times.label;
+                if times.label > labels_since {
+                    record.label_version = label_version;
+                }
+            }
+            if times.policy > record.policy_updated_at {
+                record.policy_updated_at = times.policy;
+                if times.policy > policies_since {
+                    record.policy_version = policy_version;
+                }
+            }
+        }
+    }
+
+    /// Brings every host in line with the store after this node may have missed other nodes'
+    /// announcements (the relay was cut off): hosts deleted, moved to another team or
+    /// re-enrolled meanwhile. Answers how many hosts changed and how many were forgotten.
+    pub async fn resync_with_store(&self) -> Result<(usize, usize), StoreError> {
+        let stored = self.inner.store.load_hosts().await?;
+        let mut present = std::collections::HashSet::with_capacity(stored.len());
+        let mut changed = 0;
+        for host in &stored {
+            present.insert(host.id);
+            let differs = match self.inner.by_id.get(&host.id) {
+                None => true,
+                Some(slot) => {
+                    let state = slot.lock();
+                    state.record.team != host.team
+                        || state.record.node_key != host.node_key
+                        || state.orbit_key != host.orbit_node_key
+                        || state.device != host.device
+                }
+            };
+            if differs {
+                self.install_stored(host);
+                changed += 1;
+            }
+        }
+        let missing: Vec<HostId> = self
+            .inner
+            .by_id
+            .iter()
+            .map(|slot| slot.id)
+            .filter(|id| !present.contains(id))
+            .collect();
+        let mut forgotten = 0;
+        for id in missing {
+            // Deleted, or enrolled here after the hosts were read: the store says which.
+            if self.inner.store.load_host(id).await?.is_none() && self.forget(id) {
+                forgotten += 1;
+            }
+        }
+        Ok((changed, forgotten))
     }
 
     pub fn counters(&self) -> &HostCounters {

@@ -61,6 +61,9 @@ impl LabelSet {
 #[derive(Default)]
 pub struct Labels {
     current: RwLock<Arc<LabelSet>>,
+    /// When [`replace`](Labels::replace) last ran (Unix seconds; 0: not since start). An
+    /// answer another node took before then was to an older set.
+    replaced_at: std::sync::atomic::AtomicI64,
 }
 
 impl Labels {
@@ -87,6 +90,12 @@ impl Labels {
         let mut current = self.current.write();
         let version = current.version + 1;
         *current = Arc::new(LabelSet { version, queries });
+        self.replaced_at
+            .store(crate::unix_now(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn replaced_at(&self) -> i64 {
+        self.replaced_at.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -7,8 +7,10 @@
 //! - [`follow_campaigns`] mirrors campaigns other nodes announce, finishes the ones they finished, and
 //!   every few seconds (and after a reconnect) reconciles with the relay's own state, so an
 //!   announcement missed while disconnected is made up for.
-//! - [`follow_hosts`] applies host changes other nodes announce, and [`announce_presence`]
-//!   announces which hosts checked in here, so every node knows which hosts are online.
+//! - [`follow_hosts`] applies host changes other nodes announce (and after a reconnect compares
+//!   the hosts with the store), and [`announce_presence`] announces which hosts checked in
+//!   here and which answered their scheduled queries here, so every node knows which hosts
+//!   are online and when each last answered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,13 +116,32 @@ pub(crate) async fn follow_hosts(hosts: Hosts, mut events: broadcast::Receiver<R
                 }
             }
             Ok(RelayEvent::HostsSeen(seen)) => hosts.seen_elsewhere(&seen),
-            Ok(RelayEvent::Changed(crate::relay::Topic::EnrollSecrets))
-            | Ok(RelayEvent::Reconnected) => {
+            Ok(RelayEvent::HostsAnswered(answered)) => hosts.answered_elsewhere(&answered),
+            Ok(RelayEvent::Changed(crate::relay::Topic::EnrollSecrets)) => {
                 if let Err(error) = hosts.reload_enroll_secrets().await {
                     tracing::warn!(%error, "could not reload the enroll secrets");
                 }
             }
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Ok(RelayEvent::Reconnected) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Announcements may have been missed: what they would have said is in the store.
+                if let Err(error) = hosts.reload_enroll_secrets().await {
+                    tracing::warn!(%error, "could not reload the enroll secrets");
+                }
+                match hosts.resync_with_store().await {
+                    Ok((0, 0)) => {}
+                    Ok((changed, forgotten)) => {
+                        tracing::info!(
+                            changed,
+                            forgotten,
+                            "hosts brought in line with the store after missed announcements"
+                        )
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not compare the hosts with the store after a reconnect")
+                    }
+                }
+            }
+            Ok(_) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
@@ -137,6 +158,16 @@ pub(crate) async fn announce_presence(hosts: Hosts, relay: Arc<dyn Relay>) {
             if let Err(error) = relay.publish(&RelayEvent::HostsSeen(chunk.to_vec())).await {
                 tracing::debug!(%error, "could not announce check-ins; the next round carries them");
                 hosts.unannounce(chunk);
+            }
+        }
+        let answered = hosts.answered_here_since_announced();
+        for chunk in answered.chunks(PRESENCE_CHUNK) {
+            if let Err(error) = relay
+                .publish(&RelayEvent::HostsAnswered(chunk.to_vec()))
+                .await
+            {
+                tracing::debug!(%error, "could not announce answers; the next round carries them");
+                hosts.unannounce_answers(chunk);
             }
         }
     }

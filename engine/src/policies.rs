@@ -119,6 +119,9 @@ impl PolicySet {
 #[derive(Default)]
 pub struct Policies {
     current: RwLock<Arc<PolicySet>>,
+    /// When [`replace`](Policies::replace) last ran (Unix seconds; 0: not since start). An
+    /// answer another node took before then was to an older set.
+    replaced_at: std::sync::atomic::AtomicI64,
 }
 
 impl Policies {
@@ -145,6 +148,12 @@ impl Policies {
         let mut current = self.current.write();
         let version = current.version + 1;
         *current = Arc::new(PolicySet { version, queries });
+        self.replaced_at
+            .store(crate::unix_now(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn replaced_at(&self) -> i64 {
+        self.replaced_at.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

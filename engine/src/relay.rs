@@ -17,7 +17,10 @@
 //!   records the outcome and tells the others, which finish after reading the log to its end.
 //! - **Hosts**: enrollments and admin changes are announced ([`RelayEvent::HostChanged`]) and
 //!   each node tells the others which hosts checked in with it ([`RelayEvent::HostsSeen`]), so
-//!   every node knows which hosts are online whichever node they talk to.
+//!   every node knows which hosts are online whichever node they talk to, and which answered
+//!   their detail, label or policy queries ([`RelayEvent::HostsAnswered`]), so a host behind
+//!   round robin runs its hourly queries once, not once per node. A node that reconnects
+//!   compares its hosts with the store, for deletions and team moves it did not hear of.
 //!
 //! Events are a fast path only: a node that missed some (a reconnect) [reconciles](Relay::active_campaigns)
 //! against the relay's state.
@@ -55,6 +58,14 @@ pub struct CampaignSpec {
     pub missing: usize,
     /// When it ends at the latest, Unix milliseconds.
     pub deadline_unix_ms: i64,
+}
+
+/// When a host last answered each kind of scheduled query, in Unix seconds (0: never).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnswerTimes {
+    pub detail: i64,
+    pub label: i64,
+    pub policy: i64,
 }
 
 /// Kinds of shared configuration whose change every node must pick up.
@@ -101,6 +112,8 @@ pub enum RelayEvent {
     HostChanged(HostId),
     /// Hosts that checked in with the sending node, with their latest check-in (Unix seconds).
     HostsSeen(Vec<(HostId, i64)>),
+    /// Hosts that answered their detail, label or policy queries on the sending node, and when.
+    HostsAnswered(Vec<(HostId, AnswerTimes)>),
     Changed(Topic),
     /// Local only: the connection to the relay was re-established and events may have been
     /// missed; reconcile.

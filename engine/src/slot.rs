@@ -27,6 +27,9 @@ pub struct HostSlot {
     remote_seen: AtomicI64,
     /// The latest check-in here this node has announced to the others.
     announced_seen: AtomicI64,
+    /// The host answered detail, label or policy queries here since this node last told the
+    /// others (shared relay only).
+    answers_unannounced: std::sync::atomic::AtomicBool,
     state: Mutex<SlotState>,
 }
 
@@ -49,6 +52,7 @@ impl HostSlot {
             persisted_seen: AtomicI64::new(seen),
             remote_seen: AtomicI64::new(0),
             announced_seen: AtomicI64::new(seen),
+            answers_unannounced: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(SlotState {
                 record,
                 actor: None,
@@ -104,6 +108,17 @@ impl HostSlot {
             return Some(here);
         }
         None
+    }
+
+    /// Notes that the host answered scheduled queries here, for the next announcement.
+    pub(crate) fn mark_answered(&self) {
+        self.answers_unannounced.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the host answered scheduled queries here since the last announcement; clears
+    /// the mark.
+    pub(crate) fn take_answered(&self) -> bool {
+        self.answers_unannounced.swap(false, Ordering::Relaxed)
     }
 
     /// Marks this host's check-ins as not announced after the announcement failed.

@@ -711,3 +711,49 @@ async fn policies_go_to_the_hosts_they_apply_to_and_only_their_answers_count() {
     let names: Vec<&str> = work.queries.iter().map(|q| &*q.name).collect();
     assert_eq!(names, vec!["fleet_policy_query_22"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn answers_another_node_took_count_here_unless_older_than_the_label_set() {
+    use flotilla_engine::labels::LabelQuery;
+    use flotilla_engine::relay::AnswerTimes;
+    let store = Arc::new(MemoryStore::default());
+    let hosts = start(store.clone(), Arc::default()).await;
+    let now = unix_now();
+    let key = hosts.enroll(enroll_request("h1"), now).await.unwrap();
+    let id = hosts.authenticate(key.as_str(), now).await.unwrap().id;
+    hosts.set_label_queries(vec![LabelQuery::new(10, "SELECT 1", "")]);
+    let names = |work: &flotilla_engine::host::ReadWork| -> Vec<String> {
+        work.queries.iter().map(|q| q.name.to_string()).collect()
+    };
+    let due = names(&hosts.read(key.as_str(), now).await.unwrap());
+    assert!(
+        due.iter().any(|n| n.starts_with("fleet_detail_query_")),
+        "{due:?}"
+    );
+
+    // The host answered its details on another node, and its labels too, but before this
+    // node's label set was installed: that answer was to an older set and does not count.
+    let later = now + 1;
+    hosts.answered_elsewhere(&[(
+        id,
+        AnswerTimes {
+            detail: later,
+            label: now - 5,
+            policy: 0,
+        },
+    )]);
+    let due = names(&hosts.read(key.as_str(), later).await.unwrap());
+    assert_eq!(due, vec!["fleet_label_query_10".to_owned()]);
+
+    // Its answer to the current set, taken on the other node: nothing is asked again here.
+    hosts.answered_elsewhere(&[(
+        id,
+        AnswerTimes {
+            detail: later,
+            label: later,
+            policy: 0,
+        },
+    )]);
+    let due = names(&hosts.read(key.as_str(), later).await.unwrap());
+    assert_eq!(due, Vec::<String>::new(), "nothing is asked again here");
+}

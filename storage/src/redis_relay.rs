@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use flotilla_engine::counters::{RelayCounters, RelayKind};
 use flotilla_engine::live::{HostResult, LiveAnswer, QueryStats};
 use flotilla_engine::relay::{
-    CampaignSpec, Relay, RelayError, RelayEvent, ResultReader, Topic, unix_now_ms,
+    AnswerTimes, CampaignSpec, Relay, RelayError, RelayEvent, ResultReader, Topic, unix_now_ms,
 };
 use flotilla_engine::{CampaignId, HostId};
 use futures_util::StreamExt;
@@ -95,11 +95,26 @@ struct Envelope {
 #[derive(Serialize, Deserialize, Debug)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Wire {
-    CampaignStarted { campaign: u64 },
-    CampaignFinished { campaign: u64, reason: String },
-    HostChanged { host: u64 },
-    HostsSeen { hosts: Vec<(u64, i64)> },
-    Changed { topic: String },
+    CampaignStarted {
+        campaign: u64,
+    },
+    CampaignFinished {
+        campaign: u64,
+        reason: String,
+    },
+    HostChanged {
+        host: u64,
+    },
+    HostsSeen {
+        hosts: Vec<(u64, i64)>,
+    },
+    /// `(host, detail, label, policy)` answer times.
+    HostsAnswered {
+        hosts: Vec<(u64, i64, i64, i64)>,
+    },
+    Changed {
+        topic: String,
+    },
 }
 
 fn to_wire(event: &RelayEvent) -> Option<Wire> {
@@ -112,6 +127,12 @@ fn to_wire(event: &RelayEvent) -> Option<Wire> {
         RelayEvent::HostChanged(id) => Wire::HostChanged { host: id.0 },
         RelayEvent::HostsSeen(hosts) => Wire::HostsSeen {
             hosts: hosts.iter().map(|(h, t)| (h.0, *t)).collect(),
+        },
+        RelayEvent::HostsAnswered(hosts) => Wire::HostsAnswered {
+            hosts: hosts
+                .iter()
+                .map(|(h, t)| (h.0, t.detail, t.label, t.policy))
+                .collect(),
         },
         RelayEvent::Changed(topic) => Wire::Changed {
             topic: topic.as_str().to_owned(),
@@ -131,6 +152,21 @@ fn from_wire(wire: Wire) -> Option<RelayEvent> {
         Wire::HostsSeen { hosts } => {
             RelayEvent::HostsSeen(hosts.into_iter().map(|(h, t)| (HostId(h), t)).collect())
         }
+        Wire::HostsAnswered { hosts } => RelayEvent::HostsAnswered(
+            hosts
+                .into_iter()
+                .map(|(h, detail, label, policy)| {
+                    (
+                        HostId(h),
+                        AnswerTimes {
+                            detail,
+                            label,
+                            policy,
+                        },
+                    )
+                })
+                .collect(),
+        ),
         Wire::Changed { topic } => RelayEvent::Changed(Topic::parse(&topic)?),
     })
 }
@@ -659,6 +695,14 @@ mod tests {
             },
             RelayEvent::HostChanged(HostId(3)),
             RelayEvent::HostsSeen(vec![(HostId(1), 100), (HostId(2), 101)]),
+            RelayEvent::HostsAnswered(vec![(
+                HostId(4),
+                AnswerTimes {
+                    detail: 100,
+                    label: 0,
+                    policy: 102,
+                },
+            )]),
             RelayEvent::Changed(Topic::Labels),
         ];
         for event in events {

@@ -570,3 +570,186 @@ async fn a_carve_whose_blocks_alternate_between_nodes_is_whole_on_every_node() {
     }
     assert!(std::fs::read(&file).unwrap() == data);
 }
+
+/// The host's id as the admin API has it.
+async fn host_id(server: &Server, identifier: &str) -> u64 {
+    let (status, body) = server
+        .admin()
+        .await
+        .get(&format!("/hosts/identifier/{identifier}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["host"]["id"].as_u64().unwrap()
+}
+
+/// The names of the scheduled (detail, label, policy) queries in one check-in's answer.
+fn scheduled(report: &flotilla_loadtest::CycleReport) -> Vec<String> {
+    report
+        .received
+        .iter()
+        .filter(|n| {
+            n.starts_with("fleet_detail_query_")
+                || n.starts_with("fleet_label_query_")
+                || n.starts_with("fleet_policy_query_")
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_answering_its_scheduled_queries_on_one_node_is_not_asked_again_by_another() {
+    if skip_mysql() {
+        return;
+    }
+    let cluster = Cluster::start(2).await;
+    let admin = cluster.node(0).admin().await;
+    let (status, body) = admin
+        .post(
+            "/labels",
+            &json!({"name": "has uptime", "query": "SELECT 1 FROM uptime"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .post(
+            "/global/policies",
+            &json!({"name": "uptime known", "query": "SELECT 1 FROM uptime"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Both nodes have the label and the policy before the host first checks in.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut host = RotatingHost::enroll(&cluster, "host-round-robin", 0).await;
+    let answerer = TemplateAnswerer::new(
+        host.agents[0].profile().clone(),
+        LiveQueryProfile::default(),
+    );
+    // A new host's first check-ins: it reports its platform, then gets everything that
+    // depends on it. All of it is answered on node 0.
+    let mut asked = Vec::new();
+    for _ in 0..3 {
+        let report = host.agents[0].run_distributed_cycle(&answerer).await;
+        assert!(report.read_ok, "{report:?}");
+        asked.extend(scheduled(&report));
+    }
+    for prefix in [
+        "fleet_detail_query_",
+        "fleet_label_query_",
+        "fleet_policy_query_",
+    ] {
+        assert!(
+            asked.iter().any(|n| n.starts_with(prefix)),
+            "node 0 asked for {prefix}*: {asked:?}"
+        );
+    }
+    let quiet = host.agents[0].run_distributed_cycle(&answerer).await;
+    assert_eq!(
+        scheduled(&quiet),
+        Vec::<String>::new(),
+        "all answered on node 0"
+    );
+
+    // Node 1 hears of the answers within one presence round (5 s) and asks none of them again.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let report = host.agents[1].run_distributed_cycle(&answerer).await;
+    assert!(report.read_ok, "{report:?}");
+    assert_eq!(
+        scheduled(&report),
+        Vec::<String>::new(),
+        "node 1 asked again for what the host answered on node 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_and_team_moves_made_while_redis_was_down_reach_every_node_when_it_returns() {
+    if skip_mysql() {
+        return;
+    }
+    let mut cluster = Cluster::start(2).await;
+    let admin = cluster.node(0).admin().await;
+    let (status, team) = admin.post("/teams", &json!({"name": "servers"})).await;
+    assert_eq!(status, 200, "{team}");
+    let team = team["team"]["id"].as_u64().unwrap();
+    let (status, policy) = admin
+        .post(
+            &format!("/teams/{team}/policies"),
+            &json!({"name": "servers only", "query": "SELECT 1 FROM uptime"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{policy}");
+    let policy = policy["policy"]["id"].as_u64().unwrap();
+    let mut doomed = RotatingHost::enroll(&cluster, "host-doomed", 0).await;
+    let mut mover = RotatingHost::enroll(&cluster, "host-mover", 1).await;
+    let answerer = TemplateAnswerer::new(
+        mover.agents[1].profile().clone(),
+        LiveQueryProfile::default(),
+    );
+    // Both hosts check in on node 1, which knows them; the mover settles with no team.
+    for _ in 0..4 {
+        assert!(
+            doomed.agents[1]
+                .run_distributed_cycle(&answerer)
+                .await
+                .read_ok
+        );
+        assert!(
+            mover.agents[1]
+                .run_distributed_cycle(&answerer)
+                .await
+                .read_ok
+        );
+    }
+    let doomed_id = host_id(cluster.node(0), "host-doomed").await;
+    let mover_id = host_id(cluster.node(0), "host-mover").await;
+
+    // Redis goes away; on node 0 an admin deletes one host and moves the other. Node 1 is not
+    // told: the announcements cannot get through.
+    cluster.redis.stop();
+    let (status, body) = admin.delete(&format!("/hosts/{doomed_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin
+        .post(
+            "/hosts/transfer",
+            &json!({"team_id": team, "hosts": [mover_id]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.redis.restart();
+
+    // When node 1 reconnects it compares its hosts with the store.
+    let key = doomed.key().unwrap();
+    let url = format!("{}/api/v1/osquery/distributed/read", cluster.node(1).url());
+    let client = cluster.node(1).client();
+    let mut refused = false;
+    for _ in 0..100 {
+        let response = client
+            .post(&url)
+            .json(&json!({"node_key": key}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        if body["node_invalid"] == true {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        refused,
+        "node 1 still serves a host deleted while Redis was down"
+    );
+    let name = format!("fleet_policy_query_{policy}");
+    let mut handed = false;
+    for _ in 0..10 {
+        let report = mover.agents[1].run_distributed_cycle(&answerer).await;
+        if report.received.contains(&name) {
+            handed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(handed, "node 1 hands the mover its new team's policy");
+}
