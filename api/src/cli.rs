@@ -157,6 +157,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOTILLA_CARVE_EXPIRY", default_value = "24h", value_parser = parse_duration)]
     pub carve_expiry: std::time::Duration,
 
+    /// Answer a log request once its lines are with the operating system, without waiting for
+    /// them to be synced to disk: faster on slow disks, but lines osquery was told are kept can
+    /// be lost on a power loss (not on a crash of this process).
+    #[arg(long, env = "FLOTILLA_NO_LOG_FSYNC")]
+    pub no_log_fsync: bool,
+
     /// Size at which result.log and status.log are rotated.
     #[arg(long, env = "FLOTILLA_OSQUERY_LOG_ROTATE_SIZE", default_value = "100MiB", value_parser = parse_size)]
     pub osquery_log_rotate_size: usize,

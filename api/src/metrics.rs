@@ -803,6 +803,32 @@ impl EngineCollector {
         let Some(logs) = &self.sources.logs else {
             return Ok(());
         };
+        let mut syncs = Vec::new();
+        logs.sync_stats(|log, count, seconds| syncs.push((log, count, seconds)));
+        if !syncs.is_empty() {
+            let mut family = e.encode_descriptor(
+                "flotilla_log_fsyncs",
+                "Syncs of an osquery log (file or spool) to disk; each covers every log request \
+                 written before it began",
+                None,
+                MetricType::Counter,
+            )?;
+            for (log, count, _) in &syncs {
+                counter(*count).encode(family.encode_family(&[("log", *log)])?)?;
+            }
+            let mut family = e.encode_descriptor(
+                "flotilla_log_fsync_seconds",
+                "Time spent syncing an osquery log to disk",
+                None,
+                MetricType::Counter,
+            )?;
+            for (log, _, seconds) in &syncs {
+                prometheus_client::encoding::EncodeMetric::encode(
+                    &prometheus_client::metrics::counter::ConstCounter::new(*seconds),
+                    family.encode_family(&[("log", *log)])?,
+                )?;
+            }
+        }
         /// One spooled destination's figures.
         struct Spool {
             log: &'static str,

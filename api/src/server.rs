@@ -487,15 +487,18 @@ fn log_sink(args: &ServeArgs, data_dir: &Path, node: &str) -> Result<LogSink> {
         &log_destination(args, LogKind::Status, node)?,
     )
     .context("opening the osquery log destinations")?;
-    if args.activity_audit_log_plugin.is_none() {
-        return Ok(sink);
-    }
-    sink.with_audit(
-        &dir,
-        rotation,
-        &log_destination(args, LogKind::Audit, node)?,
-    )
-    .context("opening the activity audit log")
+    let sink = if args.activity_audit_log_plugin.is_none() {
+        sink
+    } else {
+        sink.with_audit(
+            &dir,
+            rotation,
+            &log_destination(args, LogKind::Audit, node)?,
+        )
+        .context("opening the activity audit log")?
+    };
+    sink.set_fsync(!args.no_log_fsync);
+    Ok(sink)
 }
 
 /// `/healthz` and `/readyz`: the store, and the relay when there is one between nodes.

@@ -550,6 +550,68 @@ async fn huge_host_text_is_clipped_and_deeply_nested_lines_set_aside() {
     );
 }
 
+/// `flotilla_log_fsyncs_total{log="result"}`, 0 when absent.
+fn result_log_syncs(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("flotilla_log_fsyncs_total{log=\"result\"} "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn log_requests_are_answered_once_their_lines_are_synced_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut agents = Vec::new();
+    for i in 0..8 {
+        let agent = server.agent(&format!("host-sync-{i}"), OsTemplate::Ubuntu);
+        agent.enroll().await.unwrap();
+        agents.push(agent);
+    }
+    assert_eq!(result_log_syncs(&server.metrics_text().await), 0);
+    // 8 hosts, 5 requests each, all at once: every request waits for a sync that covers it.
+    let sends = agents.iter().enumerate().flat_map(|(i, agent)| {
+        (0..5).map(move |n| {
+            agent.log(
+                LogType::Result,
+                vec![flotilla_tests::result_line(
+                    &format!("host-sync-{i}"),
+                    "q",
+                    n,
+                )],
+                false,
+            )
+        })
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    assert_eq!(read_log(&server, "result.log").len(), 40);
+    let metrics = server.metrics_text().await;
+    let syncs = result_log_syncs(&metrics);
+    assert!((1..=40).contains(&syncs), "{syncs} syncs for 40 requests");
+    assert!(
+        metrics.contains("flotilla_log_fsync_seconds_total{log=\"result\"}"),
+        "{metrics}"
+    );
+
+    // --no-log-fsync answers without syncing.
+    let other = tempfile::tempdir().unwrap();
+    let unsynced = Server::start(other.path(), &["--no-log-fsync"]);
+    let agent = unsynced.agent("host-unsynced", OsTemplate::Ubuntu);
+    agent.enroll().await.unwrap();
+    agent
+        .log(
+            LogType::Result,
+            vec![flotilla_tests::result_line("host-unsynced", "q", 1)],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_log(&unsynced, "result.log").len(), 1);
+    assert_eq!(result_log_syncs(&unsynced.metrics_text().await), 0);
+}
+
 #[tokio::test]
 async fn the_data_directory_is_readable_by_the_server_user_only() {
     use std::os::unix::fs::PermissionsExt;

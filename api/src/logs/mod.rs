@@ -3,10 +3,13 @@
 //!
 //! - [`sink`] — `LogSink`: each log kind to its `Destination` (files with rotation, stdout,
 //!   webhook, Kafka).
+//! - [`durable`] — `GroupSync`: the group commit that makes a log request's lines durable
+//!   (one `fdatasync` for every request written before it) before osquery is answered.
 //! - [`spool`] — `SpooledOutput`: the bounded on-disk spool in front of a remote destination,
 //!   and the one sender task that hands its batches to a `Delivery`.
 //! - [`webhook`], [`kafka`], [`nats`], [`s3`] — the remote deliveries.
 
+pub mod durable;
 pub mod kafka;
 pub mod nats;
 pub mod s3;

@@ -11,9 +11,12 @@
 //! - `s3`: gzip-compressed JSON-lines objects in a bucket ([`crate::logs::s3`]), all four through
 //!   a bounded on-disk spool ([`crate::logs::spool`]).
 //!
-//! A request's lines are written together and flushed to the operating system before the
-//! request is answered, so a success answer means the lines are kept. Writes run on the
-//! blocking pool; each file has one writer at a time. A failed write is reported to osquery as
+//! A request's lines are written together, handed to the operating system and synced to disk
+//! before the request is answered, so a success answer means the lines are kept, through a
+//! power loss too. Syncs are group-committed ([`crate::logs::durable`]): one `fdatasync` covers
+//! every request written before it began. `--no-log-fsync` stops at the operating system
+//! (kept through a crash of this process, not of the machine). Writes run on the blocking
+//! pool; each file has one writer at a time. A failed write or sync is reported to osquery as
 //! 413, so it keeps the lines and sends them again.
 
 use std::fs::{self, File, OpenOptions};
@@ -23,6 +26,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::logs::durable::GroupSync;
 use crate::logs::kafka::{KafkaDelivery, KafkaSettings};
 use crate::logs::nats::{NatsDelivery, NatsSettings};
 use crate::logs::s3::{S3Delivery, S3Settings};
@@ -90,12 +94,23 @@ impl LogFile {
             .open(&self.path)?;
         self.size = file.metadata()?.len();
         self.writer = Some(BufWriter::with_capacity(64 << 10, file));
-        Ok(())
+        // The file's name is on disk too, not only its data (once per file).
+        sync_parent(&self.path)
+    }
+
+    /// A second handle on the open file, for syncing it without holding its lock.
+    fn handle(&self) -> io::Result<Option<File>> {
+        self.writer
+            .as_ref()
+            .map(|writer| writer.get_ref().try_clone())
+            .transpose()
     }
 
     fn rotate(&mut self) -> io::Result<()> {
         if let Some(mut writer) = self.writer.take() {
             writer.flush()?;
+            // Lines waiting for a sync may be in this file: it is synced before it is renamed.
+            writer.get_ref().sync_data()?;
         }
         let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
         let _ = fs::remove_file(numbered(self.rotation.keep));
@@ -162,21 +177,51 @@ pub enum Destination {
 }
 
 enum Output {
-    File(Mutex<LogFile>),
+    File {
+        file: Arc<Mutex<LogFile>>,
+        sync: Arc<GroupSync>,
+    },
     Stdout,
-    Spooled(Arc<SpooledOutput>),
+    Spooled {
+        spooled: Arc<SpooledOutput>,
+        sync: Arc<GroupSync>,
+    },
 }
 
 impl Output {
-    fn append(&self, buffer: &[u8]) -> io::Result<()> {
+    /// Hands `buffer` to the operating system; the generation to wait for until it is on disk,
+    /// if it is synced.
+    fn append(&self, buffer: &[u8]) -> io::Result<Option<u64>> {
         match self {
-            Output::File(file) => file.lock().append(buffer),
+            Output::File { file, sync } => {
+                file.lock().append(buffer)?;
+                Ok(sync.wrote())
+            }
             Output::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(buffer).and_then(|()| out.flush())
+                out.write_all(buffer).and_then(|()| out.flush())?;
+                Ok(None)
             }
-            Output::Spooled(spooled) => spooled.write(buffer),
+            Output::Spooled { spooled, sync } => {
+                spooled.write(buffer)?;
+                Ok(sync.wrote())
+            }
         }
+    }
+
+    fn sync(&self) -> Option<&Arc<GroupSync>> {
+        match self {
+            Output::File { sync, .. } | Output::Spooled { sync, .. } => Some(sync),
+            Output::Stdout => None,
+        }
+    }
+}
+
+/// Syncs the directory holding `path`, so a file created in it survives a power loss.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 
@@ -282,7 +327,7 @@ impl LogSink {
         ];
         for (log, output) in outputs {
             let Some(output) = output else { continue };
-            if let Output::Spooled(spooled) = output.as_ref() {
+            if let Output::Spooled { spooled, .. } = output.as_ref() {
                 each(SpoolStats {
                     log,
                     destination: spooled.destination_kind(),
@@ -316,9 +361,50 @@ impl LogSink {
                 None => return Ok(()),
             },
         };
-        tokio::task::spawn_blocking(move || output.append(&buffer))
-            .await
-            .map_err(io::Error::other)?
+        let written = {
+            let output = output.clone();
+            tokio::task::spawn_blocking(move || output.append(&buffer))
+                .await
+                .map_err(io::Error::other)??
+        };
+        match (written, output.sync()) {
+            (Some(generation), Some(sync)) => sync.durable(generation).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a log request waits for its lines to be synced to disk (the default) or only
+    /// handed to the operating system (`--no-log-fsync`).
+    pub fn set_fsync(&self, on: bool) {
+        for output in self.outputs() {
+            if let Some(sync) = output.sync() {
+                sync.set_enabled(on);
+            }
+        }
+    }
+
+    /// Each synced log's syncs so far and the seconds they took, for `/metrics`.
+    pub fn sync_stats(&self, mut each: impl FnMut(&'static str, u64, f64)) {
+        for (log, output) in [
+            ("result", Some(&self.result)),
+            ("status", Some(&self.status)),
+            ("audit", self.audit.as_ref()),
+        ] {
+            if let Some(sync) = output.and_then(|o| o.sync()) {
+                use std::sync::atomic::Ordering::Relaxed;
+                each(
+                    log,
+                    sync.syncs.load(Relaxed),
+                    sync.sync_nanos.load(Relaxed) as f64 / 1e9,
+                );
+            }
+        }
+    }
+
+    fn outputs(&self) -> impl Iterator<Item = &Arc<Output>> {
+        [&self.result, &self.status]
+            .into_iter()
+            .chain(self.audit.as_ref())
     }
 }
 
@@ -330,36 +416,46 @@ fn open_output(
     destination: &Destination,
     name: &str,
 ) -> io::Result<Arc<Output>> {
+    let spool_dir = dir.join("spool").join(name);
+    let spooled = |spool: &SpoolSettings, delivery: Box<dyn crate::logs::spool::Delivery>| {
+        let spooled = SpooledOutput::start(&spool_dir, spool.clone(), delivery)?;
+        let syncing = spooled.clone();
+        let sync = GroupSync::start(move || syncing.sync_current());
+        io::Result::Ok(Output::Spooled { spooled, sync })
+    };
     Ok(Arc::new(match destination {
-        Destination::Filesystem => Output::File(Mutex::new(LogFile::open(
-            dir.join(format!("{name}.log")),
-            rotation,
-        )?)),
+        Destination::Filesystem => {
+            let file = Arc::new(Mutex::new(LogFile::open(
+                dir.join(format!("{name}.log")),
+                rotation,
+            )?));
+            let syncing = file.clone();
+            let sync = GroupSync::start(move || {
+                // The handle is taken under the lock; the sync runs without it.
+                let handle = syncing.lock().handle()?;
+                handle.map_or(Ok(()), |file| file.sync_data())
+            });
+            Output::File { file, sync }
+        }
         Destination::Stdout => Output::Stdout,
         Destination::Webhook {
             url,
             timeout,
             spool,
-        } => Output::Spooled(SpooledOutput::start(
-            &dir.join("spool").join(name),
-            spool.clone(),
+        } => spooled(
+            spool,
             Box::new(WebhookDelivery::new(url.clone(), *timeout)?),
-        )?),
-        Destination::Kafka { kafka, spool } => Output::Spooled(SpooledOutput::start(
-            &dir.join("spool").join(name),
-            spool.clone(),
-            Box::new(KafkaDelivery::new(kafka.clone())),
-        )?),
-        Destination::Nats { nats, spool } => Output::Spooled(SpooledOutput::start(
-            &dir.join("spool").join(name),
-            spool.clone(),
-            Box::new(NatsDelivery::new(nats.clone())),
-        )?),
-        Destination::S3 { s3, spool } => Output::Spooled(SpooledOutput::start(
-            &dir.join("spool").join(name),
-            spool.clone(),
+        )?,
+        Destination::Kafka { kafka, spool } => {
+            spooled(spool, Box::new(KafkaDelivery::new(kafka.clone())))?
+        }
+        Destination::Nats { nats, spool } => {
+            spooled(spool, Box::new(NatsDelivery::new(nats.clone())))?
+        }
+        Destination::S3 { s3, spool } => spooled(
+            spool,
             Box::new(S3Delivery::new(s3.clone()).map_err(io::Error::other)?),
-        )?),
+        )?,
     }))
 }
 

@@ -167,6 +167,8 @@ impl Spool {
                 .create(true)
                 .append(true)
                 .open(self.segment_path(seq))?;
+            // The segment's name is on disk too, not only its lines (once per segment).
+            File::open(&self.dir)?.sync_all()?;
             self.current = Some(Current {
                 seq,
                 file,
@@ -179,6 +181,8 @@ impl Spool {
         current.file.flush()?;
         current.size += buffer.len() as u64;
         if current.size >= self.segment_bytes {
+            // Lines waiting for a sync may be in this segment: synced before it is let go.
+            current.file.sync_data()?;
             self.current = None;
         }
         Ok(())
@@ -194,6 +198,7 @@ impl Spool {
         }
         match self.current.take() {
             Some(current) if current.size > 0 && current.opened.elapsed() >= self.linger => {
+                current.file.sync_data()?;
                 Ok(Some(current.seq))
             }
             Some(current) => {
@@ -293,6 +298,20 @@ impl SpooledOutput {
             .fetch_add(lines as u64, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Syncs the segment being appended to, for the group commit
+    /// ([`crate::logs::durable::GroupSync`]): the handle is taken under the lock, the sync runs
+    /// without it. A segment let go of is synced as it is.
+    pub fn sync_current(&self) -> io::Result<()> {
+        let handle = self
+            .spool
+            .lock()
+            .current
+            .as_ref()
+            .map(|current| current.file.try_clone())
+            .transpose()?;
+        handle.map_or(Ok(()), |file| file.sync_data())
     }
 
     /// The plugin's name, as [`Delivery::kind`].
