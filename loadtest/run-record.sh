@@ -112,6 +112,9 @@ SERVER_P99_MS=$(awk -F'[{}" ]+' '/^http_request_duration_seconds_bucket\{handler
     for (i = 1; i <= NF; i++) if ($i ~ /le=$/) le = $(i + 1); n[++k] = $NF; b[k] = le }
   END { total = n[k]; for (i = 1; i <= k; i++) if (n[i] >= 0.99 * total) { print (b[i] == "+Inf" ? "null" : b[i] * 1000); exit } print "null" }' "$DATA/metrics.txt")
 [ -n "$SERVER_P99_MS" ] || SERVER_P99_MS=null
+# Syncs of result.log to disk (group-committed: fewer than log requests).
+LOG_FSYNCS=$(awk '/^flotilla_log_fsyncs_total\{log="result"\}/ { print $2 }' "$DATA/metrics.txt")
+[ -n "$LOG_FSYNCS" ] || LOG_FSYNCS=null
 
 # The hosts are still enrolled (the server keeps them), so this is RSS after enrolment.
 RSS_AFTER_KB=$(status_kb VmRSS)
@@ -128,7 +131,7 @@ jq -c \
   --argjson cores "$(nproc)" \
   --argjson mem_kb "$(awk '/MemTotal/ { print $2 }' /proc/meminfo)" \
   --argjson rss_before "$RSS_BEFORE_KB" --argjson rss_after "$RSS_AFTER_KB" \
-  --argjson server_p99 "$SERVER_P99_MS" \
+  --argjson server_p99 "$SERVER_P99_MS" --argjson log_fsyncs "$LOG_FSYNCS" \
   --argjson hwm "$HWM_KB" --argjson cpu_ticks "$(( CPU_AFTER - CPU_BEFORE ))" --argjson hz "$HZ" \
   '{
     date: $date, "label": $lbl, commit: $commit, cores: $cores,
@@ -148,6 +151,10 @@ jq -c \
     steady_checkin_p99_ms: .steady_state.endpoints.distributed_read.latency_ms.p99_ms,
     steady_checkin_max_ms: .steady_state.endpoints.distributed_read.latency_ms.max_ms,
     server_checkin_p99_at_most_ms: $server_p99,
+    log_requests: .endpoints.log.requests,
+    log_p50_ms: .endpoints.log.latency_ms.p50_ms,
+    log_p99_ms: .endpoints.log.latency_ms.p99_ms,
+    result_log_fsyncs: $log_fsyncs,
     server_rss_mb_before: ($rss_before / 1024 | round),
     server_rss_mb_after: ($rss_after / 1024 | round),
     server_rss_mb_peak: ($hwm / 1024 | round),

@@ -655,6 +655,70 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// A MariaDB server of the test's own — its own data directory and port — so a test can kill
+/// it with SIGKILL and start it again, as a crash of the database machine would, without
+/// touching the server other tests share. Needs Debian's `mariadb-server` (`mariadbd`,
+/// `mariadb-install-db`). Grants are off: any user may connect, and `root` is used.
+pub struct OwnMariaDb {
+    pub service: ServiceProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnMariaDb {
+    pub fn start() -> OwnMariaDb {
+        let dir = tempfile::tempdir().expect("a directory for MariaDB");
+        let data = dir.path().join("data");
+        let installed = Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--skip-test-db", "--auth-root-authentication-method=normal"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running mariadb-install-db (install mariadb-server)");
+        assert!(installed.success(), "mariadb-install-db failed");
+        let port = free_port();
+        let args = vec![
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", data.display()),
+            format!("--port={port}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            format!("--socket={}", dir.path().join("mysqld.sock").display()),
+            format!("--pid-file={}", dir.path().join("mysqld.pid").display()),
+            "--user=root".to_owned(),
+            "--skip-grant-tables".to_owned(),
+            "--skip-name-resolve".to_owned(),
+            "--innodb-buffer-pool-size=32M".to_owned(),
+            format!("--log-error={}", dir.path().join("error.log").display()),
+        ];
+        OwnMariaDb {
+            service: ServiceProcess::start("mariadbd", &args, port, "mariadb-server"),
+            _dir: dir,
+        }
+    }
+
+    /// `mysql://root@127.0.0.1:<port>/<database>`; `database` empty for none.
+    pub fn url(&self, database: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{database}", self.service.port)
+    }
+
+    /// Creates `name` and answers its URL.
+    pub async fn create_database(&self, name: &str) -> String {
+        use sqlx::Connection;
+        let mut conn = sqlx::MySqlConnection::connect(&self.url(""))
+            .await
+            .expect("connecting to the test's own MariaDB");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("creating a database");
+        let _ = conn.close().await;
+        self.url(name)
+    }
+}
+
 /// A private `redis-server` on a free port, with nothing kept on disk (like a cache that loses
 /// everything when it restarts).
 pub struct RedisServer {

@@ -307,6 +307,95 @@ async fn a_mysql_outage_keeps_check_ins_answered_and_loses_no_last_seen_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_killed_and_restarted_under_load_loses_nothing() {
+    if skip_mysql() {
+        return;
+    }
+    // A MariaDB of this test's own, so it can be killed.
+    let mut mariadb = flotilla_tests::OwnMariaDb::start();
+    let url = mariadb.create_database("flotilla").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_admin(
+        dir.path(),
+        &[
+            "--mysql-url",
+            &url,
+            "--mysql-connect-timeout",
+            "1s",
+            "--seen-write-interval",
+            "1s",
+        ],
+    );
+    let admin = server.admin().await;
+    let (status, policy) = admin
+        .post(
+            "/global/policies",
+            &json!({"name": "uptime known", "query": "SELECT 1 FROM uptime"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{policy}");
+    let policy = policy["policy"]["id"].as_u64().unwrap();
+    // One cycle each: enrolled, details in; the policy is handed out at the next check-in,
+    // which comes after the database is gone.
+    let agents = enrolled(&server, "crash", 3).await;
+
+    mariadb.service.stop();
+    let killed_at = unix_now();
+    let (stop, tasks) = keep_checking_in(agents);
+    wait_for_health(&server, 500).await;
+    let (status, body) = raw_enroll(&server, "during-the-outage").await;
+    assert_eq!(status, 503, "an enrollment is told to retry: {body}");
+    // Check-ins go on from memory for a while, policy answers included.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    mariadb.service.restart();
+    wait_for_health(&server, 200).await;
+    let (status, body) = raw_enroll(&server, "after-the-outage").await;
+    assert_eq!(status, 200, "{body}");
+    let _ = stop.send(true);
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    // What the hosts reported while the database was down reached it once it was back.
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut last = (0, 0);
+    for _ in 0..300 {
+        let seen: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM hosts WHERE osquery_host_id LIKE 'crash-%' AND seen_time > ?",
+        )
+        .bind(killed_at)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let answered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM policy_membership WHERE policy_id = ? AND passes = 1",
+        )
+        .bind(policy)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        last = (seen, answered);
+        if last == (3, 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last,
+        (3, 3),
+        "(hosts whose check-ins during the outage were written, policy answers written)"
+    );
+    let (status, hosts) = admin.get("/hosts?query=crash-").await;
+    assert_eq!(status, 200, "{hosts}");
+    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 3, "no host lost or doubled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_stops_the_start_with_its_cause() {
     if skip_mysql() {
         return;
