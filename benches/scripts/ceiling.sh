@@ -8,9 +8,9 @@
 #   benches/scripts/ceiling.sh            # HOSTS=1000 CONNS=64 DURATION=20s PORT=8743
 #
 # The hosts are enrolled and settled (details and labels answered) by flotilla-loadtest
-# first; their node keys are then read from the server's SQLite file, and the wrk script
-# sends each request with the next key in turn. Set SERVER_ARGS for other backends (the
-# keys are then read with KEYS_SQL through the mysql client instead).
+# first, which writes their node keys to a file at the end (`--node-keys-out`: the server
+# keeps only digests), and the wrk script sends each request with the next key in turn. Set
+# SERVER_ARGS for other backends.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${BIN:-$ROOT/target/release}"
@@ -31,17 +31,7 @@ for _ in $(seq 1 60); do grep -q "is listening on" "$DATA/server.log" && break; 
 # Enroll and settle the hosts: two check-in rounds at a 2 s interval.
 "$BIN/flotilla-loadtest" --server "https://localhost:$PORT" --ca "$DATA/tls/ca.pem" \
   --enroll-secret ceiling --hosts "$HOSTS" --start-period 5s --distributed-interval 2s \
-  --duration 15s --connections shared --quiet >/dev/null
-
-if [ -n "${KEYS_SQL:-}" ]; then
-  mysql -N -e "$KEYS_SQL" >"$DATA/keys.txt"
-else
-  python3 - "$DATA/flotilla.db" >"$DATA/keys.txt" <<'PY'
-import sqlite3, sys
-for (key,) in sqlite3.connect(sys.argv[1]).execute("SELECT node_key FROM hosts WHERE node_key IS NOT NULL"):
-    print(key)
-PY
-fi
+  --duration 15s --connections shared --quiet --node-keys-out "$DATA/keys.txt" >/dev/null
 echo "hosts with node keys: $(wc -l <"$DATA/keys.txt")"
 
 cat >"$DATA/read.lua" <<LUA

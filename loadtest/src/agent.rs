@@ -802,6 +802,12 @@ impl SimAgent {
         Some(self.shared.current_key()).filter(|k| !k.is_empty())
     }
 
+    /// Reads this agent's node key later, after [`run`](SimAgent::run) has taken the agent.
+    pub fn key_reader(&self) -> impl Fn() -> Option<String> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || Some(shared.current_key()).filter(|k| !k.is_empty())
+    }
+
     /// Replace the cached node key (e.g. to simulate a restart with a key persisted in
     /// osquery's database); `None` deletes it.
     pub fn set_node_key(&self, key: Option<String>) {

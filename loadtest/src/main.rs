@@ -195,6 +195,11 @@ struct Cli {
     /// Write the JSON summary to this file too
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// At the end, write every enrolled host's node key to this file, one a line (the server
+    /// keeps only their digests), for tools that then speak for those hosts (wrk in
+    /// benches/scripts/ceiling.sh)
+    #[arg(long, value_name = "PATH")]
+    node_keys_out: Option<PathBuf>,
     /// No progress bar (it is also hidden when stderr is not a terminal)
     #[arg(long, short)]
     quiet: bool,
@@ -593,6 +598,10 @@ async fn main() -> anyhow::Result<()> {
     let counters = Arc::new(AgentCounters::with_histograms());
     let sends = (cli.scenario == Scenario::Fanout).then(|| Arc::new(SendTimes::new(cli.hosts)));
     let (agents, index) = build_agents(&cli, &network, seed, &counters, sends.as_ref())?;
+    let key_readers: Vec<_> = match cli.node_keys_out {
+        Some(_) => agents.iter().map(SimAgent::key_reader).collect(),
+        None => Vec::new(),
+    };
     let (rss_built, _) = memory_mb();
 
     let run = Run::start(&cli);
@@ -622,6 +631,14 @@ async fn main() -> anyhow::Result<()> {
     }
     while let Some(res) = fleetd_tasks.join_next().await {
         res.context("fleetd task panicked")?;
+    }
+    if let Some(path) = &cli.node_keys_out {
+        let keys: String = key_readers
+            .iter()
+            .filter_map(|read| read())
+            .map(|key| key + "\n")
+            .collect();
+        std::fs::write(path, keys).with_context(|| format!("writing {}", path.display()))?;
     }
     let total = counters.snapshot(false);
     let elapsed = run.started.elapsed();

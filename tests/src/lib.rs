@@ -671,7 +671,11 @@ impl OwnMariaDb {
         let installed = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--user=root", "--skip-test-db", "--auth-root-authentication-method=normal"])
+            .args([
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

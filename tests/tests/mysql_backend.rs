@@ -392,7 +392,11 @@ async fn the_database_killed_and_restarted_under_load_loses_nothing() {
     );
     let (status, hosts) = admin.get("/hosts?query=crash-").await;
     assert_eq!(status, 200, "{hosts}");
-    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 3, "no host lost or doubled");
+    assert_eq!(
+        hosts["hosts"].as_array().unwrap().len(),
+        3,
+        "no host lost or doubled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
