@@ -819,6 +819,48 @@ async fn carves_are_assembled_from_their_blocks_and_served_block_by_block() {
 
     let (status, _) = server.admin_client().get("/carves").await;
     assert_eq!(status, 401, "carves are for signed-in global admins");
+
+    // Bad input gets Fleet's errors.
+    for (path, expected) in [
+        ("/carves/999999".to_owned(), 404),
+        ("/carves/not-a-number".to_owned(), 400),
+        (format!("/carves/{id}/block/x"), 400),
+        ("/carves?per_page=20000".to_owned(), 400),
+    ] {
+        let (status, body) = admin.get(&path).await;
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    // Only global admins, as in Fleet: every other role is refused every carve route.
+    let (status, team) = admin.post("/teams", &json!({"name": "carvers"})).await;
+    assert_eq!(status, 200, "{team}");
+    let team = team["team"]["id"].as_u64().unwrap();
+    for (email, roles) in [
+        (
+            "maintainer@example.com",
+            json!({"global_role": "maintainer"}),
+        ),
+        ("observer@example.com", json!({"global_role": "observer"})),
+        (
+            "team-admin@example.com",
+            json!({"global_role": null, "teams": [{"id": team, "role": "admin"}]}),
+        ),
+    ] {
+        let mut body = json!({"name": email, "email": email, "password": "user-password-1!"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(roles.as_object().unwrap().clone());
+        let (status, created) = admin.post("/users/admin", &body).await;
+        assert_eq!(status, 200, "{created}");
+        let user = server.login(email, "user-password-1!").await;
+        for path in [
+            "/carves".to_owned(),
+            format!("/carves/{id}"),
+            format!("/carves/{id}/block/0"),
+        ] {
+            let (status, body) = user.get(&path).await;
+            assert_eq!(status, 403, "{email} {path}: {body}");
+        }
+    }
 }
 
 #[tokio::test]
