@@ -19,6 +19,9 @@ pub mod cli;
 pub mod client;
 pub mod device;
 pub mod fleet;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod live;
 pub mod logs;

@@ -1144,7 +1144,8 @@ fn stripe_of(identifier: &str) -> usize {
     (hasher.finish() % ENROLL_STRIPES as u64) as usize
 }
 
-fn vitals_from_details(request: &EnrollRequest) -> Vitals {
+/// The vitals an enroll request's `host_details` give.
+pub fn vitals_from_details(request: &EnrollRequest) -> Vitals {
     let mut vitals = Vitals::default();
     if let Some(row) = &request.os_version {
         vitals.ingest_os_version(row);
@@ -1160,7 +1161,7 @@ fn vitals_from_details(request: &EnrollRequest) -> Vitals {
 
 /// The host's identity: the agent's own `host_identifier`, else osquery's instance UUID, else
 /// the hardware UUID.
-fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
+pub fn identifier_for(request: &EnrollRequest, vitals: &Vitals) -> Option<String> {
     let provided = clip(&request.host_identifier);
     if !provided.is_empty() {
         return Some(provided.to_owned());

@@ -17,6 +17,9 @@
 //! `timestamp.json` last, so a client never sees metadata naming a file not yet there and a
 //! failed command leaves the repository as it was.
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod repo;
 

@@ -57,6 +57,9 @@
 //! [`host_version`] when the host reports it, and it is.
 
 mod ecosystem;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod load;
 mod osv;
 mod version;

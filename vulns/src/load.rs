@@ -117,7 +117,7 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 }
 
 #[derive(Default)]
-struct Builder {
+pub(crate) struct Builder {
     feed: Feed,
     report: LoadReport,
     drafts: HashMap<String, MetaDraft>,
@@ -292,7 +292,7 @@ impl Builder {
         }
     }
 
-    fn load_osv_bytes(&mut self, bytes: &[u8]) -> Result<usize, String> {
+    pub(crate) fn load_osv_bytes(&mut self, bytes: &[u8]) -> Result<usize, String> {
         let records = osv::parse_records(bytes).map_err(|e| e.to_string())?;
         let n = records.len();
         for r in records {
@@ -337,7 +337,7 @@ impl Builder {
         Ok(total)
     }
 
-    fn load_kev(&mut self, bytes: &[u8]) -> Result<usize, String> {
+    pub(crate) fn load_kev(&mut self, bytes: &[u8]) -> Result<usize, String> {
         #[derive(Deserialize)]
         struct Kev {
             vulnerabilities: Vec<KevEntry>,
@@ -357,7 +357,7 @@ impl Builder {
         Ok(n)
     }
 
-    fn load_epss(&mut self, bytes: &[u8]) -> Result<usize, String> {
+    pub(crate) fn load_epss(&mut self, bytes: &[u8]) -> Result<usize, String> {
         let mut rdr = csv::ReaderBuilder::new()
             .comment(Some(b'#'))
             .trim(csv::Trim::All)
@@ -411,7 +411,7 @@ impl Builder {
         });
     }
 
-    fn finish(mut self) -> (Feed, LoadReport) {
+    pub(crate) fn finish(mut self) -> (Feed, LoadReport) {
         self.report.kev = self.kev.len();
         self.report.epss = self.epss.len();
         self.feed.cves = self

@@ -33,7 +33,8 @@ pub async fn check_header_key(
     Ok(())
 }
 
-fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, OsqueryError> {
+/// Inflates a gzip body, refusing it once it grows past `limit`.
+pub fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, OsqueryError> {
     let mut inflated = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
     GzDecoder::new(compressed)
         .take(limit as u64 + 1)
@@ -93,7 +94,7 @@ pub static INVALID_UTF8_BODIES: std::sync::atomic::AtomicU64 = std::sync::atomic
 /// The body as valid UTF-8: osquery passes through whatever bytes a table returned (a file
 /// name, a registry value), and refusing the body would make it resend the same batch
 /// forever. A bad byte becomes U+FFFD, the rest is kept, and the body is counted.
-fn valid_utf8(body: Bytes) -> Bytes {
+pub fn valid_utf8(body: Bytes) -> Bytes {
     if std::str::from_utf8(&body).is_ok() {
         return body;
     }

@@ -116,30 +116,7 @@ impl Carves {
         begin: CarveBegin,
         now: i64,
     ) -> Result<String, OsqueryError> {
-        let bad = |m: &str| Err(OsqueryError::BadRequest(m.to_owned()));
-        if begin.carve_size == 0 {
-            return bad("carve_size must be greater than 0");
-        }
-        if begin.block_size == 0 || begin.block_size > MAX_BLOCK_SIZE {
-            return bad("block_size must be between 1 byte and 256 MiB");
-        }
-        if begin.carve_size > MAX_CARVE_SIZE {
-            return bad("carve_size exceeds the maximum of 8 GiB");
-        }
-        let capacity = begin.block_count.checked_mul(begin.block_size);
-        let floor = begin
-            .block_count
-            .saturating_sub(1)
-            .saturating_mul(begin.block_size);
-        if begin.block_count == 0
-            || capacity.is_none_or(|c| begin.carve_size > c)
-            || begin.carve_size <= floor
-        {
-            return bad("carve_size does not match block_size and block_count");
-        }
-        if begin.request_id.is_empty() {
-            return bad("request_id is required");
-        }
+        check_begin(&begin)?;
         let max_block = *self
             .max_block
             .get_or_try_init(|| self.store.max_carve_block())
@@ -286,12 +263,41 @@ impl Carves {
     }
 }
 
+/// The sizes a `carve/begin` announces, checked against each other and the limits.
+pub fn check_begin(begin: &CarveBegin) -> Result<(), OsqueryError> {
+    let bad = |m: &str| Err(OsqueryError::BadRequest(m.to_owned()));
+    if begin.carve_size == 0 {
+        return bad("carve_size must be greater than 0");
+    }
+    if begin.block_size == 0 || begin.block_size > MAX_BLOCK_SIZE {
+        return bad("block_size must be between 1 byte and 256 MiB");
+    }
+    if begin.carve_size > MAX_CARVE_SIZE {
+        return bad("carve_size exceeds the maximum of 8 GiB");
+    }
+    let capacity = begin.block_count.checked_mul(begin.block_size);
+    let floor = begin
+        .block_count
+        .saturating_sub(1)
+        .saturating_mul(begin.block_size);
+    if begin.block_count == 0
+        || capacity.is_none_or(|c| begin.carve_size > c)
+        || begin.carve_size <= floor
+    {
+        return bad("carve_size does not match block_size and block_count");
+    }
+    if begin.request_id.is_empty() {
+        return bad("request_id is required");
+    }
+    Ok(())
+}
+
 fn unavailable(error: impl std::fmt::Display) -> OsqueryError {
     OsqueryError::Unavailable(error.to_string())
 }
 
 /// The block's bytes, if it fits its place in the carve.
-fn check_block(carve: &Carve, block: &CarveBlock) -> Result<Vec<u8>, String> {
+pub fn check_block(carve: &Carve, block: &CarveBlock) -> Result<Vec<u8>, String> {
     if block.block_id >= carve.block_count {
         return Err(format!(
             "block_id {} is out of range for {} blocks",

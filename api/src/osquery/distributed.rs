@@ -79,7 +79,8 @@ pub async fn write(
     Ok(super::empty_object())
 }
 
-fn host_results(request: &WriteBody) -> HostResults {
+/// The answers of a write as the engine takes them.
+pub fn host_results(request: &WriteBody) -> HostResults {
     let mut results = HostResults::default();
     for (name, raw) in &request.queries {
         let status = status_code(request.statuses.get(AsRef::<str>::as_ref(name)));

@@ -16,22 +16,7 @@ pub async fn enroll(
     body: Body,
 ) -> Result<Response, OsqueryError> {
     let bytes = read_body(&headers, body, state.limits.default).await?;
-    let request: EnrollBody = parse(&bytes)?;
-    let mut details = request.host_details.unwrap_or_default();
-    let mut table = |name: &str| {
-        details.remove(name).map(|row| {
-            row.iter()
-                .map(|(k, v)| (k.clone(), scalar_text(v)))
-                .collect()
-        })
-    };
-    let enroll = EnrollRequest {
-        enroll_secret: request.enroll_secret.unwrap_or_default(),
-        host_identifier: request.host_identifier.unwrap_or_default(),
-        os_version: table("os_version"),
-        osquery_info: table("osquery_info"),
-        system_info: table("system_info"),
-    };
+    let enroll = enroll_request(parse(&bytes)?);
     let key = state
         .hosts
         .enroll(enroll, flotilla_engine::unix_now())
@@ -45,4 +30,24 @@ pub async fn enroll(
     let body = serde_json::to_vec(&serde_json::json!({ "node_key": key.as_str() }))
         .expect("a JSON object serialises");
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// What the engine needs of an enroll body: the secret, the identifier, and the three
+/// `host_details` tables it reads (values as osquery would have written them).
+pub fn enroll_request(request: EnrollBody) -> EnrollRequest {
+    let mut details = request.host_details.unwrap_or_default();
+    let mut table = |name: &str| {
+        details.remove(name).map(|row| {
+            row.iter()
+                .map(|(k, v)| (k.clone(), scalar_text(v)))
+                .collect()
+        })
+    };
+    EnrollRequest {
+        enroll_secret: request.enroll_secret.unwrap_or_default(),
+        host_identifier: request.host_identifier.unwrap_or_default(),
+        os_version: table("os_version"),
+        osquery_info: table("osquery_info"),
+        system_info: table("system_info"),
+    }
 }

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use super::body::{check_header_key, node_key, parse, read_body};
 use super::error::OsqueryError;
 use super::wire::LogBody;
+use crate::agent_config::configs::ScheduledQuery;
 use crate::logs::sink::LogKind;
 use crate::state::{AppState, SharedState};
 
@@ -146,6 +147,31 @@ fn process_results<'a>(
     host: &HostRecord,
     lines: &[&'a RawValue],
 ) -> Vec<&'a RawValue> {
+    let sorted = sort_results(lines, host.team, |team, name| {
+        state.agent_configs.scheduled(team, name)
+    });
+    let now = flotilla_engine::unix_now();
+    for (query, rows) in sorted.reports {
+        state.reports.record(query, host.id, now, rows);
+    }
+    sorted.forwarded
+}
+
+/// Result lines sorted by the saved query they come from.
+pub struct SortedResults<'a> {
+    /// What goes on to the result log.
+    pub forwarded: Vec<&'a RawValue>,
+    /// The newest snapshot rows of each known query that keeps a report.
+    pub reports: HashMap<QueryId, Vec<String>>,
+}
+
+/// Sorts a host's result lines: `scheduled` names the saved query a result name belongs to
+/// (by team and name), `host_team` is the sending host's team.
+pub fn sort_results<'a>(
+    lines: &[&'a RawValue],
+    host_team: Option<TeamId>,
+    scheduled: impl Fn(Option<TeamId>, &str) -> Option<ScheduledQuery>,
+) -> SortedResults<'a> {
     let mut forwarded = Vec::with_capacity(lines.len());
     let mut snapshots: HashMap<QueryId, Snapshot> = HashMap::new();
     for &line in lines {
@@ -158,7 +184,7 @@ fn process_results<'a>(
             .name
             .as_deref()
             .and_then(parse_pack_name)
-            .and_then(|(team, name)| state.agent_configs.scheduled(team, name));
+            .and_then(|(team, name)| scheduled(team, name));
         let Some(query) = known else {
             forwarded.push(line);
             continue;
@@ -166,7 +192,7 @@ fn process_results<'a>(
         if query.automations_enabled {
             forwarded.push(line);
         }
-        let same_team = query.team.is_none() || query.team == host.team;
+        let same_team = query.team.is_none() || query.team == host_team;
         if !query.keeps_report || !same_team {
             continue;
         }
@@ -197,11 +223,13 @@ fn process_results<'a>(
             }
         }
     }
-    let now = flotilla_engine::unix_now();
-    for (query, snapshot) in snapshots {
-        state.reports.record(query, host.id, now, snapshot.rows);
+    SortedResults {
+        forwarded,
+        reports: snapshots
+            .into_iter()
+            .map(|(query, snapshot)| (query, snapshot.rows))
+            .collect(),
     }
-    forwarded
 }
 
 /// The team and query name of a Fleet-scheduled query's result name:
@@ -264,7 +292,7 @@ pub static LINES_SET_ASIDE: [std::sync::atomic::AtomicU64; 2] = [
 ];
 
 /// Whether `text` (valid JSON) nests objects and arrays deeper than `max`.
-fn nests_deeper_than(text: &str, max: usize) -> bool {
+pub fn nests_deeper_than(text: &str, max: usize) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for byte in text.bytes() {
         if in_string {
@@ -292,14 +320,15 @@ fn nests_deeper_than(text: &str, max: usize) -> bool {
 }
 
 /// A request's lines as the log takes them, and those it does not.
-struct Lines<'a> {
+pub struct Lines<'a> {
     /// Each object on its own line, as the agent encoded it (objects spread over several lines
     /// are re-encoded onto one).
-    buffer: Vec<u8>,
-    set_aside: Vec<(SetAsideReason, &'a RawValue)>,
+    pub buffer: Vec<u8>,
+    pub set_aside: Vec<(SetAsideReason, &'a RawValue)>,
 }
 
-fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> Lines<'a> {
+/// The lines a log destination is given, one JSON object per line, and those set aside.
+pub fn json_lines<'a>(lines: impl Iterator<Item = &'a RawValue>) -> Lines<'a> {
     let mut buffer = Vec::new();
     let mut set_aside = Vec::new();
     for line in lines {

@@ -7,10 +7,10 @@ pub mod carves;
 pub mod error;
 pub mod wire;
 
-mod carve;
+pub(crate) mod carve;
 mod config;
-mod distributed;
-mod enroll;
+pub(crate) mod distributed;
+pub(crate) mod enroll;
 pub mod log;
 
 use std::time::Duration;
