@@ -96,7 +96,6 @@ pub trait CarveStore: Send + Sync + 'static {
         &self,
         carve: &NewCarve,
         limits: CarveLimits,
-        now: i64,
     ) -> Result<CarveBegun, StoreError>;
 
     async fn carve_by_session(&self, session_id: &str) -> Result<Option<Carve>, StoreError>;
@@ -194,7 +193,6 @@ impl CarveStore for SqlStore {
         &self,
         c: &NewCarve,
         limits: CarveLimits,
-        _now: i64,
     ) -> Result<CarveBegun, StoreError> {
         // Counted outside a transaction: two begins racing may both pass, which only lets a
         // cap be exceeded by the few requests in flight at that moment.

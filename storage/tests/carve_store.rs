@@ -35,7 +35,7 @@ fn carve(session: &str, host: u64, blocks: u64, now: i64) -> NewCarve {
 async fn blocks_are_counted_once_and_one_writer_completes_the_carve(backend: &Backend) {
     let store = backend.admin();
     let begun = store
-        .begin_carve(&carve("s1", 1, 3, 100), LIMITS, 100)
+        .begin_carve(&carve("s1", 1, 3, 100), LIMITS)
         .await
         .unwrap();
     assert_eq!(begun, CarveBegun::Opened);
@@ -75,7 +75,7 @@ async fn open_carves_are_capped_per_host_and_in_total(backend: &Backend) {
     let store = backend.admin();
     let open = |s, h| {
         let c = carve(s, h, 1, 100);
-        async move { store.begin_carve(&c, LIMITS, 100).await.unwrap() }
+        async move { store.begin_carve(&c, LIMITS).await.unwrap() }
     };
     assert_eq!(open("a", 1).await, CarveBegun::Opened);
     assert_eq!(open("b", 1).await, CarveBegun::Opened);
@@ -114,7 +114,6 @@ async fn expiry_deletes_blocks_and_fails_open_carves(backend: &Backend) {
                     per_host: 9,
                     total: 9,
                 },
-                created,
             )
             .await
             .unwrap();

@@ -599,17 +599,31 @@ pub struct ServiceProcess {
     args: Vec<String>,
     /// What to install when the program is missing, for the panic message.
     package: &'static str,
+    /// The working directory, for programs that keep their files relative to it.
+    dir: Option<PathBuf>,
 }
 
 impl ServiceProcess {
     /// Starts `program args…` and waits until it accepts connections on `port`.
     pub fn start(program: &str, args: &[String], port: u16, package: &'static str) -> Self {
+        Self::start_in(None, program, args, port, package)
+    }
+
+    /// [`ServiceProcess::start`] with `dir`, when given, as the working directory.
+    pub fn start_in(
+        dir: Option<&Path>,
+        program: &str,
+        args: &[String],
+        port: u16,
+        package: &'static str,
+    ) -> Self {
         let mut service = ServiceProcess {
             child: None,
             port,
             program: program.to_owned(),
             args: args.to_vec(),
             package,
+            dir: dir.map(Path::to_path_buf),
         };
         service.restart();
         service
@@ -626,7 +640,11 @@ impl ServiceProcess {
     /// Starts it again on the same port, with the same arguments.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let child = command
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

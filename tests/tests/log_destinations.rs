@@ -1,8 +1,10 @@
-//! The NATS and S3 log destinations against real servers of their protocols, which the tests
-//! start and stop themselves: a private `nats-server` with JetStream (Debian's `nats-server`)
-//! and moto's S3 server (`moto_server`, PyPI `moto[server]`). For each: every line arrives
-//! exactly as sent; the destination stopped and started again loses nothing; `flotilla` killed
-//! with SIGKILL and started again loses nothing osquery was told was accepted.
+//! The NATS, S3 and Kafka log destinations against real servers of their protocols, which the
+//! tests start and stop themselves: a private `nats-server` with JetStream (Debian's
+//! `nats-server`), moto's S3 server (`moto_server`, PyPI `moto[server]`) and a tansu Kafka
+//! broker (crates.io `tansu` with its SQLite storage: `cargo install tansu --locked --features
+//! libsql`). For each: every line arrives exactly as sent; the destination stopped and started
+//! again loses nothing; `flotilla` killed with SIGKILL and started again loses nothing osquery
+//! was told was accepted.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -499,4 +501,158 @@ async fn a_missing_bucket_is_named_at_start_and_the_server_still_takes_logs() {
     assert!(sample(&metrics, &format!("flotilla_log_spool_bytes{labels}")) > 0.0);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(secret), "the secret key was logged");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka
+
+/// A private tansu broker on a free port, its log kept in SQLite under `store` (so a restart
+/// keeps the topic and what it holds). tansu opens `sqlite://NAME` relative to its working
+/// directory, which is `store`.
+fn kafka_broker(store: &std::path::Path) -> ServiceProcess {
+    let port = free_port();
+    let listener = format!("tcp://127.0.0.1:{port}");
+    ServiceProcess::start_in(
+        Some(store),
+        "tansu",
+        &args(&[
+            "broker",
+            "--kafka-cluster-id",
+            "flotilla-tests",
+            "--kafka-listener-url",
+            &listener,
+            "--kafka-advertised-listener-url",
+            &listener,
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ]),
+        port,
+        "crates.io's tansu: cargo install tansu --locked --features libsql",
+    )
+}
+
+async fn kafka_client(port: u16) -> rskafka::client::Client {
+    rskafka::client::ClientBuilder::new(vec![format!("127.0.0.1:{port}")])
+        .build()
+        .await
+        .expect("a Kafka client")
+}
+
+/// Every record of partition 0 of `topic`, in offset order, as JSON.
+async fn topic_lines(port: u16, topic: &str) -> Vec<Value> {
+    let partition = kafka_client(port)
+        .await
+        .partition_client(
+            topic,
+            0,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .unwrap();
+    let end = partition
+        .get_offset(rskafka::client::partition::OffsetAt::Latest)
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut offset = 0;
+    while offset < end {
+        let (records, _high_watermark) = partition
+            .fetch_records(offset, 1..1_000_000, 1_000)
+            .await
+            .unwrap();
+        if records.is_empty() {
+            break;
+        }
+        for record in records {
+            offset = record.offset + 1;
+            let value = record
+                .record
+                .value
+                .expect("each record has the line as its value");
+            lines.push(serde_json::from_slice(&value).unwrap());
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_reach_a_kafka_topic_across_a_broker_restart_and_a_sigkill() {
+    flotilla_loadtest::install_crypto_provider();
+    let store = tempfile::tempdir().unwrap();
+    let mut broker = kafka_broker(store.path());
+    let topic = "osquery_results";
+    kafka_client(broker.port)
+        .await
+        .controller_client()
+        .unwrap()
+        .create_topic(topic, 1, 1, 5_000)
+        .await
+        .expect("the topic is created");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let brokers = format!("127.0.0.1:{}", broker.port);
+    let flags = [
+        "--listen",
+        &listen,
+        "--osquery-result-log-plugin",
+        "kafka",
+        "--kafka-brokers",
+        &brokers,
+        "--osquery-result-log-kafka-topic",
+        topic,
+        "--osquery-log-batch-lines",
+        "7",
+    ];
+    let mut server = Server::start(dir.path(), &flags);
+    let mut sent = Sent::enrolled(&server, "kafka-host").await;
+    let port = broker.port;
+    let arrived = async |count: usize| {
+        eventually_within(
+            &format!("{count} lines in the topic"),
+            WAIT,
+            move || async move { topic_lines(port, topic).await.len() >= count },
+        )
+        .await;
+    };
+
+    sent.send(0..30).await;
+    arrived(30).await;
+
+    // The broker goes away: osquery's posts are still accepted (spooled), none lost.
+    broker.stop();
+    sent.send(30..60).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let labels = r#"{log="result",destination="kafka"}"#;
+    let metrics = server.metrics_text().await;
+    assert!(sample(&metrics, &format!("flotilla_log_spool_bytes{labels}")) > 0.0);
+    broker.restart();
+    sent.send(60..80).await;
+    arrived(80).await;
+    let metrics = server.metrics_text().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("flotilla_log_lines_delivered_total{labels}")
+        ),
+        80.0
+    );
+
+    // flotilla dies right after accepting lines; started again, it delivers them.
+    sent.send(80..100).await;
+    server.kill();
+    let server = Server::start(dir.path(), &flags);
+    sent.send(100..110).await;
+    arrived(110).await;
+
+    // Every line, in order. Kafka takes no message ids, so a batch produced just before the
+    // kill may come again after it (at least once): each line's first arrival is in order.
+    let lines = topic_lines(port, topic).await;
+    let mut first_arrivals = Vec::new();
+    for seq in seqs_of("kafka-host", &lines) {
+        if !first_arrivals.contains(&seq) {
+            first_arrivals.push(seq);
+        }
+    }
+    assert_eq!(first_arrivals, sent.seqs);
+    drop(server);
 }

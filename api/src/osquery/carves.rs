@@ -151,7 +151,7 @@ impl Carves {
         let limits = self.settings.limits;
         match self
             .store
-            .begin_carve(&carve, limits, now)
+            .begin_carve(&carve, limits)
             .await
             .map_err(unavailable)?
         {
