@@ -286,7 +286,7 @@ impl Builder {
         }
         if used {
             self.feed.records.push(RecordInfo {
-                osv_id: rec.id,
+                osv_id: rec.id.trim().to_owned(),
                 cve,
             });
         }

@@ -128,17 +128,27 @@ pub(crate) fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, serde_json::Err
 /// Ubuntu records name the CVE they track); else a CVE embedded in the id
 /// (`DEBIAN-CVE-2024-1234`, `UBUNTU-CVE-…`); else the OSV id itself.
 pub(crate) fn display_cve(r: &Record) -> String {
-    let is_cve = |s: &str| s.len() > 4 && s[..4].eq_ignore_ascii_case("CVE-");
-    if is_cve(&r.id) {
-        return r.id.to_ascii_uppercase();
+    // `get`, not indexing: ids come from the feed and may start with any character. Blanks
+    // around an id are the feed's slip, not part of it (the lookup by CVE trims too).
+    let is_cve =
+        |s: &str| s.len() > 4 && s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CVE-"));
+    let id = r.id.trim();
+    if is_cve(id) {
+        return id.to_ascii_uppercase();
     }
-    if let Some(a) = r.aliases.iter().chain(&r.upstream).find(|a| is_cve(a)) {
+    if let Some(a) = r
+        .aliases
+        .iter()
+        .chain(&r.upstream)
+        .map(|a| a.trim())
+        .find(|a| is_cve(a))
+    {
         return a.to_ascii_uppercase();
     }
-    if let Some(pos) = r.id.to_ascii_uppercase().find("-CVE-") {
-        return r.id[pos + 1..].to_ascii_uppercase();
+    if let Some(pos) = id.to_ascii_uppercase().find("-CVE-") {
+        return id[pos + 1..].to_ascii_uppercase();
     }
-    r.id.clone()
+    id.to_owned()
 }
 
 /// The highest CVSS base score among a record's `severity` vectors (v2, v3.0,
@@ -167,6 +177,29 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert!(r[0].aliases.is_empty());
         assert!(r[0].affected[0].ranges.is_empty());
+    }
+
+    #[test]
+    fn ids_and_aliases_starting_with_other_than_ascii_are_shown_as_they_are() {
+        // Found by fuzzing: the first four bytes of "CVE\u{359}…" end inside a character.
+        let r: Record =
+            serde_json::from_str(r#"{"id": "CVE\u0359-1", "aliases": ["abcé-1"], "affected": []}"#)
+                .unwrap();
+        assert_eq!(display_cve(&r), "CVE\u{359}-1");
+    }
+
+    #[test]
+    fn blanks_around_ids_and_aliases_are_not_part_of_them() {
+        // Found by fuzzing: " PYSEC-…" was matched, but its metadata was filed under the
+        // blank and the lookup by CVE, which trims, did not find it.
+        let r: Record =
+            serde_json::from_str(r#"{"id": " PYSEC-2024-1 ", "affected": []}"#).unwrap();
+        assert_eq!(display_cve(&r), "PYSEC-2024-1");
+        let r: Record = serde_json::from_str(
+            r#"{"id": "GHSA-x", "aliases": [" cve-2024-2\n"], "affected": []}"#,
+        )
+        .unwrap();
+        assert_eq!(display_cve(&r), "CVE-2024-2");
     }
 
     #[test]
